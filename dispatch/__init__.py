@@ -1,0 +1,1 @@
+"""dispatch: outbound call campaigns for Pinecall voice agents."""

@@ -1,0 +1,5 @@
+import sys
+
+from dispatch.cli.main import main
+
+sys.exit(main())

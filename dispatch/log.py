@@ -1,0 +1,94 @@
+"""Structured logging (structlog) with secret redaction.
+
+Secrets never reach a log line: keys whose name looks secret are masked, and any
+value registered with :func:`register_secret` (the API key, webhook secrets) is
+replaced wherever it appears inside a string, including exception text.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import threading
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+__all__ = ["configure_logging", "get_logger", "redact", "register_secret"]
+
+_SECRET_KEY = re.compile(r"(api[_-]?key|secret|token|password|authorization)", re.IGNORECASE)
+_MASK = "***"
+_secrets: set[str] = set()
+_lock = threading.Lock()
+
+
+def register_secret(value: str | None) -> None:
+    """Remember ``value`` so that it is masked in every log line from now on."""
+    if value and len(value) >= 4:
+        with _lock:
+            _secrets.add(value)
+
+
+def redact(text: str) -> str:
+    """Return ``text`` with every registered secret masked."""
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, _MASK)
+    return text
+
+
+def _redact_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, BaseException):
+        return redact(f"{type(value).__name__}: {value}")
+    if isinstance(value, dict):
+        return {k: (_MASK if _SECRET_KEY.search(str(k)) else _redact_value(v)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact_value(v) for v in value]
+    return value
+
+
+def _redact_processor(
+    _logger: Any, _name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    for key in list(event_dict):
+        if _SECRET_KEY.search(key) and event_dict[key] is not None:
+            event_dict[key] = _MASK
+        else:
+            event_dict[key] = _redact_value(event_dict[key])
+    return event_dict
+
+
+def _redact_rendered(_logger: Any, _name: str, rendered: str) -> str:
+    return redact(rendered)
+
+
+def configure_logging(*, json: bool = False, level: str = "info", stream: Any = None) -> None:
+    """Configure structlog for the process (CLI, daemon). Libraries need not call it."""
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if json
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            _redact_processor,
+            renderer,
+            _redact_rendered,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(name: str) -> Any:
+    """A structlog logger bound to ``logger=name``."""
+    return structlog.get_logger(name).bind(logger=name)

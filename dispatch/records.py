@@ -1,0 +1,104 @@
+"""The unit of work: one call record, as a strategy hands it to the hub."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from dispatch.phone import InvalidPhone, normalize_phone
+
+__all__ = ["Record"]
+
+
+class Record(BaseModel):
+    """A person to call, with everything the call needs.
+
+    Building a ``Record`` never fails because of a bad phone number: the raw text
+    is kept, :attr:`phone_error` says what is wrong, and the hub marks the record
+    ``skipped`` with reason ``invalid_phone``. Other fields are validated normally
+    (a missing ``id`` is a :class:`pydantic.ValidationError` that names the field).
+
+    ``not_before`` is the earliest time the record may be dialled; a naive datetime
+    is taken as UTC.
+    """
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    id: str = Field(min_length=1)
+    phone: str
+    greeting: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    prompt_vars: dict[str, str] = Field(default_factory=dict)
+    config: dict[str, Any] = Field(default_factory=dict)
+    not_before: dt.datetime | None = None
+    default_region: str | None = Field(default=None, exclude=True, repr=False)
+
+    _phone_error: str | None = PrivateAttr(default=None)
+
+    @field_validator("id", "phone", mode="before")
+    @classmethod
+    def _coerce_text(cls, value: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(int(value)) if float(value).is_integer() else str(value)
+        return "" if value is None else value
+
+    @field_validator("prompt_vars", mode="before")
+    @classmethod
+    def _vars_as_text(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {str(k): "" if v is None else str(v) for k, v in value.items()}
+        return value
+
+    @field_validator("not_before")
+    @classmethod
+    def _aware(cls, value: dt.datetime | None) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value
+
+    @model_validator(mode="after")
+    def _normalise_phone(self) -> Record:
+        self.normalize(self.default_region)
+        return self
+
+    def normalize(self, default_region: str | None) -> bool:
+        """Try to put :attr:`phone` in E.164 form; return True on success.
+
+        Called at construction with the record's own ``default_region`` and again
+        by the hub with its own default when the record had none.
+        """
+        try:
+            self.phone = normalize_phone(self.phone, default_region)
+        except InvalidPhone as exc:
+            self._phone_error = exc.why
+            return False
+        self._phone_error = None
+        return True
+
+    @property
+    def phone_error(self) -> str | None:
+        """Why :attr:`phone` cannot be dialled, or ``None`` when it is valid E.164."""
+        return self._phone_error
+
+    @property
+    def invalid_detail(self) -> str | None:
+        """Why this record must not be dialled because of bad input, else ``None``.
+
+        A strategy that cannot map a row cleanly (e.g. a greeting template field is
+        empty) still returns a Record and puts the explanation, naming the row and
+        the field, in ``metadata["_invalid"]``; the hub then skips the record with
+        reason ``invalid_record`` so that nothing is lost silently.
+        """
+        detail = self.metadata.get("_invalid")
+        return str(detail) if detail else None
+
+    @property
+    def not_before_ts(self) -> float | None:
+        """``not_before`` as epoch seconds."""
+        return self.not_before.timestamp() if self.not_before else None
+
+    def payload(self) -> dict[str, Any]:
+        """What the store keeps besides id and phone (JSON-safe)."""
+        return self.model_dump(mode="json", exclude={"id", "phone", "default_region"})
