@@ -62,8 +62,14 @@ def _redact_processor(
     return event_dict
 
 
-def _redact_rendered(_logger: Any, _name: str, rendered: str) -> str:
-    return redact(rendered)
+class _RedactingRenderer:
+    """Runs the real renderer, then masks registered secrets in its output."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __call__(self, logger: Any, name: str, event_dict: MutableMapping[str, Any]) -> str:
+        return redact(str(self._inner(logger, name, event_dict)))
 
 
 def configure_logging(*, json: bool = False, level: str = "info", stream: Any = None) -> None:
@@ -80,8 +86,7 @@ def configure_logging(*, json: bool = False, level: str = "info", stream: Any = 
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
             _redact_processor,
-            renderer,
-            _redact_rendered,
+            _RedactingRenderer(renderer),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stderr),
@@ -90,5 +95,7 @@ def configure_logging(*, json: bool = False, level: str = "info", stream: Any = 
 
 
 def get_logger(name: str) -> Any:
-    """A structlog logger bound to ``logger=name``."""
-    return structlog.get_logger(name).bind(logger=name)
+    """A structlog logger bound to ``component=name``."""
+    # Bind lazily (initial values, not .bind()): a module-level logger must follow a
+    # configure_logging() call made after the module was imported.
+    return structlog.get_logger(name, component=name)

@@ -82,13 +82,19 @@ class MemoryConnection:
         try:
             item = await self._recv.receive()
         except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
-            self._closed = TransportClosed(1006, "")
+            self._closed = self._closed or TransportClosed(1006, "")
+            self._release()
             raise self._closed from None
         if isinstance(item, TransportClosed):
             self._closed = item
-            self._recv.close()
+            self._release()
             raise item
         return item
+
+    def _release(self) -> None:
+        # close both stream ends so none is left for the GC to warn about
+        self._send.close()
+        self._recv.close()
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         if self._closed is not None:
@@ -98,7 +104,7 @@ class MemoryConnection:
             self._send.send_nowait(TransportClosed(code, reason))
         except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
             pass
-        self._send.close()
+        self._release()
 
 
 def memory_pair() -> tuple[MemoryConnection, MemoryConnection]:

@@ -1,0 +1,185 @@
+"""Call commands (dial, hang-up, history, tool results) and the frame dispatcher.
+
+Each handler takes the :class:`~dispatch.sandbox.session.Session` and the parsed
+frame, and only queues replies (no awaiting), so the session runs them inline and
+``call.dialing`` frames leave in the order the dials arrived. Frame shapes are
+those of the wire contract in DESIGN.md.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from dispatch.phone import is_e164
+from dispatch.sandbox.calls import SimCall, new_id
+from dispatch.sandbox.dial_log import DialRecord
+from dispatch.sandbox.registration import (
+    AgentState,
+    greeting_text,
+    log,
+    on_agent_configure,
+    on_agent_create,
+    on_channel_add,
+    on_channel_remove,
+    on_connect,
+    on_ping,
+    own_agent,
+)
+from dispatch.sandbox.state import phone_key
+
+if TYPE_CHECKING:
+    from dispatch.sandbox.session import Session
+
+__all__ = ["HANDLERS", "dispatch_frame"]
+
+Handler = Callable[["Session", dict[str, Any]], None]
+
+# -- calls ------------------------------------------------------------------------
+
+
+def on_call_dial(session: Session, frame: dict[str, Any]) -> None:
+    session.dials_received += 1
+    agent = own_agent(session, frame)
+    to, from_ = frame.get("to"), frame.get("from")
+    metadata = frame.get("metadata") if isinstance(frame.get("metadata"), dict) else None
+    record = DialRecord(
+        call_id=None,
+        agent_id=agent.wire_id if agent else str(frame.get("agent_id")),
+        to=str(to),
+        from_=from_ if isinstance(from_, str) else None,
+        metadata=metadata,
+        received_at=time.time(),
+        connection=session.id,
+    )
+    code = _dial_refusal(session, agent, to, from_)
+    if code is not None:
+        _call_error(session, frame, record, code)
+    else:
+        assert agent is not None and isinstance(to, str)
+        _place_call(session, frame, agent, record, to)
+    limit = session.state.faults.drop_after_dials
+    if limit is not None and session.dials_received >= limit:
+        session.drop_fault()
+
+
+def _dial_refusal(
+    session: Session, agent: AgentState | None, to: object, from_: object
+) -> str | None:
+    if agent is None:
+        return "AGENT_NOT_FOUND"
+    if not isinstance(to, str) or not is_e164(to):
+        return "INVALID_NUMBER"
+    if not isinstance(from_, str) or phone_key(from_) not in agent.channels:
+        return "INVALID_FROM"
+    return session.state.faults.take_dial_refusal()
+
+
+_ERROR_TEXT = {
+    "AGENT_NOT_FOUND": "unknown agent on this connection",
+    "INVALID_NUMBER": "'to' is not an E.164 number",
+    "INVALID_FROM": "'from' is not a phone channel of this agent",
+}
+
+
+def _call_error(session: Session, frame: dict[str, Any], record: DialRecord, code: str) -> None:
+    session.state.dial_log.rejected(record, code)
+    reply: dict[str, Any] = {"event": "call.error", "agent_id": record.agent_id}
+    reply["to"] = frame.get("to")
+    if "metadata" in frame:
+        reply["metadata"] = frame["metadata"]
+    reply["error"] = _ERROR_TEXT.get(code, f"{code}: dial refused by sandbox fault")
+    reply["code"] = code
+    session.emit(reply)
+
+
+def _place_call(
+    session: Session, frame: dict[str, Any], agent: AgentState, record: DialRecord, to: str
+) -> None:
+    state = session.state
+    record.call_id = new_id("CA", 32)
+    greeting = greeting_text(frame.get("greeting")) or agent.greeting
+    call = SimCall(
+        session,
+        record,
+        state.plan_call(to),
+        agent_id=agent.wire_id,
+        greeting=greeting,
+        limits=agent.limits,
+        metadata_given="metadata" in frame,
+    )
+    state.dial_log.opened(record)
+    state.notify()
+    session.emit(call.dialing_frame())
+    session.start_call(call)
+
+
+def on_call_hangup(session: Session, frame: dict[str, Any]) -> None:
+    call = session.calls.get(str(frame.get("call_id")))
+    if call is not None:
+        call.hangup()
+
+
+def on_history(session: Session, frame: dict[str, Any]) -> None:
+    """``history.set_vars`` and the other ``history.*`` writes: ack with the count."""
+    call_id, request_id = frame.get("call_id"), frame.get("request_id")
+    call = session.calls.get(str(call_id))
+    reply: dict[str, Any] = {"event": "history.updated", "call_id": call_id}
+    if request_id is not None:
+        reply["request_id"] = request_id
+    if call is None:
+        reply["error"] = "call not found"
+    else:
+        if frame["event"] == "history.set_vars" and isinstance(frame.get("vars"), dict):
+            call.record.vars.update(frame["vars"])
+        reply["count"] = call.history_count
+    session.emit(reply)
+
+
+def on_tool_result(session: Session, frame: dict[str, Any]) -> None:
+    call = session.calls.get(str(frame.get("call_id")))
+    msg_id = frame.get("msg_id", frame.get("message_id"))
+    if call is None or not isinstance(msg_id, str):
+        return
+    if not call.deliver_tool_result(msg_id, frame.get("results")):
+        session.state.duplicate_tool_results += 1
+
+
+def _ignore(session: Session, frame: dict[str, Any]) -> None:
+    pass
+
+
+HANDLERS: dict[str, Handler] = {
+    "connect": on_connect,
+    "ping": on_ping,
+    "pong": _ignore,
+    "agent.create": on_agent_create,
+    "agent.configure": on_agent_configure,
+    "channel.add": on_channel_add,
+    "channel.remove": on_channel_remove,
+    "call.dial": on_call_dial,
+    "call.hangup": on_call_hangup,
+    "history.set_vars": on_history,
+    "history.add": on_history,
+    "history.set": on_history,
+    "history.clear": on_history,
+    "history.add_context": on_history,
+    "history.set_instructions": on_history,
+    "llm.tool_result": on_tool_result,
+}
+
+
+def dispatch_frame(session: Session, frame: dict[str, Any]) -> None:
+    """Run the handler of ``frame['event']``; unknown events (and anything but
+    ``connect`` before the handshake) are ignored and logged at debug. A handler
+    that fails on a malformed frame is logged; the connection carries on."""
+    event = frame["event"]
+    handler = HANDLERS.get(event)
+    if handler is None or (not session.authed and event != "connect"):
+        log().debug("sandbox.ignored_frame", frame_event=event, connection=session.id)
+        return
+    try:
+        handler(session, frame)
+    except Exception:
+        log().exception("sandbox.bad_frame", frame_event=event, connection=session.id)

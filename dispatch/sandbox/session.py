@@ -1,0 +1,210 @@
+"""One client connection: handshake, the frame reader, the single writer, teardown.
+
+Command handlers (``dispatch.sandbox.commands``) are synchronous: they only queue
+frames with :meth:`Session.emit`, so replies leave in the order the commands
+arrived (``call.dialing`` in dial order) and per-frame work stays small. The one
+writer task applies the frame faults (delay, noise, drop after N frames).
+
+When the connection closes (either side), the session's task group is cancelled:
+every live call ends as ``app_detached`` and the session's agent ids and phone
+numbers are freed for other sockets.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from anyio.abc import TaskGroup
+
+from dispatch.log import get_logger
+from dispatch.sandbox.commands import dispatch_frame
+from dispatch.sandbox.registration import release_session
+from dispatch.sandbox.state import SandboxState
+from dispatch.sdk.transport import Connection, TransportClosed
+
+if TYPE_CHECKING:
+    from dispatch.sandbox.calls import SimCall
+    from dispatch.sandbox.registration import AgentState
+
+__all__ = ["Session"]
+
+
+def log() -> Any:
+    """The sandbox logger, looked up per use so that it follows ``configure_logging``
+    called after import (``get_logger`` binds the configuration at call time)."""
+    return get_logger("dispatch.sandbox")
+
+
+_NOISE = json.dumps({"event": "sandbox.noise", "note": "unknown event; ignore me"})
+_GARBAGE = "this is not json {"
+
+
+@dataclass(frozen=True, slots=True)
+class _Close:
+    code: int
+    reason: str
+
+
+def dumps(frame: dict[str, Any]) -> str:
+    return json.dumps(frame, separators=(",", ":"))
+
+
+class Session:
+    """Server side of one ``/client`` connection; see :meth:`run`."""
+
+    def __init__(self, state: SandboxState, conn: Connection) -> None:
+        self.state, self.conn = state, conn
+        self.id = state.next_connection
+        state.next_connection += 1
+        self.authed = False
+        self.closing = False
+        self.agents: dict[str, AgentState] = {}
+        self.calls: dict[str, SimCall] = {}
+        self.frames_sent = self.frames_received = self.dials_received = 0
+        self._out_send, self._out_receive = anyio.create_memory_object_stream[str | _Close](
+            math.inf
+        )
+        self._tg: TaskGroup | None = None
+
+    # -- used by commands and calls -----------------------------------------------
+
+    def emit(self, frame: dict[str, Any]) -> None:
+        """Queue ``frame`` for the writer (never blocks; dropped once closed)."""
+        try:
+            self._out_send.send_nowait(dumps(frame))
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            pass
+
+    def close_soon(self, code: int, reason: str) -> None:
+        """Close the socket after the frames queued so far; ignore later client frames."""
+        if not self.closing:
+            self.closing = True
+            try:
+                self._out_send.send_nowait(_Close(code, reason))
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                pass
+
+    def start_call(self, call: SimCall) -> None:
+        """Run ``call`` in this connection's task group."""
+        assert self._tg is not None
+        self.calls[call.call_id] = call
+        self._tg.start_soon(call.run, name=f"call {call.call_id}")
+
+    def forget(self, call_id: str) -> None:
+        self.calls.pop(call_id, None)
+
+    def drop_fault(self) -> None:
+        """A drop fault fired: disarm it (unless repeating) and close soon."""
+        faults = self.state.faults
+        code, reason = faults.drop_code, faults.drop_reason
+        faults.disarm_drops()
+        log().info("sandbox.fault_drop", connection=self.id, code=code)
+        self.close_soon(code, reason)
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve the connection until it closes; then end its calls and free its names."""
+        self.state.sessions.add(self)
+        self.state.notify()
+        log().info("sandbox.connection_opened", connection=self.id)
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                tg.start_soon(self._writer)
+                tg.start_soon(self._handshake_deadline)
+                await self._reader()
+                tg.cancel_scope.cancel()
+        finally:
+            self._out_send.close()
+            self._out_receive.close()
+            release_session(self)
+            self.state.sessions.discard(self)
+            self.state.notify()
+            log().info("sandbox.connection_closed", connection=self.id)
+
+    def on_authenticated(self) -> None:
+        """Handshake done: start the per-connection timers the faults/settings ask for."""
+        self.authed = True
+        assert self._tg is not None
+        if self.state.faults.drop_after_s is not None:
+            self._tg.start_soon(self._drop_after, self.state.faults.drop_after_s)
+        if self.state.ping_interval_s:
+            self._tg.start_soon(self._pinger, self.state.ping_interval_s)
+
+    async def _reader(self) -> None:
+        while True:
+            try:
+                text = await self.conn.recv()
+            except TransportClosed:
+                return
+            self.frames_received += 1
+            self.state.frames_received += 1
+            if self.closing:
+                continue
+            frame = _parse(text)
+            if frame is None:
+                log().debug("sandbox.unparsable_frame", connection=self.id)
+                continue
+            dispatch_frame(self, frame)
+            limit = self.state.faults.drop_after_received
+            if limit is not None and self.frames_received >= limit:
+                self.drop_fault()
+
+    async def _writer(self) -> None:
+        async for item in self._out_receive:
+            if isinstance(item, _Close):
+                await self.conn.close(item.code, item.reason)
+                return
+            try:
+                await self._send(item)
+            except TransportClosed:
+                return
+            limit = self.state.faults.drop_after_frames
+            if limit is not None and self.frames_sent >= limit and not self.closing:
+                self.drop_fault()
+
+    async def _send(self, text: str) -> None:
+        faults = self.state.faults
+        if faults.frame_delay_s > 0:
+            await anyio.sleep(faults.frame_delay_s)
+        if faults.unknown_events:
+            await self.conn.send(_NOISE)
+        if faults.garbage_frames:
+            await self.conn.send(_GARBAGE)
+        await self.conn.send(text)
+        self.frames_sent += 1
+        self.state.frames_sent += 1
+
+    async def _handshake_deadline(self) -> None:
+        await anyio.sleep(self.state.handshake_timeout_s)
+        if not self.authed:
+            self.close_soon(1008, "handshake timeout")
+
+    async def _drop_after(self, delay_s: float) -> None:
+        await anyio.sleep(delay_s)
+        self.drop_fault()
+
+    async def _pinger(self, interval_s: float) -> None:
+        while True:
+            await anyio.sleep(interval_s)
+            self.emit({"event": "ping"})
+
+    async def drop(self, code: int, reason: str) -> None:
+        """Close the socket now (``Sandbox.drop_connections``)."""
+        self.closing = True
+        await self.conn.close(code, reason)
+
+
+def _parse(text: str) -> dict[str, Any] | None:
+    try:
+        frame = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(frame, dict) or not isinstance(frame.get("event"), str):
+        return None
+    return frame

@@ -1,0 +1,118 @@
+"""Shared vocabulary: reasons, E.164, Record, log redaction, the memory transport."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import anyio
+import pytest
+from pydantic import ValidationError
+
+from dispatch.log import configure_logging, get_logger, register_secret
+from dispatch.phone import InvalidPhone, normalize_phone
+from dispatch.records import Record
+from dispatch.sdk.reasons import Reason, normalize_reason
+from dispatch.sdk.transport import TransportClosed, memory_pair
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("no-answer", Reason.NO_ANSWER),
+        ("no_answer", Reason.NO_ANSWER),
+        ("No-Answer", Reason.NO_ANSWER),
+        ("canceled", Reason.CANCELED),
+        ("cancelled", Reason.CANCELED),
+        ("hangup", Reason.HANGUP),
+        ("caller_hangup", Reason.HANGUP),
+        ("busy", Reason.BUSY),
+        ("failed", Reason.FAILED),
+        ("max_duration", Reason.MAX_DURATION),
+        ("idle_timeout", Reason.IDLE_TIMEOUT),
+        ("connection_lost", Reason.DISCONNECTED),
+        ("Dial timeout", Reason.TIMEOUT),
+        ("", Reason.UNKNOWN),
+        (None, Reason.UNKNOWN),
+        ("something new", Reason.UNKNOWN),
+    ],
+)
+def test_reason_vocabulary_is_normalised_once(raw: str | None, expected: Reason) -> None:
+    assert normalize_reason(raw) is expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "region", "expected"),
+    [
+        ("+1 (415) 555-0101", None, "+14155550101"),
+        ("415-555-0101", "US", "+14155550101"),
+        ("0034 611 234 567", None, "+34611234567"),
+        ("+44 20 7946 0018", None, "+442079460018"),
+        ("sip:agent@example.com", None, "sip:agent@example.com"),
+    ],
+)
+def test_normalize_phone(raw: str, region: str | None, expected: str) -> None:
+    assert normalize_phone(raw, region) == expected
+
+
+@pytest.mark.parametrize("raw", ["", "555-12", "abc", "+1555", None])
+def test_invalid_phones_say_why(raw: str | None) -> None:
+    with pytest.raises(InvalidPhone) as info:
+        normalize_phone(raw)
+    assert info.value.why
+
+
+def test_record_never_fails_on_a_bad_phone() -> None:
+    record = Record(id="r1", phone="555-12")
+    assert record.phone == "555-12"
+    assert record.phone_error is not None
+    good = Record(id=7, phone="415 555 0101", default_region="US", prompt_vars={"n": 3})
+    assert (good.id, good.phone, good.phone_error) == ("7", "+14155550101", None)
+    assert good.prompt_vars == {"n": "3"}
+
+
+def test_record_other_fields_are_validated_and_named() -> None:
+    with pytest.raises(ValidationError) as info:
+        Record(id="", phone="+14155550101")
+    assert "id" in str(info.value)
+
+
+def test_record_invalid_detail_and_naive_not_before_is_utc() -> None:
+    import datetime as dt
+
+    record = Record(
+        id="x",
+        phone="+14155550101",
+        metadata={"_invalid": "row 3: greeting field 'name' is empty"},
+        not_before=dt.datetime(2026, 1, 1, 9, 0),
+    )
+    assert record.invalid_detail == "row 3: greeting field 'name' is empty"
+    assert record.not_before is not None and record.not_before.tzinfo is dt.UTC
+
+
+def test_secrets_never_reach_a_log_line() -> None:
+    secret = "pk_live_0123456789abcdef"
+    register_secret(secret)
+    stream = io.StringIO()
+    configure_logging(json=True, stream=stream)
+    log = get_logger("test")
+    log.error("refused", api_key=secret, error=RuntimeError(f"bad key {secret}"), url=f"x?k={secret}")
+    line = stream.getvalue()
+    assert secret not in line
+    event = json.loads(line)
+    assert event["api_key"] == "***"
+    assert event["component"] == "test"
+
+
+@pytest.mark.anyio
+async def test_memory_pair_carries_frames_and_close_codes() -> None:
+    client, server = memory_pair()
+    await client.send("hello")
+    assert await server.recv() == "hello"
+    await server.close(1008, "invalid api key")
+    with pytest.raises(TransportClosed) as info:
+        await client.recv()
+    assert (info.value.code, info.value.reason) == (1008, "invalid api key")
+    await client.close()
+    with anyio.fail_after(1), pytest.raises(TransportClosed):
+        await server.send("late")
