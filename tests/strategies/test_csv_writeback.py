@@ -1,0 +1,123 @@
+"""Outcome write-back into the CSV (atomic, appends survive) and the results file."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import pytest
+from csv_helpers import drain, phones, write
+
+from dispatch.records import Record
+from dispatch.sdk.reasons import Reason
+from dispatch.strategy import Outcome
+from strategies import CsvStrategy
+from strategies._csv_writeback import StatusWriteBack
+
+pytestmark = pytest.mark.anyio
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def outcome(record: Record, reason: Reason, disposition: str | None = None) -> Outcome:
+    status = "completed" if reason is Reason.HANGUP else "failed"
+    return Outcome(record, status, reason, 1, call_id="CA1", disposition=disposition)
+
+
+async def test_status_written_back_and_never_redialled(tmp_path: Path) -> None:
+    path = tmp_path / "leads.csv"
+    write(path, "name,phone\nAna,+14155550001\nBob,+14155550002\nCy,+14155550003\n")
+    strategy = CsvStrategy(path, write_back="status")
+    ana, bob, cy = await drain(strategy)
+    inode = os.stat(path).st_ino
+    await strategy.record_outcome(outcome(ana, Reason.HANGUP, "confirmed"))
+    await strategy.record_outcome(outcome(bob, Reason.NO_ANSWER))
+    assert await strategy.poll() == []  # flushes, re-reads our own rewrite, finds nothing new
+    assert path.read_text() == (
+        "name,phone,status\nAna,+14155550001,confirmed\nBob,+14155550002,no_answer\n"
+        "Cy,+14155550003,\n"
+    )
+    assert os.stat(path).st_ino != inode  # replaced atomically
+    assert os.listdir(tmp_path) == ["leads.csv"]  # no temp file left
+    assert phones(await drain(CsvStrategy(path))) == ["+14155550003"]  # next run skips done
+    await strategy.record_outcome(outcome(cy, Reason.BUSY))
+    await strategy.aclose()
+    assert path.read_text().endswith("Cy,+14155550003,busy\n")
+
+
+async def test_write_back_keeps_format(tmp_path: Path) -> None:
+    path = tmp_path / "leads.csv"
+    write(path, "\ufeffnom;phone\r\nJosé;+14155550001\r\n".encode("utf-8"))
+    strategy = CsvStrategy(path, write_back="status")
+    (record,) = await drain(strategy)
+    await strategy.record_outcome(outcome(record, Reason.HANGUP))
+    await strategy.aclose()
+    assert path.read_bytes() == "\ufeffnom;phone;status\r\nJosé;+14155550001;hangup\r\n".encode()
+
+
+async def test_write_back_latin1(tmp_path: Path) -> None:
+    path = tmp_path / "leads.csv"
+    write(path, "name,phone\nJosé,+14155550001\n", encoding="latin-1")
+    strategy = CsvStrategy(path, write_back="status", encoding="latin-1")
+    (record,) = await drain(strategy)
+    await strategy.record_outcome(outcome(record, Reason.BUSY))
+    await strategy.aclose()
+    assert path.read_bytes() == "name,phone,status\nJosé,+14155550001,busy\n".encode("latin-1")
+
+
+async def test_rows_appended_during_write_back_survive(tmp_path: Path) -> None:
+    path = tmp_path / "leads.csv"
+    write(path, "name,phone\nAna,+14155550001\nBo,+1415")  # a partial line, too
+    strategy = CsvStrategy(path, write_back="status")
+    (ana,) = await drain(strategy)
+
+    class RacingWriteBack(StatusWriteBack):
+        def _replace(self, content: bytes, st: os.stat_result, copied_from: int) -> None:
+            with open(path, "ab") as f:  # another process appends mid-flush
+                f.write(b"5550002\nCy,+14155550003\n")
+            super()._replace(content, st, copied_from)
+
+    strategy._status_writer = RacingWriteBack(path, "status")
+    await strategy.record_outcome(outcome(ana, Reason.HANGUP, "confirmed"))
+    records = await drain(strategy)
+    assert path.read_text() == (
+        "name,phone,status\nAna,+14155550001,confirmed\nBo,+14155550002\nCy,+14155550003\n"
+    )
+    assert phones(records) == ["+14155550002", "+14155550003"]
+
+
+async def test_write_back_postponed_while_file_missing(tmp_path: Path) -> None:
+    path = tmp_path / "leads.csv"
+    write(path, "phone\n+14155550001\n")
+    strategy = CsvStrategy(path, write_back="status")
+    (record,) = await drain(strategy)
+    content = path.read_bytes()
+    path.unlink()
+    await strategy.record_outcome(outcome(record, Reason.HANGUP))
+    assert await strategy.poll() == []
+    assert strategy.statistics().outcomes_queued == 1
+    write(path, content)
+    assert await strategy.poll() == []
+    assert path.read_text() == "phone,status\n+14155550001,hangup\n"
+
+
+async def test_results_file(tmp_path: Path) -> None:
+    path, results = tmp_path / "leads.csv", tmp_path / "results.csv"
+    write(path, "phone\n+14155550001\n+14155550002\n")
+    strategy = CsvStrategy(path, results_file=results)
+    one, two = await drain(strategy)
+    await strategy.record_outcome(outcome(one, Reason.HANGUP, "confirmed"))
+    await strategy.poll()
+    await strategy.record_outcome(outcome(two, Reason.NO_ANSWER))
+    await strategy.aclose()
+    rows = read_rows(results)
+    assert [(r["id"], r["phone"], r["status"], r["reason"]) for r in rows] == [
+        (one.id, "+14155550001", "confirmed", "hangup"),
+        (two.id, "+14155550002", "no_answer", "no_answer"),
+    ]
+    assert rows[0]["attempts"] == "1" and rows[0]["call_id"] == "CA1" and rows[0]["at"]
+    assert path.read_text() == "phone\n+14155550001\n+14155550002\n"  # source untouched
