@@ -1,0 +1,244 @@
+"""One dial, from the committed claim to a settled record."""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+import anyio
+
+from dispatch.hub.core import HubCore
+from dispatch.hub.state import AttemptState, RecordEntry
+from dispatch.log import get_logger
+from dispatch.sdk.errors import ConfigurationError, DialFailed, PinecallConnectionError
+from dispatch.sdk.reasons import Reason, normalize_reason
+from dispatch.store import StoreClosed, WriteOp
+from dispatch.strategy import Outcome
+
+__all__ = ["run_attempt", "settle_write"]
+
+log = get_logger("dispatch.hub")
+
+#: how long a shutdown path waits for its final write
+_FINAL_WRITE_S = 10.0
+
+
+async def run_attempt(core: HubCore, entry: RecordEntry, attempt: AttemptState) -> None:
+    """Dial, follow the call, settle the record. Cancellation settles it as interrupted."""
+    try:
+        call = await _dial(core, entry, attempt)
+        if call is not None:
+            await _converse(core, entry, attempt, call)
+    except anyio.get_cancelled_exc_class():
+        with anyio.CancelScope(shield=True):
+            await _finish_interrupted(core, entry, attempt)
+        raise
+
+
+def _dial_metadata(entry: RecordEntry, attempt: AttemptState) -> dict[str, Any]:
+    return {
+        **entry.record.metadata,
+        "dispatch_record_id": entry.id,
+        "dispatch_attempt_no": attempt.attempt_no,
+    }
+
+
+async def _dial(core: HubCore, entry: RecordEntry, attempt: AttemptState) -> Any | None:
+    record = entry.record
+    kwargs: dict[str, Any] = {}
+    if core.options.detect_turn_end:
+        kwargs["detect_turn_end"] = True
+    try:
+        return await core.agent.dial(
+            record.phone,
+            from_=core.options.from_,
+            greeting=record.greeting,
+            metadata=_dial_metadata(entry, attempt),
+            config=record.config or None,
+            timeout_s=core.options.dial_timeout_s,
+            on_dialing=functools.partial(_on_dialing, core, entry, attempt),
+            **kwargs,
+        )
+    except DialFailed as exc:
+        reason = exc.reason
+        if core.stopping and reason is Reason.CANCELED:
+            reason = Reason.INTERRUPTED  # we hung it up to stop: not the callee's doing
+        await finish_unanswered(core, entry, attempt, reason, exc.raw_reason, call_id=exc.call_id)
+    except PinecallConnectionError as exc:
+        await finish_unanswered(
+            core, entry, attempt, Reason.DISCONNECTED, type(exc).__name__, error=str(exc), exc=exc
+        )
+    except ConfigurationError as exc:
+        await finish_unanswered(core, entry, attempt, Reason.ERROR, "configuration", error=str(exc))
+    except Exception as exc:
+        log.exception("dial raised", record_id=entry.id, error=str(exc))
+        text = f"{type(exc).__name__}: {exc}"
+        await finish_unanswered(
+            core, entry, attempt, Reason.ERROR, "exception", error=text, exc=exc
+        )
+    return None
+
+
+def _on_dialing(core: HubCore, entry: RecordEntry, attempt: AttemptState, call: Any) -> None:
+    attempt.call = call
+    attempt.call_id = call.id
+    attempt.dialing_at = core.clock.now()
+    entry.last_call_id = call.id
+    try:
+        core.store.submit([attempt.update_op(), entry.update_op(attempt.dialing_at)])
+    except StoreClosed:
+        log.warning("dialing state not saved: store closed", record_id=entry.id)
+    core.notifier.dispatched(entry.record, entry.strategy, call)
+
+
+async def _converse(core: HubCore, entry: RecordEntry, attempt: AttemptState, call: Any) -> None:
+    now = core.clock.now()
+    attempt.call = call
+    attempt.call_id = call.id
+    attempt.answered_at = now
+    entry.last_call_id = call.id
+    core.book.set_status(entry, "in_call")
+    if entry.record.prompt_vars:
+        try:
+            await call.set_prompt_vars(dict(entry.record.prompt_vars))
+        except Exception as exc:
+            attempt.note_error(f"set_prompt_vars failed: {exc}")
+            log.warning("set_prompt_vars failed", record_id=entry.id, error=str(exc))
+    await core.store.write([entry.update_op(now), attempt.update_op()])
+    await call.wait_ended()
+    await _finish_answered(core, entry, attempt, call)
+
+
+def _json_safe(value: Any) -> Any:
+    try:
+        return json.loads(json.dumps(value, default=str))
+    except (TypeError, ValueError):
+        return None
+
+
+def _end_reason(call: Any) -> tuple[Reason, str | None]:
+    raw = getattr(call, "end_reason_raw", None)
+    reason = getattr(call, "end_reason", None)
+    if isinstance(reason, Reason):
+        return reason, raw if raw is not None else reason.value
+    return normalize_reason(reason if isinstance(reason, str) else raw), raw
+
+
+async def _finish_answered(
+    core: HubCore, entry: RecordEntry, attempt: AttemptState, call: Any
+) -> None:
+    now = core.clock.now()
+    reason, raw = _end_reason(call)
+    attempt.ended_at = now
+    attempt.reason, attempt.raw_reason = reason.value, raw
+    attempt.duration_s = call.duration_s
+    attempt.tool_results = _json_safe(list(call.tool_results or [])) or None
+    attempt.disposition = call.disposition
+    entry.last_reason = reason.value
+    entry.disposition = call.disposition
+    entry.next_attempt_at = None
+    outcome = _outcome(entry, "completed", reason, attempt)
+    await settle_write(core, entry, attempt, "completed", outcome, now)
+
+
+async def finish_unanswered(
+    core: HubCore,
+    entry: RecordEntry,
+    attempt: AttemptState,
+    reason: Reason,
+    raw_reason: str | None,
+    *,
+    call_id: str | None = None,
+    error: str | None = None,
+    exc: BaseException | None = None,
+) -> None:
+    """Settle a dial that was never answered: retry later or give the record up."""
+    now = core.clock.now()
+    attempt.ended_at = now
+    attempt.reason, attempt.raw_reason = reason.value, raw_reason
+    attempt.call_id = attempt.call_id or call_id
+    if error:
+        attempt.note_error(error)
+    entry.last_reason = reason.value
+    entry.last_call_id = attempt.call_id or entry.last_call_id
+    delay_s = core.options.retry_policy.next_delay_s(
+        reason, answered=False, attempts=entry.attempts, retry_attempts=core.options.retry_attempts
+    )
+    if delay_s is None:
+        entry.next_attempt_at = None
+        entry.error = error or f"last attempt: {reason.value}"
+        outcome = _outcome(entry, "failed", reason, attempt, detail=error)
+        await settle_write(core, entry, attempt, "failed", outcome, now, exc)
+    else:
+        entry.next_attempt_at = now + delay_s
+        await settle_write(core, entry, attempt, "scheduled", None, now)
+
+
+async def _finish_interrupted(core: HubCore, entry: RecordEntry, attempt: AttemptState) -> None:
+    """The attempt's task was cancelled (hard stop): settle as ``interrupted``."""
+    if attempt.ended_at is not None:
+        return
+    attempt.note_error("stopped while live")
+    if attempt.answered_at is None:
+        await finish_unanswered(core, entry, attempt, Reason.INTERRUPTED, "stopped")
+        return
+    now = core.clock.now()
+    attempt.ended_at = now
+    attempt.reason = attempt.raw_reason = Reason.INTERRUPTED.value
+    entry.last_reason = Reason.INTERRUPTED.value
+    outcome = _outcome(entry, "completed", Reason.INTERRUPTED, attempt)
+    await settle_write(core, entry, attempt, "completed", outcome, now)
+
+
+def _outcome(
+    entry: RecordEntry,
+    status: str,
+    reason: Reason,
+    attempt: AttemptState,
+    detail: str | None = None,
+) -> Outcome:
+    return Outcome(
+        record=entry.record,
+        status=status,
+        reason=reason,
+        attempts=entry.attempts,
+        call_id=attempt.call_id,
+        disposition=attempt.disposition,
+        detail=detail,
+    )
+
+
+async def settle_write(
+    core: HubCore,
+    entry: RecordEntry,
+    attempt: AttemptState,
+    status: str,
+    outcome: Outcome | None,
+    now: float,
+    exc: BaseException | None = None,
+) -> None:
+    """Free the slot and phone at once, persist, then notify and re-check idleness."""
+    core.book.live_attempts.pop(entry.id, None)
+    core.gate.release()
+    core.queue.release_phone(entry.record.phone)
+    core.book.set_status(entry, status)
+    if status == "scheduled" and entry.next_attempt_at is not None:
+        core.queue.add_timed(entry.id, entry.next_attempt_at)
+    core.dispatch_signal.set()
+    core.ended_signal.set()
+    await _durable([entry.update_op(now), attempt.update_op()], core)
+    if outcome is not None:
+        core.notifier.terminal(outcome, entry.strategy, exc)
+    core.check_idle()
+
+
+async def _durable(ops: list[WriteOp], core: HubCore) -> None:
+    """Write through the group writer; after it stopped (hard shutdown), directly."""
+    with anyio.CancelScope(shield=True), anyio.move_on_after(_FINAL_WRITE_S):
+        try:
+            ticket = core.store.submit(ops)
+        except StoreClosed:
+            await core.store.write_now(ops)
+            return
+        await ticket.wait()

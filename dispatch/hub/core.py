@@ -1,0 +1,152 @@
+"""The state shared by the hub's loops and call tasks (:class:`HubCore`)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+
+from dispatch.clock import Clock
+from dispatch.hub.limiter import ConcurrencyGate, SlidingWindowLimiter
+from dispatch.hub.notify import Notifier
+from dispatch.hub.retry import RetryPolicy
+from dispatch.hub.scheduling import DialQueue
+from dispatch.hub.state import Book
+from dispatch.store import Store
+from dispatch.strategy import Strategy
+
+__all__ = ["HubCore", "HubOptions", "Signal", "wait_event_until"]
+
+
+async def wait_event_until(event: anyio.Event, clock: Clock, deadline: float | None) -> None:
+    """Return when ``event`` is set or ``clock`` reaches ``deadline`` (``None``: no deadline)."""
+    if event.is_set():
+        return
+    if deadline is None:
+        await event.wait()
+        return
+    async with anyio.create_task_group() as tg:
+
+        async def _timer() -> None:
+            await clock.sleep(deadline - clock.now())
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(_timer)
+        await event.wait()
+        tg.cancel_scope.cancel()
+
+
+class Signal:
+    """A wake-up flag with one waiter: ``set()`` from anywhere, ``wait`` resets it."""
+
+    def __init__(self) -> None:
+        self._event = anyio.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    async def wait(self, clock: Clock, deadline: float | None = None) -> None:
+        await wait_event_until(self._event, clock, deadline)
+        if self._event.is_set():
+            self._event = anyio.Event()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HubOptions:
+    """Settings fixed for a hub's life."""
+
+    from_: str | None
+    max_calls_per_minute: int | None
+    max_concurrent: int | None
+    retry_attempts: int
+    retry_policy: RetryPolicy
+    poll_interval_s: float
+    default_region: str | None
+    dial_timeout_s: float
+    detect_turn_end: bool
+    claim_batch_size: int
+    hangup_grace_s: float
+
+    def summary(self, strategies: Sequence[Strategy]) -> dict[str, Any]:
+        """JSON-safe config for the ``runs`` table (no secrets)."""
+        return {
+            "from": self.from_,
+            "max_calls_per_minute": self.max_calls_per_minute,
+            "max_concurrent": self.max_concurrent,
+            "retry_attempts": self.retry_attempts,
+            "retry_delays_s": {str(k): v for k, v in self.retry_policy.delays_s.items()},
+            "retry_max_attempts": self.retry_policy.max_attempts,
+            "poll_interval_s": self.poll_interval_s,
+            "dial_timeout_s": self.dial_timeout_s,
+            "default_region": self.default_region,
+            "strategies": [s.name for s in strategies],
+        }
+
+
+@dataclasses.dataclass(eq=False)
+class StopMode:
+    drain: bool = True
+    timeout_s: float | None = None
+
+
+@dataclasses.dataclass(eq=False)
+class HubCore:
+    """Everything the hub's tasks share. Only touched from the event loop thread."""
+
+    agent: Any
+    store: Store
+    clock: Clock
+    strategies: Sequence[Strategy]
+    options: HubOptions
+    notifier: Notifier
+    until_idle: bool = False
+    run_id: int | None = None
+    queue: DialQueue = dataclasses.field(default_factory=DialQueue)
+    book: Book = dataclasses.field(default_factory=Book)
+    window: SlidingWindowLimiter = dataclasses.field(init=False)
+    gate: ConcurrencyGate = dataclasses.field(init=False)
+    dispatch_signal: Signal = dataclasses.field(default_factory=Signal)
+    poll_signal: Signal = dataclasses.field(default_factory=Signal)
+    ended_signal: Signal = dataclasses.field(default_factory=Signal)
+    calls_tg: TaskGroup | None = None
+    control_scope: anyio.CancelScope | None = None
+    stop_mode: StopMode | None = None
+    polled_dry: bool = False
+    idle_reached: bool = False
+
+    def __post_init__(self) -> None:
+        self.window = SlidingWindowLimiter(self.options.max_calls_per_minute)
+        self.gate = ConcurrencyGate(self.options.max_concurrent)
+        self.strategy_by_name: dict[str, Strategy] = {}
+        for strategy in self.strategies:
+            self.strategy_by_name.setdefault(strategy.name, strategy)
+
+    @property
+    def stopping(self) -> bool:
+        return self.stop_mode is not None
+
+    def phone_of(self, record_id: str) -> str:
+        return self.book.entries[record_id].record.phone
+
+    def request_stop(self, *, drain: bool, timeout_s: float | None) -> None:
+        """Stop dialling; a later ``drain=False`` escalates a running drain."""
+        if self.stop_mode is None:
+            self.stop_mode = StopMode(drain, timeout_s)
+        elif not drain:
+            self.stop_mode.drain = False
+        if self.control_scope is not None:
+            self.control_scope.cancel()
+        self.ended_signal.set()
+
+    def check_idle(self) -> None:
+        """In ``until_idle`` mode, stop once nothing is left and a poll found nothing new."""
+        if not self.until_idle or self.stopping or self.book.active:
+            return
+        if self.polled_dry:
+            self.idle_reached = True
+            self.request_stop(drain=True, timeout_s=None)
+        else:
+            self.poll_signal.set()

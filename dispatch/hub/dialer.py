@@ -1,0 +1,83 @@
+"""The only thing the hub needs from a voice platform: :class:`Dialer`.
+
+``dispatch.sdk.Agent`` satisfies it structurally; ``dispatch.testing.MemoryDialer``
+implements it in memory. Contract of :meth:`Dialer.dial`:
+
+- returns once the callee answered, with a :class:`CallLike`;
+- calls ``on_dialing(call)`` (sync or async) when the platform assigned a call id;
+- raises ``DialFailed`` (``.reason``, ``.raw_reason``, ``.call_id``) when the call was
+  not answered, ``ConnectionLost``/other ``PinecallConnectionError`` when the link
+  failed, ``ConfigurationError`` for bad arguments (nothing was sent).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol, runtime_checkable
+
+from dispatch.sdk.reasons import Reason
+
+__all__ = ["CallLike", "Dialer", "OnDialing"]
+
+
+@runtime_checkable
+class CallLike(Protocol):
+    """What the hub reads from a call."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def end_reason(self) -> Reason | None: ...
+
+    @property
+    def end_reason_raw(self) -> str | None: ...
+
+    @property
+    def duration_s(self) -> float | None: ...
+
+    @property
+    def started_at(self) -> float | None: ...
+
+    @property
+    def ended_at(self) -> float | None: ...
+
+    @property
+    def tool_results(self) -> list[dict[str, Any]]: ...
+
+    @property
+    def disposition(self) -> str | None: ...
+
+    async def wait_ended(self) -> Any:
+        """Return once the call has ended (``end_reason`` is then set)."""
+        ...
+
+    async def set_prompt_vars(self, vars: Mapping[str, str]) -> Any:
+        """Replace ``{{name}}`` placeholders of the agent prompt for this call."""
+        ...
+
+    async def hangup(self) -> Any:
+        """Ask the platform to end the call (ringing or answered)."""
+        ...
+
+
+OnDialing = Callable[[Any], Awaitable[None] | None]
+
+
+@runtime_checkable
+class Dialer(Protocol):
+    """Places one outbound call."""
+
+    async def dial(
+        self,
+        to: str,
+        *,
+        from_: str | None = ...,
+        greeting: str | None = ...,
+        metadata: dict[str, Any] | None = ...,
+        config: dict[str, Any] | None = ...,
+        timeout_s: float = ...,
+        on_dialing: Any = ...,
+    ) -> Any:
+        """Dial ``to``; see the module docstring for the contract."""
+        ...

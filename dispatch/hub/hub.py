@@ -1,0 +1,237 @@
+"""``DispatchHub``: records in, calls out, at exactly the pace allowed.
+
+Task layout of :meth:`DispatchHub.run` (anyio structured concurrency)::
+
+    infra task group
+    ├── store writer (group commit)          - stops last
+    ├── notifier (callbacks, in order)       - drained before run() returns
+    └── calls task group (one task per dial) - drained / hung up on stop
+        └── control scope                    - cancelled by stop() / idleness
+            ├── poll loop
+            └── dispatch loop
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+
+from dispatch.clock import Clock, SystemClock
+from dispatch.hub.core import HubCore, HubOptions
+from dispatch.hub.dialer import Dialer
+from dispatch.hub.dispatcher import dispatch_loop
+from dispatch.hub.notify import Hooks, Notifier
+from dispatch.hub.polling import poll_loop
+from dispatch.hub.resume import resume
+from dispatch.hub.retry import RetryPolicy
+from dispatch.hub.stats import HubStatistics, snapshot
+from dispatch.log import get_logger
+from dispatch.store import Store
+from dispatch.strategy import Callback, Strategy
+
+__all__ = ["DispatchHub"]
+
+log = get_logger("dispatch.hub")
+
+
+class DispatchHub:
+    """Dispatch records from ``strategies`` as calls through ``agent``.
+
+    ``agent`` satisfies :class:`~dispatch.hub.dialer.Dialer` (``dispatch.sdk.Agent`` or
+    ``dispatch.testing.MemoryDialer``). ``db`` is a path, an async SQLAlchemy URL or
+    an open :class:`~dispatch.store.Store` (not closed by the hub).
+
+    Guarantees: at most ``max_calls_per_minute`` dials start in any 60 s window and at
+    most ``max_concurrent`` calls are live; a phone never has two live dials; an id is
+    dialled again only by its retry policy; a record is durably ``dialing`` before its
+    dial leaves; every record ends ``completed``, ``failed`` or ``skipped`` with a reason.
+    Callbacks that raise are logged and ignored. Raises ``ValueError`` for bad settings
+    and :class:`~dispatch.store.StoreError` when the database fails.
+    """
+
+    def __init__(
+        self,
+        agent: Dialer | Any,
+        strategies: Sequence[Strategy],
+        from_: str | None = None,
+        max_calls_per_minute: int | None = None,
+        max_concurrent: int | None = None,
+        retry_attempts: int = 0,
+        retry_policy: RetryPolicy | None = None,
+        poll_interval_s: float = 5.0,
+        db: str | os.PathLike[str] | Store = "dispatch.db",
+        clock: Clock | None = None,
+        default_region: str | None = None,
+        dial_timeout_s: float = 70.0,
+        on_dispatched: Callback | None = None,
+        on_completed: Callback | None = None,
+        on_failed: Callback | None = None,
+        on_skipped: Callback | None = None,
+        *,
+        detect_turn_end: bool = False,
+        claim_batch_size: int = 256,
+        hangup_grace_s: float = 10.0,
+    ) -> None:
+        if retry_attempts < 0:
+            raise ValueError(f"retry_attempts must be >= 0, got {retry_attempts}")
+        if poll_interval_s <= 0 or dial_timeout_s <= 0 or claim_batch_size < 1:
+            raise ValueError("poll_interval_s, dial_timeout_s and claim_batch_size must be > 0")
+        for name, value in (("max_calls_per_minute", max_calls_per_minute),
+                            ("max_concurrent", max_concurrent)):
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1 or None, got {value}")
+        self.agent = agent
+        self.strategies = list(strategies)
+        self.db = db
+        self.clock: Clock = clock or SystemClock()
+        self.options = HubOptions(
+            from_=from_, max_calls_per_minute=max_calls_per_minute,
+            max_concurrent=max_concurrent, retry_attempts=retry_attempts,
+            retry_policy=retry_policy or RetryPolicy(), poll_interval_s=poll_interval_s,
+            default_region=default_region, dial_timeout_s=dial_timeout_s,
+            detect_turn_end=detect_turn_end, claim_batch_size=claim_batch_size,
+            hangup_grace_s=hangup_grace_s,
+        )
+        self.hooks = Hooks(on_dispatched, on_completed, on_failed, on_skipped)
+        self._core: HubCore | None = None
+        self._running = False
+        self._early_stop: tuple[bool, float | None] | None = None
+        self._calls_done = anyio.Event()
+
+    # -- public API -------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    @property
+    def store(self) -> Store | None:
+        """The open store while running."""
+        return self._core.store if self._core is not None else None
+
+    def statistics(self) -> HubStatistics:
+        """A snapshot: counts by status, dials in the last 60 s, limits, next dial ETA."""
+        return snapshot(self._core, running=self._running,
+                        max_calls_per_minute=self.options.max_calls_per_minute,
+                        max_concurrent=self.options.max_concurrent)
+
+    def request_stop(self, drain: bool = True, timeout_s: float | None = None) -> None:
+        """Like :meth:`stop` without waiting (safe from callbacks and signal handlers)."""
+        if self._core is None:
+            self._early_stop = (drain, timeout_s)
+            return
+        self._core.request_stop(drain=drain, timeout_s=timeout_s)
+
+    async def stop(self, drain: bool = True, timeout_s: float | None = None) -> None:
+        """Stop dialling and wait for live calls to settle.
+
+        ``drain=True`` lets live calls end by themselves; past ``timeout_s`` (clock
+        seconds) they are hung up. ``drain=False`` hangs them up now. Records not yet
+        dialled stay ``pending``/``scheduled`` for the next run. Returns when every call
+        task has settled its record (callbacks may still be delivering).
+        """
+        self.request_stop(drain=drain, timeout_s=timeout_s)
+        if self._running:
+            await self._calls_done.wait()
+
+    async def run(self, *, until_idle: bool = False) -> None:
+        """Run until :meth:`stop`; with ``until_idle`` also return once no record is left
+        to dial and a poll found nothing new. Resumes the state in ``db`` first."""
+        if self._running:
+            raise RuntimeError("DispatchHub.run() is already running")
+        self._running = True
+        self._calls_done = anyio.Event()
+        try:
+            store, owned = await self._open_store()
+            try:
+                await self._run_with(store, until_idle)
+            finally:
+                if owned:
+                    with anyio.CancelScope(shield=True):
+                        await store.close()
+        finally:
+            self._running = False
+            self._calls_done.set()
+
+    # -- internals --------------------------------------------------------------------
+
+    async def _open_store(self) -> tuple[Store, bool]:
+        if isinstance(self.db, Store):
+            return self.db, False
+        return await Store.open(self.db), True
+
+    async def _run_with(self, store: Store, until_idle: bool) -> None:
+        core = HubCore(agent=self.agent, store=store, clock=self.clock,
+                       strategies=self.strategies, options=self.options,
+                       notifier=Notifier(self.hooks), until_idle=until_idle)
+        self._core = core
+        if self._early_stop is not None:
+            core.request_stop(drain=self._early_stop[0], timeout_s=self._early_stop[1])
+            self._early_stop = None
+        status = "failed"
+        try:
+            async with anyio.create_task_group() as infra:
+                await infra.start(store.run_writer)
+                await infra.start(core.notifier.run)
+                try:
+                    core.run_id = await store.start_run(
+                        started_at=self.clock.now(), pid=os.getpid(),
+                        config=self.options.summary(self.strategies))
+                    await resume(core)
+                    await self._work(core)
+                    status = "completed" if core.idle_reached else "stopped"
+                finally:
+                    core.notifier.close()
+                    store.close_writer()
+        finally:
+            if core.run_id is not None:
+                with anyio.CancelScope(shield=True):
+                    await store.end_run(core.run_id, ended_at=self.clock.now(), status=status)
+
+    async def _work(self, core: HubCore) -> None:
+        try:
+            async with anyio.create_task_group() as calls:
+                core.calls_tg = calls
+                with anyio.CancelScope() as control:
+                    core.control_scope = control
+                    if core.stopping:
+                        control.cancel()
+                    async with anyio.create_task_group() as loops:
+                        loops.start_soon(poll_loop, core, name="dispatch poll loop")
+                        loops.start_soon(dispatch_loop, core, name="dispatch loop")
+                        core.check_idle()
+                await self._drain(core, calls)
+        finally:
+            self._calls_done.set()
+
+    async def _drain(self, core: HubCore, calls: anyio.abc.TaskGroup) -> None:
+        mode = core.stop_mode
+        if mode is not None and mode.drain:
+            deadline = None if mode.timeout_s is None else core.clock.now() + mode.timeout_s
+            while core.book.live_attempts and (mode.drain or core.stop_mode is None):
+                if deadline is not None and core.clock.now() >= deadline:
+                    break
+                await core.ended_signal.wait(core.clock, deadline)
+        if not core.book.live_attempts:
+            return
+        log.warning("hanging up live calls", count=len(core.book.live_attempts))
+        async with anyio.create_task_group() as tg:
+            for attempt in list(core.book.live_attempts.values()):
+                if attempt.call is not None:
+                    tg.start_soon(_hangup, attempt.call, attempt.record_id)
+        deadline = core.clock.now() + self.options.hangup_grace_s
+        while core.book.live_attempts and core.clock.now() < deadline:
+            await core.ended_signal.wait(core.clock, deadline)
+        calls.cancel_scope.cancel()
+
+
+async def _hangup(call: Any, record_id: str) -> None:
+    try:
+        with anyio.move_on_after(5.0):
+            await call.hangup()
+    except Exception as exc:
+        log.warning("hangup failed", record_id=record_id, error=str(exc))
+

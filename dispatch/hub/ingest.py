@@ -1,0 +1,114 @@
+"""Admitting polled records: validation, phone re-normalisation, dedup by id.
+
+Pure (no I/O): :func:`admit` sorts a poll's items into new records to dial and
+records to skip, given the ids already known.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from typing import Any
+
+from pydantic import ValidationError
+
+from dispatch.records import Record
+from dispatch.sdk.reasons import Reason
+
+__all__ = ["Admission", "Skip", "admit", "describe_validation_error"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Skip:
+    """A record that will never be dialled, and why."""
+
+    record: Record
+    reason: Reason
+    error: str
+    persist: bool  # False for in-poll duplicates (the id belongs to the first row)
+
+
+@dataclasses.dataclass(slots=True)
+class Admission:
+    new: list[Record] = dataclasses.field(default_factory=list)
+    skipped: list[Skip] = dataclasses.field(default_factory=list)
+    rejected: list[str] = dataclasses.field(default_factory=list)  # errors with no usable id
+
+
+def describe_validation_error(exc: ValidationError, record_id: object) -> str:
+    """``record 'x': field 'phone': Input should be a valid string`` (first error)."""
+    first = exc.errors()[0]
+    field = ".".join(str(part) for part in first.get("loc", ())) or "?"
+    return f"record {record_id!r}: field {field!r}: {first.get('msg', 'invalid')}"
+
+
+def _placeholder(item: dict[str, Any], record_id: str) -> Record:
+    phone = item.get("phone")
+    return Record.model_construct(
+        id=record_id,
+        phone=str(phone) if phone is not None else "",
+        greeting=None,
+        metadata={},
+        prompt_vars={},
+        config={},
+        not_before=None,
+        default_region=None,
+    )
+
+
+def _coerce(item: object, admission: Admission, seen: set[str], known: set[str]) -> Record | None:
+    if isinstance(item, Record):
+        return item
+    if not isinstance(item, dict):
+        admission.rejected.append(f"poll returned {type(item).__name__}, expected Record or dict")
+        return None
+    try:
+        return Record.model_validate(item)
+    except ValidationError as exc:
+        raw_id = item.get("id")
+        text = describe_validation_error(exc, raw_id)
+        record_id = str(raw_id).strip() if raw_id not in (None, "") else ""
+        if not record_id or record_id in known or record_id in seen:
+            admission.rejected.append(text)
+            return None
+        seen.add(record_id)
+        placeholder = _placeholder(item, record_id)
+        admission.skipped.append(Skip(placeholder, Reason.INVALID_RECORD, text, persist=True))
+        return None
+
+
+def admit(items: Iterable[object], *, known: set[str], default_region: str | None) -> Admission:
+    """Classify one poll's items.
+
+    - an id in ``known`` is ignored (strategies may return records again);
+    - a second row with an id already seen in this poll is skipped ``duplicate``
+      (reported once: on the next poll both ids are known);
+    - a bad phone (after re-normalising with ``default_region`` when the record had
+      no region of its own) is skipped ``invalid_phone``;
+    - a dict failing validation, or a record a strategy marked invalid
+      (``metadata["_invalid"]``, e.g. an empty greeting field), is skipped
+      ``invalid_record`` with the row and field named.
+    """
+    admission = Admission()
+    seen: set[str] = set()
+    for item in items:
+        record = _coerce(item, admission, seen, known)
+        if record is None or record.id in known:
+            continue
+        if record.id in seen:
+            error = f"record {record.id!r}: duplicate id in the same poll"
+            admission.skipped.append(Skip(record, Reason.DUPLICATE, error, persist=False))
+            continue
+        seen.add(record.id)
+        if record.invalid_detail is not None:
+            error = f"record {record.id!r}: {record.invalid_detail}"
+            admission.skipped.append(Skip(record, Reason.INVALID_RECORD, error, persist=True))
+            continue
+        if record.phone_error is not None and default_region and not record.default_region:
+            record.normalize(default_region)
+        if record.phone_error is not None:
+            error = f"record {record.id!r}: field 'phone': {record.phone_error}"
+            admission.skipped.append(Skip(record, Reason.INVALID_PHONE, error, persist=True))
+            continue
+        admission.new.append(record)
+    return admission

@@ -1,0 +1,138 @@
+"""Lifecycle callbacks, run by one task so that they never hold up dialling.
+
+Events are delivered in the order they happened (``on_dispatched`` of a record
+always before its terminal callback). For a terminal outcome the order is:
+``strategy.record_outcome(outcome)``, then the strategy's hook, then the hub's.
+A callback that raises is logged with the record id and skipped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import anyio
+from anyio.abc import TaskStatus
+
+from dispatch.log import get_logger
+from dispatch.records import Record
+from dispatch.strategy import Callback, Outcome, RecordFailed, Strategy, call_maybe_async
+
+__all__ = ["Hooks", "Notifier"]
+
+log = get_logger("dispatch.hub")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Hooks:
+    """Hub-level callbacks (same signatures as the strategy attributes)."""
+
+    on_dispatched: Callback | None = None
+    on_completed: Callback | None = None
+    on_failed: Callback | None = None
+    on_skipped: Callback | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Dispatched:
+    record: Record
+    strategy: Strategy | None
+    call: Any
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Terminal:
+    outcome: Outcome
+    strategy: Strategy | None
+    error: BaseException | None
+
+
+_Event = _Dispatched | _Terminal
+
+
+class Notifier:
+    """Queue of lifecycle events and the task that delivers them."""
+
+    def __init__(self, hooks: Hooks) -> None:
+        self._hooks = hooks
+        self._send, self._receive = anyio.create_memory_object_stream[_Event](math.inf)
+        self.pending = 0
+        self.errors = 0
+
+    def dispatched(self, record: Record, strategy: Strategy | None, call: Any) -> None:
+        self._put(_Dispatched(record, strategy, call))
+
+    def terminal(
+        self, outcome: Outcome, strategy: Strategy | None, error: BaseException | None = None
+    ) -> None:
+        self._put(_Terminal(outcome, strategy, error))
+
+    def _put(self, event: _Event) -> None:
+        self.pending += 1
+        try:
+            self._send.send_nowait(event)
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            self.pending -= 1
+            log.warning("callback dropped after shutdown", kind=type(event).__name__)
+
+    def close(self) -> None:
+        """No more events; :meth:`run` returns once the queue is delivered."""
+        self._send.close()
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        async with self._receive:
+            async for event in self._receive:
+                try:
+                    if isinstance(event, _Dispatched):
+                        await self._deliver_dispatched(event)
+                    else:
+                        await self._deliver_terminal(event)
+                finally:
+                    self.pending -= 1
+
+    async def _safe(self, name: str, record_id: str, fn: Callback | None, *args: Any) -> None:
+        if fn is None:
+            return
+        try:
+            await call_maybe_async(fn, *args)
+        except Exception as exc:
+            self.errors += 1
+            log.exception("callback raised", callback=name, record_id=record_id, error=str(exc))
+
+    async def _deliver_dispatched(self, event: _Dispatched) -> None:
+        rid = event.record.id
+        if event.strategy is not None:
+            hook = event.strategy.on_dispatched
+            await self._safe("strategy.on_dispatched", rid, hook, event.record, event.call)
+        await self._safe("on_dispatched", rid, self._hooks.on_dispatched, event.record, event.call)
+
+    async def _deliver_terminal(self, event: _Terminal) -> None:
+        outcome, strategy = event.outcome, event.strategy
+        rid = outcome.record.id
+        if strategy is not None:
+            await self._safe("strategy.record_outcome", rid, strategy.record_outcome, outcome)
+        args = self._hook_args(event)
+        name = {"completed": "on_completed", "failed": "on_failed", "skipped": "on_skipped"}[
+            outcome.status
+        ]
+        if strategy is not None:
+            await self._safe(f"strategy.{name}", rid, getattr(strategy, name), *args)
+        await self._safe(name, rid, getattr(self._hooks, name), *args)
+
+    @staticmethod
+    def _hook_args(event: _Terminal) -> tuple[Any, ...]:
+        outcome = event.outcome
+        if outcome.status == "completed":
+            return (outcome.record, outcome.call_id, outcome.reason)
+        if outcome.status == "failed":
+            error = RecordFailed(
+                outcome.record.id,
+                outcome.reason,
+                attempts=outcome.attempts,
+                detail=outcome.detail,
+                last_error=event.error,
+            )
+            return (outcome.record, error)
+        return (outcome.record, outcome.reason)

@@ -1,0 +1,103 @@
+"""The poll loop: asks strategies for records and admits the new ones."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from dispatch.hub.core import HubCore
+from dispatch.hub.ingest import admit
+from dispatch.hub.state import RecordEntry
+from dispatch.log import get_logger
+from dispatch.store import WriteOp, insert_record
+from dispatch.strategy import Outcome, Strategy
+
+__all__ = ["admit_items", "poll_loop", "poll_round"]
+
+log = get_logger("dispatch.hub")
+
+#: a strategy saying ``has_more`` forever must not starve the other strategies
+_MAX_BATCHES_PER_ROUND = 1000
+
+
+async def poll_loop(core: HubCore) -> None:
+    """Poll every ``poll_interval_s``, or at once when signalled (idle checks)."""
+    while True:
+        changed = await poll_round(core)
+        core.polled_dry = changed == 0
+        core.check_idle()
+        await core.poll_signal.wait(core.clock, core.clock.now() + core.options.poll_interval_s)
+
+
+async def poll_round(core: HubCore) -> int:
+    """Poll each strategy (again while it ``has_more``); return records admitted or skipped."""
+    changed = 0
+    for strategy in core.strategies:
+        for _ in range(_MAX_BATCHES_PER_ROUND):
+            try:
+                items = await strategy.poll()
+            except Exception as exc:
+                log.exception("strategy poll failed", strategy=strategy.name, error=str(exc))
+                break
+            changed += await admit_items(core, strategy, items)
+            if not strategy.has_more:
+                break
+    return changed
+
+
+async def admit_items(core: HubCore, strategy: Strategy, items: Sequence[object]) -> int:
+    """Store new records (and skipped ones), queue them, report skips."""
+    admission = admit(items, known=core.book.known, default_region=core.options.default_region)
+    for text in admission.rejected:
+        log.error("bad record from strategy", strategy=strategy.name, error=text)
+    now = core.clock.now()
+    ops: list[WriteOp] = []
+    entries: list[RecordEntry] = []
+    for record in admission.new:
+        due = record.not_before_ts
+        scheduled = due is not None and due > now
+        entry = RecordEntry(
+            record, strategy, strategy.name, "scheduled" if scheduled else "pending",
+            next_attempt_at=due if scheduled else None,
+        )
+        core.book.add(entry)
+        entries.append(entry)
+        ops.append(
+            insert_record(
+                id=record.id, phone=record.phone, strategy=strategy.name, status=entry.status,
+                payload=record.payload(), now=now, next_attempt_at=entry.next_attempt_at,
+            )
+        )
+    for skip in admission.skipped:
+        log.warning("record skipped", record_id=skip.record.id, reason=skip.reason.value,
+                    error=skip.error)
+        if skip.persist:
+            core.book.known.add(skip.record.id)
+            core.book.count_terminal("skipped")
+            ops.append(
+                insert_record(
+                    id=skip.record.id, phone=skip.record.phone, strategy=strategy.name,
+                    status="skipped", payload=_safe_payload(skip.record), now=now,
+                    last_reason=skip.reason.value, error=skip.error,
+                )
+            )
+    if ops:
+        await core.store.write(ops)
+    for entry in entries:
+        if entry.next_attempt_at is not None:
+            core.queue.add_timed(entry.id, entry.next_attempt_at)
+        else:
+            core.queue.add_ready(entry.id)
+    if entries:
+        core.dispatch_signal.set()
+    for skip in admission.skipped:
+        outcome = Outcome(skip.record, "skipped", skip.reason, attempts=0, detail=skip.error)
+        core.notifier.terminal(outcome, strategy)
+    return len(entries) + len(admission.skipped)
+
+
+def _safe_payload(record: object) -> dict[str, object]:
+    try:
+        payload = record.payload()  # type: ignore[attr-defined]
+    except Exception:
+        return {}
+    return payload if isinstance(payload, dict) else {}

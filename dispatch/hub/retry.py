@@ -1,0 +1,86 @@
+"""When to dial a record again: :class:`RetryPolicy`.
+
+``retry_attempts`` (the JS library's option) is the number of extra dials after
+the first for ordinary failures (busy, no answer...). The policy adds which
+reasons retry at all, the delay before each, and a lifetime cap. Reasons caused
+by our side (a crash, a lost connection: ``interrupted``, unanswered
+``disconnected``) retry up to the lifetime cap even when ``retry_attempts`` is
+used up, and never immediately. Answered calls are never retried.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from dispatch.sdk.reasons import Reason
+
+__all__ = ["DEFAULT_DELAYS_S", "MIN_INFRA_DELAY_S", "RetryPolicy"]
+
+#: reasons that retry by default, and the delay before the next dial
+DEFAULT_DELAYS_S: Mapping[Reason, float] = MappingProxyType(
+    {
+        Reason.BUSY: 120.0,
+        Reason.NO_ANSWER: 600.0,
+        Reason.FAILED: 900.0,
+        Reason.TIMEOUT: 600.0,
+        Reason.INTERRUPTED: 300.0,
+        Reason.DISCONNECTED: 120.0,
+    }
+)
+
+#: reasons that are not the callee's doing
+INFRA_REASONS = frozenset({Reason.INTERRUPTED, Reason.DISCONNECTED})
+#: "never immediately": the smallest delay accepted for an infrastructure reason
+MIN_INFRA_DELAY_S = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class RetryPolicy:
+    """Which outcomes retry, after how long, and how many dials a record gets in total.
+
+    ``delays_s`` maps each retryable reason to its base delay; ``backoff`` multiplies
+    the delay by ``backoff ** (attempts - 1)``, capped at ``max_delay_s``.
+    ``max_attempts`` is the lifetime cap on dials of one record (across runs).
+    ``infra_reasons`` retry up to ``max_attempts`` regardless of ``retry_attempts``.
+    Raises ``ValueError`` for negative delays, an infra delay below 1 s, or a cap < 1.
+    """
+
+    delays_s: Mapping[Reason, float] = dataclasses.field(default_factory=lambda: DEFAULT_DELAYS_S)
+    max_attempts: int = 5
+    backoff: float = 1.0
+    max_delay_s: float = 6 * 3600.0
+    infra_reasons: frozenset[Reason] = INFRA_REASONS
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError(f"RetryPolicy.max_attempts must be >= 1, got {self.max_attempts}")
+        if self.backoff < 1.0:
+            raise ValueError(f"RetryPolicy.backoff must be >= 1, got {self.backoff}")
+        for reason, delay_s in self.delays_s.items():
+            if delay_s < 0:
+                raise ValueError(f"RetryPolicy delay for {reason} is negative: {delay_s}")
+            if reason in self.infra_reasons and delay_s < MIN_INFRA_DELAY_S:
+                raise ValueError(
+                    f"RetryPolicy delay for {reason} must be >= {MIN_INFRA_DELAY_S} s "
+                    "(never redial immediately after an interruption)"
+                )
+
+    def delay_s(self, reason: Reason, attempts: int) -> float:
+        """The wait before the next dial after ``attempts`` dials ended with ``reason``."""
+        base = self.delays_s[reason]
+        return min(self.max_delay_s, base * self.backoff ** max(0, attempts - 1))
+
+    def next_delay_s(
+        self, reason: Reason, *, answered: bool, attempts: int, retry_attempts: int
+    ) -> float | None:
+        """Seconds until the next dial, or ``None`` when the record is given up.
+
+        ``attempts`` is how many dials the record has had (including this one).
+        """
+        if answered or reason not in self.delays_s or attempts >= self.max_attempts:
+            return None
+        if reason not in self.infra_reasons and attempts >= 1 + retry_attempts:
+            return None
+        return self.delay_s(reason, attempts)

@@ -1,0 +1,31 @@
+"""Durable campaign state: SQLAlchemy models, the group-commit :class:`Store`,
+alembic migrations and report queries."""
+
+from dispatch.store.errors import StoreClosed, StoreError
+from dispatch.store.migrate import current_revision, head_revision, upgrade
+from dispatch.store.models import STATUSES, TERMINAL_STATUSES
+from dispatch.store.ops import WriteOp, insert_attempt, insert_record, update_attempt, update_record
+from dispatch.store.queries import REPORT_COLUMNS, StoredAttempt, StoredRecord
+from dispatch.store.store import Store, open_store
+from dispatch.store.writer import Ticket
+
+__all__ = [
+    "REPORT_COLUMNS",
+    "STATUSES",
+    "TERMINAL_STATUSES",
+    "Store",
+    "StoreClosed",
+    "StoreError",
+    "StoredAttempt",
+    "StoredRecord",
+    "Ticket",
+    "WriteOp",
+    "current_revision",
+    "head_revision",
+    "insert_attempt",
+    "insert_record",
+    "open_store",
+    "update_attempt",
+    "update_record",
+    "upgrade",
+]

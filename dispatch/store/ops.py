@@ -1,0 +1,179 @@
+"""Write operations queued to the group-commit writer.
+
+Each op is a kind plus one row of parameters. Within a batch, ops are grouped
+by kind and executed as one ``executemany`` per kind, in :data:`KIND_ORDER`
+(inserts before updates), which keeps every write order that matters: updates
+always carry the full mutable state of their row, so for a given row the last
+update queued wins.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import Any, cast
+
+from sqlalchemy import Executable, Table, bindparam, insert, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from dispatch.store.models import AttemptRow, RecordRow
+
+__all__ = [
+    "KIND_ORDER",
+    "OpKind",
+    "WriteOp",
+    "build_statements",
+    "insert_attempt",
+    "insert_record",
+    "update_attempt",
+    "update_record",
+]
+
+_records = cast(Table, RecordRow.__table__)
+_attempts = cast(Table, AttemptRow.__table__)
+
+
+class OpKind(enum.Enum):
+    INSERT_RECORD = "insert_record"
+    INSERT_ATTEMPT = "insert_attempt"
+    UPDATE_RECORD = "update_record"
+    UPDATE_ATTEMPT = "update_attempt"
+
+
+KIND_ORDER = (
+    OpKind.INSERT_RECORD,
+    OpKind.INSERT_ATTEMPT,
+    OpKind.UPDATE_RECORD,
+    OpKind.UPDATE_ATTEMPT,
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WriteOp:
+    """One row to write; build with the helpers below."""
+
+    kind: OpKind
+    params: dict[str, Any]
+
+
+def insert_record(
+    *,
+    id: str,
+    phone: str,
+    strategy: str,
+    status: str,
+    payload: dict[str, Any],
+    now: float,
+    attempts: int = 0,
+    last_reason: str | None = None,
+    next_attempt_at: float | None = None,
+    error: str | None = None,
+) -> WriteOp:
+    """Insert a record unless its id exists (insert-or-ignore: enqueue is idempotent)."""
+    return WriteOp(
+        OpKind.INSERT_RECORD,
+        {
+            "id": id,
+            "phone": phone,
+            "strategy": strategy,
+            "status": status,
+            "attempts": attempts,
+            "last_reason": last_reason,
+            "last_call_id": None,
+            "next_attempt_at": next_attempt_at,
+            "payload": payload,
+            "disposition": None,
+            "error": error,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+
+
+def update_record(
+    *,
+    id: str,
+    status: str,
+    attempts: int,
+    last_reason: str | None,
+    last_call_id: str | None,
+    next_attempt_at: float | None,
+    disposition: str | None,
+    error: str | None,
+    now: float,
+) -> WriteOp:
+    """Overwrite the mutable columns of a record (full state, last write wins)."""
+    return WriteOp(
+        OpKind.UPDATE_RECORD,
+        {
+            "b_id": id,
+            "status": status,
+            "attempts": attempts,
+            "last_reason": last_reason,
+            "last_call_id": last_call_id,
+            "next_attempt_at": next_attempt_at,
+            "disposition": disposition,
+            "error": error,
+            "updated_at": now,
+        },
+    )
+
+
+def insert_attempt(
+    *, record_id: str, attempt_no: int, run_id: int | None, phone: str, claimed_at: float
+) -> WriteOp:
+    """The claim row of a dial (unique per ``(record_id, attempt_no)``)."""
+    return WriteOp(
+        OpKind.INSERT_ATTEMPT,
+        {
+            "record_id": record_id,
+            "attempt_no": attempt_no,
+            "run_id": run_id,
+            "phone": phone,
+            "claimed_at": claimed_at,
+        },
+    )
+
+
+_ATTEMPT_FIELDS = (
+    "call_id",
+    "dialed_at",
+    "dialing_at",
+    "answered_at",
+    "ended_at",
+    "reason",
+    "raw_reason",
+    "duration_s",
+    "error",
+    "tool_results",
+    "disposition",
+)
+
+
+def update_attempt(*, record_id: str, attempt_no: int, **fields: Any) -> WriteOp:
+    """Overwrite the mutable columns of an attempt; every field must be given."""
+    missing = set(_ATTEMPT_FIELDS) - fields.keys()
+    extra = fields.keys() - set(_ATTEMPT_FIELDS)
+    if missing or extra:
+        raise ValueError(f"update_attempt: missing {sorted(missing)}, unknown {sorted(extra)}")
+    return WriteOp(OpKind.UPDATE_ATTEMPT, {"b_record_id": record_id, "b_no": attempt_no, **fields})
+
+
+def build_statements(dialect_name: str) -> dict[OpKind, Executable]:
+    """One compiled-once statement per op kind, for ``executemany``."""
+    insert_fn: Any = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(dialect_name)
+    if insert_fn is not None:
+        insert_records: Executable = insert_fn(_records).on_conflict_do_nothing(
+            index_elements=["id"]
+        )
+    else:  # pragma: no cover - other dialects: plain insert
+        insert_records = insert(_records)
+    return {
+        OpKind.INSERT_RECORD: insert_records,
+        OpKind.INSERT_ATTEMPT: insert(_attempts),
+        OpKind.UPDATE_RECORD: update(_records).where(_records.c.id == bindparam("b_id")),
+        OpKind.UPDATE_ATTEMPT: update(_attempts).where(
+            (_attempts.c.record_id == bindparam("b_record_id"))
+            & (_attempts.c.attempt_no == bindparam("b_no"))
+        ),
+    }

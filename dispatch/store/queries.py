@@ -1,0 +1,168 @@
+"""Read queries: resuming a campaign, recovery after a crash, reports."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from typing import Any, cast
+
+from sqlalchemy import Select, Table, and_, func, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from dispatch.store.errors import StoreError
+from dispatch.store.models import ACTIVE_STATUSES, LIVE_STATUSES, AttemptRow, RecordRow, RunRow
+
+__all__ = [
+    "REPORT_COLUMNS",
+    "StoredAttempt",
+    "StoredRecord",
+    "attempt_rows",
+    "counts",
+    "known_ids",
+    "latest_attempts",
+    "load_active",
+    "report_rows",
+    "run_rows",
+]
+
+_records = cast(Table, RecordRow.__table__)
+_attempts = cast(Table, AttemptRow.__table__)
+_runs = cast(Table, RunRow.__table__)
+
+#: the keys of every dict returned by :func:`report_rows`, in display order
+REPORT_COLUMNS = (
+    "id",
+    "phone",
+    "status",
+    "attempts",
+    "last_reason",
+    "last_call_id",
+    "updated_at",
+    "disposition",
+    "next_attempt_at",
+    "strategy",
+    "error",
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StoredRecord:
+    """A record row as the hub needs it to resume."""
+
+    id: str
+    phone: str
+    strategy: str
+    status: str
+    attempts: int
+    last_reason: str | None
+    last_call_id: str | None
+    next_attempt_at: float | None
+    payload: dict[str, Any]
+    disposition: str | None
+    error: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StoredAttempt:
+    """An attempt row (all columns but the surrogate key)."""
+
+    record_id: str
+    attempt_no: int
+    run_id: int | None
+    phone: str
+    call_id: str | None
+    claimed_at: float
+    dialed_at: float | None
+    dialing_at: float | None
+    answered_at: float | None
+    ended_at: float | None
+    reason: str | None
+    raw_reason: str | None
+    duration_s: float | None
+    error: str | None
+    tool_results: list[Any] | None
+    disposition: str | None
+
+
+async def _all(engine: AsyncEngine, query: Select[Any]) -> list[Any]:
+    try:
+        async with engine.connect() as conn:
+            result = await conn.execute(query)
+            return list(result.mappings().all())
+    except (SQLAlchemyError, OSError) as exc:
+        raise StoreError(f"database read failed: {exc}") from exc
+
+
+def _record_columns() -> list[Any]:
+    names = [f.name for f in dataclasses.fields(StoredRecord)]
+    return [_records.c[name] for name in names]
+
+
+async def load_active(engine: AsyncEngine) -> list[StoredRecord]:
+    """Records that still need work (pending, scheduled, dialing, in_call)."""
+    query = select(*_record_columns()).where(_records.c.status.in_(sorted(ACTIVE_STATUSES)))
+    return [StoredRecord(**row) for row in await _all(engine, query)]
+
+
+async def known_ids(engine: AsyncEngine) -> set[str]:
+    """Every record id in the store (dedup by id is persistent)."""
+    rows = await _all(engine, select(_records.c.id))
+    return {row["id"] for row in rows}
+
+
+async def latest_attempts(engine: AsyncEngine, record_ids: Iterable[str]) -> list[StoredAttempt]:
+    """The newest attempt of each record left ``dialing``/``in_call`` among ``record_ids``."""
+    ids = sorted(set(record_ids))
+    if not ids:
+        return []
+    names = [f.name for f in dataclasses.fields(StoredAttempt)]
+    query = (
+        select(*[_attempts.c[name] for name in names])
+        .join(_records, _records.c.id == _attempts.c.record_id)
+        .where(
+            and_(
+                _records.c.status.in_(sorted(LIVE_STATUSES)),
+                _attempts.c.attempt_no == _records.c.attempts,
+                _attempts.c.record_id.in_(ids),
+            )
+        )
+    )
+    return [StoredAttempt(**row) for row in await _all(engine, query)]
+
+
+async def report_rows(engine: AsyncEngine, *, status: str | None = None) -> list[dict[str, Any]]:
+    """One dict per record with :data:`REPORT_COLUMNS`, ordered by creation."""
+    query = select(*[_records.c[name] for name in REPORT_COLUMNS]).order_by(
+        _records.c.created_at, _records.c.id
+    )
+    if status is not None:
+        query = query.where(_records.c.status == status)
+    return [dict(row) for row in await _all(engine, query)]
+
+
+async def counts(engine: AsyncEngine) -> dict[str, int]:
+    """Number of records by status (statuses with no record are absent)."""
+    query = select(_records.c.status, func.count()).group_by(_records.c.status)
+    try:
+        async with engine.connect() as conn:
+            result = await conn.execute(query)
+            return {str(status): int(n) for status, n in result.all()}
+    except (SQLAlchemyError, OSError) as exc:
+        raise StoreError(f"database read failed: {exc}") from exc
+
+
+async def attempt_rows(engine: AsyncEngine, *, record_id: str | None = None) -> list[StoredAttempt]:
+    """Attempts, oldest claim first (optionally of one record)."""
+    names = [f.name for f in dataclasses.fields(StoredAttempt)]
+    query = select(*[_attempts.c[name] for name in names]).order_by(
+        _attempts.c.claimed_at, _attempts.c.id
+    )
+    if record_id is not None:
+        query = query.where(_attempts.c.record_id == record_id)
+    return [StoredAttempt(**row) for row in await _all(engine, query)]
+
+
+async def run_rows(engine: AsyncEngine) -> list[dict[str, Any]]:
+    """Every hub run, oldest first."""
+    return [dict(row) for row in await _all(engine, select(_runs).order_by(_runs.c.id))]

@@ -1,0 +1,205 @@
+"""The durable state of a campaign: :class:`Store`."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator, Iterable, Sequence
+from types import TracebackType
+from typing import Any, cast
+
+import anyio
+from anyio.abc import TaskStatus
+from sqlalchemy import Table, insert, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from dispatch.store import queries
+from dispatch.store.engine import create_engine, resolve_url
+from dispatch.store.errors import StoreError
+from dispatch.store.migrate import upgrade
+from dispatch.store.models import RunRow
+from dispatch.store.ops import KIND_ORDER, OpKind, WriteOp, build_statements
+from dispatch.store.writer import GroupWriter, Ticket, execute_grouped
+
+__all__ = ["Store", "open_store"]
+
+_runs = cast(Table, RunRow.__table__)
+
+
+class Store:
+    """Records, attempts and runs in SQLite (WAL) or another async SQLAlchemy database.
+
+    Open with :meth:`open` (applies migrations unless ``read_only``). Writes go through
+    a single group-commit writer: run :meth:`run_writer` in a task group, then
+    :meth:`submit` ops (fire-and-forget) or :meth:`write` them (await the commit).
+    Every database error surfaces as :class:`~dispatch.store.errors.StoreError`.
+    """
+
+    def __init__(self, engine: AsyncEngine, *, url: str, read_only: bool = False) -> None:
+        self.engine = engine
+        self.url = url
+        self.read_only = read_only
+        self._writer = GroupWriter(engine)
+
+    @classmethod
+    async def open(
+        cls, db: str | os.PathLike[str], *, migrate: bool = True, read_only: bool = False
+    ) -> Store:
+        """Open ``db`` (a path, ``:memory:`` or an async URL).
+
+        ``read_only=True`` is for reports: no migration, ``PRAGMA query_only``; the
+        database must exist. Raises :class:`StoreError`.
+        """
+        url = resolve_url(db)
+        if read_only and url.startswith("sqlite") and ":///" in url:
+            path = anyio.Path(url.split(":///", 1)[-1])
+            if not await path.exists():
+                raise StoreError(f"database {str(path)!r} does not exist")
+        try:
+            engine = create_engine(url, read_only=read_only)
+        except (SQLAlchemyError, ValueError) as exc:
+            raise StoreError(f"cannot open database {db!r}: {exc}") from exc
+        store = cls(engine, url=url, read_only=read_only)
+        if migrate and not read_only:
+            try:
+                await upgrade(engine)
+            except BaseException:
+                await engine.dispose()
+                raise
+        return store
+
+    async def close(self) -> None:
+        """Stop the writer (if running) and release connections."""
+        self._writer.close()
+        await self.engine.dispose()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- writes -----------------------------------------------------------------------
+
+    @property
+    def writer(self) -> GroupWriter:
+        """The group-commit writer (its ``batches``/``ops_written`` are statistics)."""
+        return self._writer
+
+    async def run_writer(
+        self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Run the group-commit writer until :meth:`close_writer` (start with ``tg.start``)."""
+        await self._writer.run(task_status=task_status)
+
+    def close_writer(self) -> None:
+        """Let the writer commit what is queued and return."""
+        self._writer.close()
+
+    def submit(self, ops: Sequence[WriteOp]) -> Ticket:
+        """Queue ops for the next batch; they commit together. Never blocks."""
+        return self._writer.submit(ops)
+
+    async def write(self, ops: Sequence[WriteOp]) -> None:
+        """Queue ops and wait for their batch to commit."""
+        await self._writer.submit(ops).wait()
+
+    async def flush(self) -> None:
+        """Wait until everything queued so far is committed."""
+        await self.write(())
+
+    async def write_now(self, ops: Sequence[WriteOp]) -> None:
+        """Write ops in their own transaction, bypassing the writer.
+
+        For shutdown paths where the writer task may already be cancelled.
+        """
+        grouped: dict[OpKind, list[dict[str, object]]] = {kind: [] for kind in KIND_ORDER}
+        for op in ops:
+            grouped[op.kind].append(op.params)
+        await execute_grouped(self.engine, build_statements(self.engine.dialect.name), grouped)
+
+    # -- runs -------------------------------------------------------------------------
+
+    async def start_run(self, *, started_at: float, pid: int, config: dict[str, Any]) -> int:
+        """Insert a ``running`` run row; mark earlier ``running`` rows ``crashed``."""
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    update(_runs).where(_runs.c.status == "running").values(status="crashed")
+                )
+                result = await conn.execute(
+                    insert(_runs).values(
+                        started_at=started_at, pid=pid, config=config, status="running"
+                    )
+                )
+                key = result.inserted_primary_key
+        except (SQLAlchemyError, OSError) as exc:
+            raise StoreError(f"cannot record the run: {exc}") from exc
+        if key is None:
+            raise StoreError("cannot record the run: no id returned")
+        return int(key[0])
+
+    async def end_run(self, run_id: int, *, ended_at: float, status: str) -> None:
+        """Close a run row with its final status."""
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    update(_runs)
+                    .where(_runs.c.id == run_id)
+                    .values(ended_at=ended_at, status=status)
+                )
+        except (SQLAlchemyError, OSError) as exc:
+            raise StoreError(f"cannot close run {run_id}: {exc}") from exc
+
+    # -- reads ------------------------------------------------------------------------
+
+    async def load_active(self) -> list[queries.StoredRecord]:
+        """Records still needing work (pending, scheduled, dialing, in_call)."""
+        return await queries.load_active(self.engine)
+
+    async def known_ids(self) -> set[str]:
+        """All record ids ever stored."""
+        return await queries.known_ids(self.engine)
+
+    async def latest_attempts(self, record_ids: Iterable[str]) -> list[queries.StoredAttempt]:
+        """The current attempt of records left ``dialing``/``in_call``."""
+        return await queries.latest_attempts(self.engine, record_ids)
+
+    async def report_rows(self, *, status: str | None = None) -> list[dict[str, Any]]:
+        """One dict per record: id, phone, status, attempts, last_reason, last_call_id,
+        updated_at, disposition, next_attempt_at, strategy, error."""
+        return await queries.report_rows(self.engine, status=status)
+
+    async def counts(self) -> dict[str, int]:
+        """Records by status."""
+        return await queries.counts(self.engine)
+
+    async def attempts(self, *, record_id: str | None = None) -> list[queries.StoredAttempt]:
+        """Attempt rows, oldest claim first."""
+        return await queries.attempt_rows(self.engine, record_id=record_id)
+
+    async def runs(self) -> list[dict[str, Any]]:
+        """Run rows, oldest first."""
+        return await queries.run_rows(self.engine)
+
+
+@contextlib.asynccontextmanager
+async def open_store(
+    db: str | os.PathLike[str], *, migrate: bool = True, read_only: bool = False
+) -> AsyncIterator[Store]:
+    """``async with open_store(path) as store:`` -- :meth:`Store.open` then :meth:`Store.close`.
+
+    Reports should pass ``read_only=True`` (no migration, ``PRAGMA query_only``),
+    which is safe while a campaign runs (WAL readers never block the writer).
+    """
+    store = await Store.open(db, migrate=migrate, read_only=read_only)
+    try:
+        yield store
+    finally:
+        await store.close()

@@ -1,0 +1,159 @@
+"""Group commit: one writer task drains a queue into one transaction per batch.
+
+Callers :meth:`GroupWriter.submit` a list of ops and get a :class:`Ticket`;
+awaiting the ticket waits until the batch holding those ops is committed (or
+raises :class:`StoreError`). Ops of one submission always land in the same
+transaction. Fire-and-forget callers simply do not await the ticket.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import anyio
+from anyio.abc import TaskStatus
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from sqlalchemy import Executable
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from dispatch.log import get_logger
+from dispatch.store.errors import StoreClosed, StoreError
+from dispatch.store.ops import KIND_ORDER, OpKind, WriteOp, build_statements
+
+__all__ = ["GroupWriter", "Ticket"]
+
+log = get_logger("dispatch.store")
+
+#: how long a cancelled writer keeps committing what was already queued
+_FINAL_DRAIN_S = 10.0
+
+
+class Ticket:
+    """Completion of one submission: ``await ticket.wait()`` until committed."""
+
+    __slots__ = ("_done", "_error")
+
+    def __init__(self) -> None:
+        self._done = anyio.Event()
+        self._error: StoreError | None = None
+
+    def _finish(self, error: StoreError | None) -> None:
+        self._error = error
+        self._done.set()
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    async def wait(self) -> None:
+        """Return once committed; raise :class:`StoreError` if the batch failed."""
+        await self._done.wait()
+        if self._error is not None:
+            raise self._error
+
+
+_Item = tuple[Sequence[WriteOp], Ticket]
+
+
+class GroupWriter:
+    """The single writer of a store. Run :meth:`run` in a task group."""
+
+    def __init__(self, engine: AsyncEngine, *, max_batch_ops: int = 5000) -> None:
+        self._engine = engine
+        self._statements: dict[OpKind, Executable] = build_statements(engine.dialect.name)
+        self._max_batch_ops = max_batch_ops
+        self._send: MemoryObjectSendStream[_Item] | None = None
+        self.batches = 0
+        self.ops_written = 0
+
+    @property
+    def running(self) -> bool:
+        return self._send is not None
+
+    def submit(self, ops: Sequence[WriteOp]) -> Ticket:
+        """Queue ``ops`` (never blocks). Raises :class:`StoreClosed` if not running."""
+        if self._send is None:
+            raise StoreClosed("the store writer is not running")
+        ticket = Ticket()
+        self._send.send_nowait((ops, ticket))
+        return ticket
+
+    def close(self) -> None:
+        """Stop accepting ops; :meth:`run` commits what is queued, then returns."""
+        if self._send is not None:
+            self._send.close()
+            self._send = None
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Drain the queue until :meth:`close`; one transaction per batch."""
+        if self._send is not None:
+            raise StoreError("the store writer is already running")
+        send, receive = anyio.create_memory_object_stream[_Item](math.inf)
+        self._send = send
+        task_status.started()
+        try:
+            await self._loop(receive)
+        finally:
+            self.close()
+
+    async def _loop(self, receive: MemoryObjectReceiveStream[_Item]) -> None:
+        async with receive:
+            try:
+                async for first in receive:
+                    items = self._gather(receive, [first])
+                    # a batch once taken is committed even if the writer is cancelled,
+                    # so that no submitter waits forever on a rolled-back ticket
+                    with anyio.CancelScope(shield=True):
+                        await self._commit(items)
+            except anyio.get_cancelled_exc_class():
+                with anyio.CancelScope(shield=True), anyio.move_on_after(_FINAL_DRAIN_S):
+                    self.close()
+                    leftover = self._gather(receive, [])
+                    if leftover:
+                        await self._commit(leftover)
+                raise
+
+    def _gather(self, receive: MemoryObjectReceiveStream[_Item], items: list[_Item]) -> list[_Item]:
+        count = sum(len(ops) for ops, _ticket in items)
+        while count < self._max_batch_ops:
+            try:
+                item = receive.receive_nowait()
+            except (anyio.WouldBlock, anyio.EndOfStream):
+                break
+            items.append(item)
+            count += len(item[0])
+        return items
+
+    async def _commit(self, items: list[_Item]) -> None:
+        grouped: dict[OpKind, list[dict[str, object]]] = {kind: [] for kind in KIND_ORDER}
+        for ops, _ticket in items:
+            for op in ops:
+                grouped[op.kind].append(op.params)
+        error: StoreError | None = None
+        try:
+            await execute_grouped(self._engine, self._statements, grouped)
+        except StoreError as exc:
+            error = exc
+            log.error("store batch failed", items=len(items), error=str(exc))
+        self.batches += 1
+        self.ops_written += sum(len(rows) for rows in grouped.values())
+        for _ops, ticket in items:
+            ticket._finish(error)
+
+
+async def execute_grouped(
+    engine: AsyncEngine,
+    statements: dict[OpKind, Executable],
+    grouped: dict[OpKind, list[dict[str, object]]],
+) -> None:
+    """Execute grouped ops in one transaction, kinds in :data:`KIND_ORDER`."""
+    try:
+        async with engine.begin() as conn:
+            for kind in KIND_ORDER:
+                rows = grouped.get(kind)
+                if rows:
+                    await conn.execute(statements[kind], rows)
+    except (SQLAlchemyError, OSError) as exc:
+        raise StoreError(f"database write failed: {exc}") from exc

@@ -1,0 +1,134 @@
+"""The sliding-window limiter: table-driven cases and properties."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dispatch.hub.limiter import (
+    WINDOW_S,
+    ConcurrencyGate,
+    SlidingWindowLimiter,
+    earliest_start,
+    in_window,
+    tokens_available,
+)
+
+
+@pytest.mark.parametrize(
+    ("starts", "now", "cap", "expected"),
+    [
+        ([], 0.0, 5, 0.0),
+        ([0.0, 1.0], 2.0, 2, 60.0),
+        ([0.0, 1.0], 61.0, 2, 61.0),
+        ([0.0, 1.0, 2.0], 30.0, 2, 61.0),
+        ([0.0], 59.999, 1, 60.0),
+        ([0.0], 60.0, 1, 60.0),
+        ([5.0] * 3, 6.0, 3, 65.0),
+        ([0.0, 1.0], 2.0, None, 2.0),
+    ],
+)
+def test_earliest_start_table(starts: list[float], now: float, cap: int | None, expected: float):
+    assert earliest_start(starts, now, cap) == expected
+
+
+@pytest.mark.parametrize(
+    ("starts", "now", "cap", "expected"),
+    [
+        ([], 0.0, 3, 3),
+        ([0.0, 10.0], 20.0, 3, 1),
+        ([0.0, 10.0], 60.0, 3, 2),  # the start at 0 no longer counts at exactly 60
+        ([0.0, 10.0], 70.0, 3, 3),
+        ([0.0, 0.0, 0.0], 59.0, 2, 0),
+        ([0.0], 1.0, None, math.inf),
+    ],
+)
+def test_tokens_available_table(starts: list[float], now: float, cap: int | None, expected: float):
+    assert tokens_available(starts, now, cap) == expected
+
+
+def test_no_double_burst_at_window_edge():
+    """A fixed-bucket limiter allows 2x cap around a bucket edge; the sliding log does not."""
+    window = SlidingWindowLimiter(10)
+    window.record(59.0, 10)
+    assert window.available(60.5) == 0
+    assert window.next_allowed_at(60.5) == 119.0
+
+
+def _max_in_any_window(starts: list[float]) -> int:
+    return max((sum(1 for s in starts if in_window(t, s)) for t in starts), default=0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    cap=st.integers(min_value=1, max_value=8),
+    gaps=st.lists(st.floats(min_value=0.0, max_value=90.0, allow_nan=False), max_size=60),
+    batch=st.integers(min_value=1, max_value=5),
+)
+def test_greedy_schedule_never_exceeds_cap(cap: int, gaps: list[float], batch: int):
+    """Starting every request at the earliest allowed time never puts > cap in a window."""
+    window = SlidingWindowLimiter(cap)
+    now = 1_700_000_000.0
+    starts: list[float] = []
+    for gap in gaps:
+        now += gap
+        t = window.next_allowed_at(now)
+        n = int(min(batch, window.available(t)))
+        assert n >= 1
+        window.record(t, n)
+        starts += [t] * n
+        now = t
+    assert _max_in_any_window(starts) <= cap
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    cap=st.integers(min_value=1, max_value=6),
+    starts=st.lists(st.floats(min_value=0.0, max_value=300.0, allow_nan=False), max_size=30),
+    now=st.floats(min_value=0.0, max_value=400.0, allow_nan=False),
+)
+def test_earliest_start_is_allowed_and_minimal(cap: int, starts: list[float], now: float):
+    """The earliest start is allowed, and no earlier time >= now is."""
+    starts = sorted(starts)
+    # only histories the limiter itself could have produced are meaningful
+    if _max_in_any_window(starts) > cap:
+        return
+    now = max(now, starts[-1] if starts else 0.0)
+
+    def allowed(t: float) -> bool:
+        return sum(1 for s in starts if in_window(s, t)) < cap
+
+    t = earliest_start(starts, now, cap)
+    assert t >= now
+    assert allowed(t)
+    if t > now:
+        assert not allowed(max(now, math.nextafter(t, -math.inf)))
+    assert (tokens_available(starts, now, cap) > 0) == (t == now)
+
+
+def test_window_length_is_60s():
+    assert WINDOW_S == 60.0
+
+
+def test_concurrency_gate_counts_and_refuses_over_release():
+    gate = ConcurrencyGate(2)
+    gate.acquire(2)
+    assert gate.available() == 0
+    gate.release()
+    assert gate.available() == 1
+    gate.release()
+    with pytest.raises(RuntimeError):
+        gate.release()
+    assert gate.peak == 2
+    assert ConcurrencyGate(None).available() == math.inf
+
+
+@pytest.mark.parametrize("bad", [0, -1])
+def test_limits_must_be_positive(bad: int):
+    with pytest.raises(ValueError, match="max_calls_per_minute"):
+        SlidingWindowLimiter(bad)
+    with pytest.raises(ValueError, match="max_concurrent"):
+        ConcurrencyGate(bad)
