@@ -45,7 +45,9 @@ def _redact_value(value: Any) -> Any:
     if isinstance(value, BaseException):
         return redact(f"{type(value).__name__}: {value}")
     if isinstance(value, dict):
-        return {k: (_MASK if _SECRET_KEY.search(str(k)) else _redact_value(v)) for k, v in value.items()}
+        return {
+            k: (_MASK if _SECRET_KEY.search(str(k)) else _redact_value(v)) for k, v in value.items()
+        }
     if isinstance(value, list | tuple):
         return [_redact_value(v) for v in value]
     return value

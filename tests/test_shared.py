@@ -96,7 +96,8 @@ def test_secrets_never_reach_a_log_line() -> None:
     stream = io.StringIO()
     configure_logging(json=True, stream=stream)
     log = get_logger("test")
-    log.error("refused", api_key=secret, error=RuntimeError(f"bad key {secret}"), url=f"x?k={secret}")
+    error = RuntimeError(f"bad key {secret}")
+    log.error("refused", api_key=secret, error=error, url=f"x?k={secret}")
     line = stream.getvalue()
     assert secret not in line
     event = json.loads(line)

@@ -74,6 +74,7 @@ class MemoryConnection:
             await self._send.send(text)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             self._closed = self._closed or TransportClosed(1006, "")
+            self._release()
             raise self._closed from None
 
     async def recv(self) -> str:

@@ -126,6 +126,7 @@ async def test_scheduled_record_is_visible_with_next_time(tmp_path: Path):
         tg.start_soon(hub.run)
         await eventually(lambda: hub.statistics().scheduled == 1)
         assert hub.store is not None
+        await hub.store.flush()  # the status change is group-committed; wait for it
         (row,) = await hub.store.report_rows()
         assert row["status"] == "scheduled"
         assert row["next_attempt_at"] == pytest.approx(clock.now() + 600)

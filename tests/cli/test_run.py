@@ -1,0 +1,169 @@
+"""``python -m dispatch run`` end to end against the embedded sandbox (subprocesses)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from tests.cli.conftest import cli_env, run_cli
+
+FAST = ("--sandbox-speed", "200", "--poll", "0.2", "--concurrency", "4")
+
+
+def _statuses(db: Path) -> dict[str, tuple[str, str | None, int]]:
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT id, status, last_reason, attempts FROM records").fetchall()
+    return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+
+def test_run_finishes_every_record_and_reports(leads: Path, workdir: Path) -> None:
+    db = workdir / "state.db"
+    result = run_cli("run", str(leads), "--db", str(db), "--json-logs", *FAST, cwd=workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "SANDBOX MODE" in result.stderr
+    statuses = _statuses(db)
+    # 10 data rows: one exact duplicate collapses, one already has a status -> 8 records
+    assert len(statuses) == 8
+    by_status = {}
+    for status, reason, _attempts in statuses.values():
+        by_status.setdefault(status, []).append(reason)
+    assert sorted(by_status["completed"]) == ["hangup"] * 4
+    assert sorted(by_status["failed"]) == ["busy", "failed", "no_answer"]
+    assert by_status["skipped"] == ["invalid_phone"]
+    # non-TTY output is structured: every log line on stderr after the banner is JSON
+    events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    assert any(e.get("event") == "completed" for e in events)
+
+    report = run_cli("report", "--db", str(db), "--format", "csv", cwd=workdir)
+    assert report.returncode == 0, report.stderr
+    rows = list(csv.DictReader(io.StringIO(report.stdout)))
+    assert len(rows) == 8
+    wanted = {"id", "phone", "status", "attempts", "last_reason", "last_call_id", "updated_at"}
+    assert wanted <= set(rows[0])
+    answered = [r for r in rows if r["status"] == "completed"]
+    assert all(r["last_call_id"].startswith("CA") for r in answered)
+
+    lines = run_cli("report", "--db", str(db), "--format", "json", cwd=workdir).stdout
+    parsed = [json.loads(line) for line in lines.splitlines()]
+    assert len(parsed) == 8 and all("status" in p for p in parsed)
+
+    parquet = workdir / "out.parquet"
+    out = run_cli("report", "--db", str(db), "--format", "parquet", "--output", str(parquet),
+                  cwd=workdir)
+    assert out.returncode == 0, out.stderr
+    assert pl.read_parquet(parquet).height == 8
+
+    table = run_cli("report", "--db", str(db), cwd=workdir)
+    assert table.returncode == 0 and "completed" in table.stdout
+
+    status = run_cli("status", "--db", str(db), "--json", cwd=workdir)
+    counts = json.loads(status.stdout)
+    assert counts["completed"] == 4 and counts["failed"] == 3 and counts["skipped"] == 1
+
+    again = run_cli("run", str(leads), "--db", str(db), "--json-logs", *FAST, cwd=workdir)
+    assert again.returncode == 0
+    assert _statuses(db) == statuses, "a second run must not dial anything again"
+
+
+def test_missing_file_is_a_one_line_error(workdir: Path) -> None:
+    result = run_cli("run", str(workdir / "nope.csv"), cwd=workdir)
+    assert result.returncode == 2
+    assert "nope.csv" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_bad_option_is_a_usage_error(leads: Path, workdir: Path) -> None:
+    result = run_cli("run", str(leads), "--rate", "0", cwd=workdir)
+    assert result.returncode == 2
+    assert "--rate" in result.stderr
+
+
+def test_report_without_database_says_so(workdir: Path) -> None:
+    result = run_cli("report", "--db", str(workdir / "none.db"), cwd=workdir)
+    assert result.returncode == 2 and "no database" in result.stderr
+
+
+def test_bad_key_exits_3_and_never_prints_the_key(leads: Path, workdir: Path) -> None:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "dispatch", "sandbox", "--port", "0", "--api-key", "right-key-123"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=cli_env(),
+    )
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        url = line.strip().split()[-1]
+        assert url.startswith("ws://"), line
+        secret = "pk_wrong_key_987654"
+        result = run_cli(
+            "run", str(leads), "--url", url, "--from", "+15005550006", "--db",
+            str(workdir / "x.db"), cwd=workdir, env=cli_env(PINECALL_API_KEY=secret),
+        )
+        assert result.returncode == 3, result.stderr[-2000:]
+        assert "INVALID_KEY" in result.stderr
+        assert secret not in result.stderr and secret not in result.stdout
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=20)
+        if server.stdout is not None:
+            server.stdout.close()
+
+
+def test_interrupted_run_continues_where_it_stopped(workdir: Path) -> None:
+    path = workdir / "many.csv"
+    # last two digits 00-59: every callee answers and hangs up
+    rows = ["name,phone"] + [f"P{i},+141555510{i:02d}" for i in range(60)]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    db = workdir / "state.db"
+    args = [sys.executable, "-m", "dispatch", "run", str(path), "--db", str(db), "--json-logs",
+            "--sandbox-speed", "20", "--poll", "0.2", "--concurrency", "3"]
+    proc = subprocess.Popen(args, cwd=workdir, env=cli_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        if db.exists():
+            with sqlite3.connect(db) as conn:
+                try:
+                    done = conn.execute(
+                        "SELECT count(*) FROM records WHERE status = 'completed'"
+                    ).fetchone()[0]
+                except sqlite3.OperationalError:
+                    continue
+            if done >= 3:
+                break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-3000:]
+    first = _statuses(db)
+    assert any(s != "completed" for s, _, _ in first.values()) or len(first) < 60
+    assert all(s not in ("dialing", "in_call") for s, _, _ in first.values()), "drain left calls"
+
+    again = run_cli("run", str(path), "--db", str(db), "--json-logs", "--sandbox-speed", "200",
+                    "--poll", "0.2", "--concurrency", "6", cwd=workdir)
+    assert again.returncode == 0, again.stderr[-3000:]
+    final = _statuses(db)
+    assert len(final) == 60
+    assert all(s == "completed" for s, _, _ in final.values())
+    assert all(attempts == 1 for _, _, attempts in final.values()), "someone was dialled twice"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_report_to_output_file(leads: Path, workdir: Path, fmt: str) -> None:
+    db = workdir / "s.db"
+    assert run_cli("run", str(leads), "--db", str(db), *FAST, cwd=workdir).returncode == 0
+    out = workdir / f"r.{fmt}"
+    assert run_cli("report", "--db", str(db), "--format", fmt, "--output", str(out),
+                   cwd=workdir).returncode == 0
+    assert out.read_text(encoding="utf-8").count("\n") >= 8
