@@ -22,19 +22,6 @@ from dispatch.cli.errors import CliError
 
 __all__ = ["register"]
 
-REPORT_COLUMNS = (
-    "id",
-    "phone",
-    "status",
-    "attempts",
-    "last_reason",
-    "last_call_id",
-    "disposition",
-    "next_attempt_at",
-    "updated_at",
-    "strategy",
-    "error",
-)
 _TIME_COLUMNS = ("next_attempt_at", "updated_at")
 
 
@@ -124,6 +111,8 @@ def _iso(value: Any) -> str | None:
 
 
 def _frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    from dispatch.store.queries import REPORT_COLUMNS  # lazy: keeps CLI start-up fast
+
     data: dict[str, list[Any]] = {c: [] for c in REPORT_COLUMNS}
     for row in rows:
         for column in REPORT_COLUMNS:

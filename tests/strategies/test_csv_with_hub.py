@@ -1,0 +1,79 @@
+"""CsvStrategy inside a running DispatchHub: rows appended and the file rewritten mid-run."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+import pytest
+
+from dispatch.clock import SystemClock
+from dispatch.hub import DispatchHub
+from dispatch.testing import Answer, MemoryDialer
+from strategies import CsvStrategy
+
+pytestmark = pytest.mark.anyio
+
+HEADER = "name,phone,service\n"
+
+
+def _row(i: int) -> str:
+    return f"Person {i},+1415555{2000 + i:04d},Eye Exam\n"
+
+
+async def _until(predicate: Callable[[], bool], timeout_s: float = 20.0) -> None:
+    with anyio.fail_after(timeout_s):
+        while not predicate():  # noqa: ASYNC110 - polling observable test state
+            await anyio.sleep(0.01)
+
+
+async def test_appended_and_rewritten_file_while_the_hub_runs(tmp_path: Path) -> None:
+    path = tmp_path / "leads.csv"
+    path.write_text(HEADER + "".join(_row(i) for i in range(5)), encoding="utf-8")
+    clock = SystemClock()
+    dialer = MemoryDialer(clock, default=Answer(0.01))
+    csv = CsvStrategy(path, greeting="Hi {name}, about your {service}.")
+    hub = DispatchHub(dialer, [csv], db=tmp_path / "hub.db", poll_interval_s=0.05,
+                      max_concurrent=3, clock=clock)
+
+    def dialled() -> list[str]:
+        return [d.to for d in dialer.dials]
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(hub.run)
+        await _until(lambda: len(dialled()) == 5)
+
+        # rows appended while running, the last one half-written
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write(_row(5) + _row(6) + "Person 7,+1415555")
+        await _until(lambda: len(dialled()) == 7)
+        await anyio.sleep(0.3)
+        assert len(dialled()) == 7, "a half-written line must wait"
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write("2007,Eye Exam\n")
+        await _until(lambda: len(dialled()) == 8)
+
+        # the file is replaced by a reordered copy with one new row: only that row is new
+        rows = [_row(i) for i in range(9)]
+        rows.reverse()
+        tmp = tmp_path / "leads.tmp"
+        tmp.write_text(HEADER + "".join(rows), encoding="utf-8")
+        os.replace(tmp, path)
+        await _until(lambda: len(dialled()) == 9)
+        await anyio.sleep(0.3)
+
+        # and truncated to its header, then refilled with an old row and a new one
+        path.write_text(HEADER, encoding="utf-8")
+        await anyio.sleep(0.2)
+        path.write_text(HEADER + _row(0) + _row(9), encoding="utf-8")
+        await _until(lambda: len(dialled()) == 10)
+        await anyio.sleep(0.3)
+        await hub.stop()
+
+    await csv.aclose()
+    assert sorted(dialled()) == sorted(f"+1415555{2000 + i:04d}" for i in range(10))
+    assert len(set(dialled())) == 10, "nobody is dialled twice"
+    greetings = {d.to: d.greeting for d in dialer.dials}
+    assert greetings["+14155552007"] == "Hi Person 7, about your Eye Exam."
