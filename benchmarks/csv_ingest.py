@@ -100,6 +100,10 @@ async def _full_child(path: Path, rows: int) -> dict[str, Any]:
     while strategy.has_more:
         count += len(await strategy.poll())
     drain_s = time.perf_counter() - t1
+    # let the event loop finish the last draining poll's tail work (thread hand-back,
+    # freeing its batch) so that it is not charged to the first unchanged re-poll
+    await anyio.sleep(0.05)
+    gc.collect()
     repoll_s = []
     for _ in range(200):
         t = time.perf_counter()
@@ -115,6 +119,7 @@ async def _full_child(path: Path, rows: int) -> dict[str, Any]:
         "drain_s": drain_s,
         "repoll_median_s": statistics.median(repoll_s),
         "repoll_max_s": max(repoll_s),
+        "repoll_p99_s": sorted(repoll_s)[int(len(repoll_s) * 0.99) - 1],
         "appended_records": appended,
         "append_poll_s": append_s,
         "stats": str(strategy.statistics()),
@@ -177,8 +182,9 @@ def main() -> None:
         print(f"first poll (load + 5000 Records):  {full['first_poll_s'] * 1000:8.1f} ms")
         print(f"drain {full['records']:,} records:           {full['drain_s']:8.1f} s")
         print(
-            f"unchanged re-poll median / max:    {full['repoll_median_s'] * 1000:8.3f} / "
-            f"{full['repoll_max_s'] * 1000:.3f} ms   (target <= 10 ms)"
+            f"unchanged re-poll median/p99/max: {full['repoll_median_s'] * 1000:8.3f} / "
+            f"{full['repoll_p99_s'] * 1000:.3f} / {full['repoll_max_s'] * 1000:.3f} ms"
+            "   (target <= 10 ms)"
         )
         print(
             f"1,000 appended rows -> {full['appended_records']} records at the next poll, "

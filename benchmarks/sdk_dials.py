@@ -62,11 +62,16 @@ async def _read_url(process: Process) -> str:
     raise RuntimeError("the sandbox did not start")
 
 
-async def one_dial(agent: Any, to: str, dialing_latency_s: list[float]) -> str:
+async def one_dial(
+    agent: Any, to: str, dialing_latency_s: list[float], dialing_at: list[float] | None = None
+) -> str:
     started = time.perf_counter()
 
     def on_dialing(_: Call) -> None:
-        dialing_latency_s.append(time.perf_counter() - started)
+        now = time.perf_counter()
+        dialing_latency_s.append(now - started)
+        if dialing_at is not None:
+            dialing_at.append(now)
 
     try:
         call = await agent.dial(to, on_dialing=on_dialing)
@@ -82,11 +87,15 @@ async def run(dials: int, in_process: bool, speed: float) -> None:
     async with sandbox_url(in_process, speed) as url, Pinecall("pk_bench", url) as pc:
         agent = pc.agent("bench", phone_number=FROM, prompt="benchmark")
         await agent.ready()
+        unloaded: list[float] = []
+        for i in range(100):  # one at a time: the protocol round trip without queueing
+            await one_dial(agent, f"+1556{i:07d}", unloaded)
         latencies: list[float] = []
+        dialing_at: list[float] = []
         reasons: Counter[str] = Counter()
 
         async def worker(i: int) -> None:
-            reasons[await one_dial(agent, f"+1555{i:07d}", latencies)] += 1
+            reasons[await one_dial(agent, f"+1555{i:07d}", latencies, dialing_at)] += 1
 
         started = time.perf_counter()
         async with anyio.create_task_group() as tg:
@@ -94,13 +103,19 @@ async def run(dials: int, in_process: bool, speed: float) -> None:
                 tg.start_soon(worker, i)
         elapsed = time.perf_counter() - started
     latencies.sort()
+    unloaded.sort()
+    placed_s = max(dialing_at) - started if dialing_at else float("nan")
     print(f"sandbox: {'in-process' if in_process else 'separate process'}, speed={speed}")
     print(f"dials: {dials} concurrent on one agent, all settled in {elapsed:.2f} s")
+    print(f"dials placed: all {len(dialing_at)} bound to call.dialing within {placed_s:.2f} s "
+          f"= {len(dialing_at) / placed_s:.0f} dials/s")
     print(f"throughput: {dials / elapsed:.0f} dial lifecycles/s")
+    print(f"unloaded dial -> call.dialing (100 sequential): p50 "
+          f"{statistics.median(unloaded) * 1000:.2f} ms, p99 {unloaded[98] * 1000:.2f} ms")
     if latencies:
         p50 = statistics.median(latencies) * 1000
         p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
-        print(f"dial -> call.dialing latency: p50 {p50:.1f} ms, p99 {p99:.1f} ms "
+        print(f"dial -> call.dialing latency, {dials} at once: p50 {p50:.1f} ms, p99 {p99:.1f} ms "
               f"({len(latencies)} samples)")
     print("settled by reason: " + ", ".join(f"{k}={v}" for k, v in sorted(reasons.items())))
 

@@ -63,13 +63,17 @@ class EmittedIndex:
 
     def drop_done(self, frame: pl.DataFrame) -> pl.DataFrame:
         """Rows of ``frame`` whose key (in any generation it can be computed for) is new."""
-        keep = pl.Series(values=[True] * frame.height, dtype=pl.Boolean)
+        keep: pl.Series | None = None
         for columns, gen in self._gens.items():
             if not gen.done or not set(columns) <= set(frame.columns):
                 continue
             done = pl.concat(gen.done)
             gen.done = [done]
-            keep = keep & ~row_keys(frame, columns).is_in(done.implode())
+            fresh = ~row_keys(frame, columns).is_in(done.implode())
+            keep = fresh if keep is None else keep & fresh
+        # filtering copies every column: skip it when nothing can drop (a first load)
+        if keep is None or keep.all():
+            return frame
         return frame.filter(keep)
 
     def keys_of(self, record_ids: list[str]) -> dict[Columns, dict[str, int]]:

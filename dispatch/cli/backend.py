@@ -77,6 +77,7 @@ async def open_campaign(args: argparse.Namespace, console: Console) -> AsyncIter
             max_calls_per_minute=args.rate,
             max_concurrent=args.concurrency,
             retry_attempts=args.retries,
+            retry_policy=_retry_policy(args),
             poll_interval_s=args.poll,
             db=store,
             default_region=args.region,
@@ -104,6 +105,20 @@ async def _voice_server(
     if key is not None and not args.from_:
         raise CliError("--from is required when dialing for real (your Pinecall number)", 2)
     return args.url or DEFAULT_URL, key, args.from_
+
+
+def _retry_policy(args: argparse.Namespace) -> Any:
+    """``--retry-delay`` sets one delay for every retryable reason; else the hub's defaults."""
+    if args.retry_delay is None:
+        return None
+    from dispatch.hub import RetryPolicy
+    from dispatch.hub.retry import DEFAULT_DELAYS_S, MIN_INFRA_DELAY_S
+
+    delay_s = max(args.retry_delay, MIN_INFRA_DELAY_S)
+    return RetryPolicy(
+        delays_s={reason: delay_s for reason in DEFAULT_DELAYS_S},
+        max_attempts=max(RetryPolicy.max_attempts, 1 + args.retries),
+    )
 
 
 def _agent_options(args: argparse.Namespace, from_: str | None) -> dict[str, Any]:

@@ -137,13 +137,16 @@ def _write_text(text: str, output: Path | None) -> None:
 
 def _print_table(frame: pl.DataFrame, output: Path | None) -> None:
     table = Table(show_lines=False)
-    shown = ("id", "phone", "status", "attempts", "last_reason", "disposition", "updated_at")
+    shown = (
+        "id", "phone", "status", "attempts", "last_reason", "disposition", "updated_at", "error"
+    )
     for column in shown:
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold", no_wrap=column in ("phone", "updated_at"))
     for row in frame.select(shown).iter_rows():
         table.add_row(*("" if v is None else str(v) for v in row))
     if output is None:
-        Console().print(table)
+        # rich assumes 80 columns when piped; a report is wider than that
+        Console(width=None if sys.stdout.isatty() else 160).print(table)
     else:
         with output.open("w", encoding="utf-8") as fh:
             Console(file=fh, width=160).print(table)

@@ -52,6 +52,9 @@ def register(subparsers: Any) -> None:
                       help="max simultaneous calls (default %(default)s)")
     pace.add_argument("--retries", type=_non_negative_int, default=0, metavar="N",
                       help="extra attempts for busy/no-answer/failed (default %(default)s)")
+    pace.add_argument("--retry-delay", type=_positive_float, metavar="SECONDS",
+                      help="wait before every retry (default: busy 2 min, no answer 10 min, "
+                      "failed 15 min)")
     pace.add_argument("--poll", type=_positive_float, default=5.0, metavar="SECONDS",
                       help="how often the CSV is checked (default %(default)s)")
     pace.add_argument("--follow", action="store_true",

@@ -87,10 +87,14 @@ class DispatchHub:
         self.strategies = list(strategies)
         self.db = db
         self.clock: Clock = clock or SystemClock()
+        if retry_policy is None:
+            # the default lifetime cap must never cut the retries the caller asked for
+            cap = max(RetryPolicy.max_attempts, 1 + retry_attempts)
+            retry_policy = RetryPolicy(max_attempts=cap)
         self.options = HubOptions(
             from_=from_, max_calls_per_minute=max_calls_per_minute,
             max_concurrent=max_concurrent, retry_attempts=retry_attempts,
-            retry_policy=retry_policy or RetryPolicy(), poll_interval_s=poll_interval_s,
+            retry_policy=retry_policy, poll_interval_s=poll_interval_s,
             default_region=default_region, dial_timeout_s=dial_timeout_s,
             detect_turn_end=detect_turn_end, claim_batch_size=claim_batch_size,
             hangup_grace_s=hangup_grace_s,

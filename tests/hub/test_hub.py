@@ -117,6 +117,17 @@ async def test_retries_exhausted_fail_once(tmp_path: Path):
     assert {r["last_reason"] for r in rows.values()} == {"busy"}
 
 
+async def test_many_retry_attempts_are_not_cut_by_the_default_cap(tmp_path: Path):
+    clock = FakeClock()
+    dialer = MemoryDialer(clock, default="busy")
+    hub, dialer, _strategy, clock = make(tmp_path, records(1), clock=clock, dialer=dialer,
+                                         retry_attempts=7)
+    await run_idle(hub, clock)
+    assert len(dialer.dials) == 8
+    rows, _ = await read_db(tmp_path / "hub.db")
+    assert rows["r0"]["status"] == "failed" and rows["r0"]["attempts"] == 8
+
+
 async def test_scheduled_record_is_visible_with_next_time(tmp_path: Path):
     clock = FakeClock()
     dialer = MemoryDialer(clock, default="no-answer")
