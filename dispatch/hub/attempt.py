@@ -130,6 +130,8 @@ async def _finish_answered(
 ) -> None:
     now = core.clock.now()
     reason, raw = _end_reason(call)
+    if attempt.cut_by_stop and reason is Reason.HANGUP:
+        reason = Reason.INTERRUPTED  # we hung up to stop; the raw reason keeps the wire word
     attempt.ended_at = now
     attempt.reason, attempt.raw_reason = reason.value, raw
     attempt.duration_s = call.duration_s

@@ -225,6 +225,7 @@ class DispatchHub:
         async with anyio.create_task_group() as tg:
             for attempt in list(core.book.live_attempts.values()):
                 if attempt.call is not None:
+                    attempt.cut_by_stop = True
                     tg.start_soon(_hangup, attempt.call, attempt.record_id)
         deadline = core.clock.now() + self.options.hangup_grace_s
         while core.book.live_attempts and core.clock.now() < deadline:

@@ -71,6 +71,8 @@ class AttemptState:
     tool_results: list[Any] | None = None
     disposition: str | None = None
     call: Any = dataclasses.field(default=None, repr=False)
+    #: the hub itself hung the call up to stop (the end is ours, not the callee's)
+    cut_by_stop: bool = False
 
     def insert_op(self, run_id: int | None) -> WriteOp:
         return insert_attempt(

@@ -294,6 +294,10 @@ async def test_stop_now_leaves_records_consistent(tmp_path: Path):
         await hub.stop(drain=False)
     rows, attempts = await read_db(tmp_path / "hub.db")
     assert rows["r0"]["status"] == "completed"
+    # the hub hung the answered call up itself: recorded as interrupted, wire word kept
+    assert rows["r0"]["last_reason"] == "interrupted"
+    (cut,) = [a for a in attempts if a.record_id == "r0"]
+    assert (cut.reason, cut.raw_reason) == ("interrupted", "hangup")
     assert rows["r1"]["status"] == "scheduled" and rows["r1"]["last_reason"] == "interrupted"
     assert rows["r1"]["next_attempt_at"] >= clock.now() + 1
     assert all(a.ended_at is not None for a in attempts)
