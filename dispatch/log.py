@@ -16,7 +16,14 @@ from typing import Any
 
 import structlog
 
-__all__ = ["configure_logging", "get_logger", "redact", "register_secret"]
+__all__ = [
+    "SecretFilter",
+    "configure_logging",
+    "get_logger",
+    "redact",
+    "register_secret",
+    "secret_safe_logger",
+]
 
 _SECRET_KEY = re.compile(r"(api[_-]?key|secret|token|password|authorization)", re.IGNORECASE)
 _MASK = "***"
@@ -37,6 +44,33 @@ def redact(text: str) -> str:
         if secret in text:
             text = text.replace(secret, _MASK)
     return text
+
+
+_API_KEY_FIELD = re.compile(r'("api_key"\s*:\s*")[^"\']*')
+
+
+class SecretFilter(logging.Filter):
+    """A stdlib logging filter that masks secrets in a record's message.
+
+    Third-party loggers (websockets' DEBUG frame dumps include the ``connect``
+    frame) are masked by field, since long frames are elided mid-text, and by
+    registered secret value.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        masked = redact(_API_KEY_FIELD.sub(r"\1***", text))
+        if masked != text:
+            record.msg, record.args = masked, None
+        return True
+
+
+def secret_safe_logger(name: str) -> logging.Logger:
+    """A stdlib logger with :class:`SecretFilter`, to hand to libraries that log frames."""
+    logger = logging.getLogger(name)
+    if not any(isinstance(f, SecretFilter) for f in logger.filters):
+        logger.addFilter(SecretFilter())
+    return logger
 
 
 def _redact_value(value: Any) -> Any:

@@ -117,3 +117,24 @@ async def test_memory_pair_carries_frames_and_close_codes() -> None:
     await client.close()
     with anyio.fail_after(1), pytest.raises(TransportClosed):
         await server.send("late")
+
+
+def test_library_loggers_get_frames_masked() -> None:
+    import logging
+
+    from dispatch.log import secret_safe_logger
+
+    register_secret("pk_frame_secret_42")
+    stream = io.StringIO()
+    logger = secret_safe_logger("tests.frames")
+    handler = logging.StreamHandler(stream)
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        logger.debug("> TEXT %s", '{"event":"connect","api_key":"pk_frame_secret_42"}')
+        logger.debug("> TEXT %s", '{"event":"connect","api_key":"unregistered_but_a_ke...')
+    finally:
+        logger.removeHandler(handler)
+    text = stream.getvalue()
+    assert "pk_frame_secret_42" not in text and "unregistered" not in text
+    assert text.count('"api_key":"***') == 2

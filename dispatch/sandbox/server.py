@@ -31,7 +31,7 @@ import anyio
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
-from dispatch.log import get_logger, register_secret
+from dispatch.log import get_logger, register_secret, secret_safe_logger
 from dispatch.sandbox.dial_log import DialLog, DialRecord
 from dispatch.sandbox.faults import Faults
 from dispatch.sandbox.scenario import Scenario
@@ -39,6 +39,9 @@ from dispatch.sandbox.session import Session
 from dispatch.sandbox.state import SandboxState, SandboxStatistics
 from dispatch.sandbox.ws import WebSocketServerConnection
 from dispatch.sdk.transport import Connection
+
+#: websockets logs frames (clients' keys included) at DEBUG: hand it a masking logger
+_WS_LOGGER = secret_safe_logger("dispatch.sandbox.websockets")
 
 __all__ = ["Sandbox"]
 
@@ -195,6 +198,7 @@ class Sandbox:
                 process_request=_only_client_path,
                 max_size=2**22,
                 close_timeout=2,
+                logger=_WS_LOGGER,
             )
             stack.push_async_callback(self._close_server)
             self._stack = stack.pop_all()

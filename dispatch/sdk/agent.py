@@ -51,6 +51,7 @@ class Agent:
         self.state = AgentState.UNREGISTERED
         self.error: RegistrationError | None = None
         self._pending_channels: set[str] = set()
+        self._acked = False
         self._conflict: ConflictBackoff | None = None
         self._retry_scheduled = False
         self._changed = anyio.Event()
@@ -123,9 +124,9 @@ class Agent:
     def _dial_frame(self, to: str, from_: str | None, greeting: str | None,
                     metadata: dict[str, Any] | None, config: dict[str, Any] | None,
                     detect_turn_end: bool) -> dict[str, Any]:
-        if not isinstance(to, str) or not is_e164(to):
+        if not isinstance(to, str) or not (is_e164(to) or to.lower().startswith("sip:")):
             raise ConfigurationError(f"invalid destination {to!r}: must be E.164 (+ and 7-15 "
-                                     "digits, no leading zero)")
+                                     "digits, no leading zero) or a sip: URI")
         frame: dict[str, Any] = {"event": "call.dial", "agent_id": self.id, "to": to,
                                  "from": self._resolve_from(from_)}
         if greeting:
@@ -139,6 +140,9 @@ class Agent:
 
     def _resolve_from(self, from_: str | None) -> str:
         if from_:
+            if not (from_.lower().startswith("sip:") or is_e164(from_)):
+                raise ConfigurationError(f"invalid caller id {from_!r}: must be E.164 (+ and "
+                                         "7-15 digits) or a sip: URI")
             return from_
         if not self.phone_numbers:
             raise ConfigurationError(
@@ -181,6 +185,7 @@ class Agent:
             return
         self.state = AgentState.REGISTERING
         self.error = None
+        self._acked = False
         self._client.send(self.create_frame())
         self.notify()
 
@@ -192,11 +197,17 @@ class Agent:
         if self.state is not AgentState.REGISTERING:
             return
         self._conflict = None
+        self._acked = True
         self._pending_channels = set(self.phone_numbers)
         for ref in self.phone_numbers:
             self._client.send(
                 {"event": "channel.add", "agent_id": self.id, "type": "phone", "ref": ref})
         self._maybe_ready()
+
+    @property
+    def awaiting_ack(self) -> bool:
+        """``agent.create`` sent (or being retried) and not yet acknowledged."""
+        return self.state is AgentState.REGISTERING and not self._acked
 
     def on_channel_added(self, ref: str) -> None:
         self._pending_channels.discard(ref)

@@ -100,13 +100,15 @@ class DialBook:
 
     def match_unbound(self, agent_id: str | None, frame: dict[str, Any], *,
                       by_to: bool) -> PendingDial | None:
-        """Metadata echo first; then (``by_to``) the oldest unbound dial of the agent
-        to the frame's ``to``."""
+        """By the metadata echo when the frame has one; otherwise (``by_to``) the oldest
+        unbound dial of the agent to the frame's ``to``."""
         meta = frame.get("metadata")
         if isinstance(meta, dict):
             attempt = meta.get(ATTEMPT_KEY)
-            if isinstance(attempt, str) and attempt in self._by_attempt:
-                return self._by_attempt[attempt]
+            if isinstance(attempt, str):
+                # an echoed attempt id is authoritative: an unknown one (a dial of an
+                # earlier connection, or already bound) never falls back to `to`
+                return self._by_attempt.get(attempt)
         queue = self._unbound.get(agent_id or "") if by_to else None
         to = frame.get("to")
         if not queue or not isinstance(to, str):
@@ -115,6 +117,11 @@ class DialBook:
             if dial.to == to:
                 return dial
         return None
+
+    def oldest_unbound(self, agent_id: str) -> PendingDial | None:
+        """The agent's oldest dial still waiting for its ``call.dialing``."""
+        queue = self._unbound.get(agent_id)
+        return next(iter(queue.values()), None) if queue else None
 
     def take_unbound(self, dial: PendingDial) -> None:
         """Forget an unbound dial that was settled without a call id (``call.error``)."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dispatch.log import redact
 from dispatch.sdk.reasons import Reason
 
 __all__ = [
@@ -41,6 +42,7 @@ class PinecallError(Exception):
     """Root of every error raised by :mod:`dispatch.sdk`."""
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
+        message = redact(message)  # server texts may echo a registered secret
         super().__init__(message)
         self.message = message
         self.code = code

@@ -120,10 +120,39 @@ class Router:
         text = str(frame.get("error") or frame.get("message") or "Unknown error")
         code = frame.get("code") if isinstance(frame.get("code"), str) else None
         code = code or next((c for c in _KNOWN_CODES if c in text), None)
-        agent = self.agent(frame.get("agent_id"))
+        agent = self.agent(frame.get("agent_id")) or self._conflict_owner(frame, code)
         if agent is not None and code is not None and agent.on_error(code, text, frame):
             _log.info("registration error", agent_id=agent.id, code=code)
+        elif code not in _KNOWN_CODES and self._fail_dial(agent, frame, text, code):
+            return
         self._c.events.emit("error", PinecallError(text, code=code))
+
+    def _conflict_owner(self, frame: dict[str, Any], code: str | None) -> Agent | None:
+        """A conflict without ``agent_id`` (§9.14): the agent, if only one awaits its ack."""
+        if "agent_id" in frame or code not in ("AGENT_CONFLICT", "AGENT_IN_USE"):
+            return None
+        waiting = [a for a in self._c.agents.values() if a.awaiting_ack]
+        return waiting[0] if len(waiting) == 1 else None
+
+    def _fail_dial(self, agent: Agent | None, frame: dict[str, Any], text: str,
+                   code: str | None) -> bool:
+        """A generic ``error`` refusing a dial (§9.3): it names no call, so it answers the
+        dial it echoes (metadata / ``to``), else the agent's oldest unbound dial, in the
+        same order-based way ``call.dialing`` binds. ``True`` when a dial took it."""
+        if "call_id" in frame or (agent is None and "metadata" not in frame):
+            return False
+        book = self._c.book
+        agent_id = agent.id if agent is not None else None
+        if "metadata" in frame or "to" in frame:
+            dial = book.match_unbound(agent_id, frame, by_to=True)
+        else:
+            dial = book.oldest_unbound(agent_id or "")
+        if dial is None:
+            return False
+        book.take_unbound(dial)
+        _log.info("dial refused by an error frame", agent_id=dial.agent_id, code=code)
+        dial.fail(DialFailed(Reason.ERROR, text, code=code, to=dial.to))
+        return True
 
     # -- dial correlation --------------------------------------------------------------
 

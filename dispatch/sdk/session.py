@@ -82,16 +82,22 @@ async def _handshake(conn: Connection, api_key: str, timeout_s: float) -> str | 
                     return org if isinstance(org, str) else None
                 if event == "error" and frame is not None:
                     text = frame.get("error") or frame.get("message") or "authentication failed"
-                    raise AuthenticationError(str(text), code=frame.get("code"))
+                    raise AuthenticationError(_scrub(str(text), api_key), code=frame.get("code"))
                 if event == "ping":
                     await conn.send(encode({"event": "pong"}))
     except TimeoutError as exc:
         raise ConnectTimeout(f"no `connected` frame within {timeout_s} s") from exc
     except TransportClosed as exc:
         text = f"server closed the connection before `connected` ({exc.code} {exc.reason})"
+        text = _scrub(text, api_key)
         if exc.code in TRANSIENT_CLOSE_CODES:
             raise PinecallConnectionError(text) from exc
         raise AuthenticationError(text.strip()) from exc
+
+
+def _scrub(text: str, api_key: str) -> str:
+    """Server text may echo the key it refused: never let it into an exception."""
+    return text.replace(api_key, "***") if api_key else text
 
 
 class Session:
@@ -135,9 +141,21 @@ class Session:
                 tg.cancel_scope.cancel()
         finally:
             self.open = False
+            self._book_unwritten_dials()
             self._out_send.close()
             self._out_recv.close()
         return self._closed or Closed(1006, "")
+
+    def _book_unwritten_dials(self) -> None:
+        """Dials still queued when the socket ended go into the book, so the supervisor
+        settles them (``ConnectionLost``) like every other dial; never left hanging."""
+        while True:
+            try:
+                _, dial = self._out_recv.receive_nowait()
+            except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
+                return
+            if dial is not None and not dial.settled:
+                self._book.add_written(dial)
 
     async def stop(self, code: int, reason: str) -> None:
         """Close from this side; :meth:`run` returns ``Closed(code, reason, local=True)``."""

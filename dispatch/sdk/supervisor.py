@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from dispatch.log import get_logger
+from dispatch.log import get_logger, redact
 from dispatch.sdk.backoff import reconnect_delay_s
 from dispatch.sdk.errcopy import clone_error
 from dispatch.sdk.errors import (
@@ -164,7 +164,7 @@ class Supervisor:
 
     def _settle(self, closed: Closed) -> None:
         client = self._client
-        raw = closed.reason or ("client_disconnect" if closed.local else "connection_lost")
+        raw = redact(closed.reason) or ("client_disconnect" if closed.local else "connection_lost")
         dials = list(client.book.drain())
         for dial in dials:
             dial.fail(ConnectionLost(f"connection lost while dialling {dial.to} ({raw})",

@@ -13,9 +13,13 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
+from dispatch.log import secret_safe_logger
 from dispatch.sdk.transport import Connection, TransportClosed
 
 __all__ = ["WebSocketConnection", "WebSocketTransport"]
+
+#: The logger handed to websockets (it would otherwise use ``websockets.client``).
+WS_LOGGER = secret_safe_logger("dispatch.sdk.websockets")
 
 
 class WebSocketConnection:
@@ -70,6 +74,7 @@ class WebSocketTransport:
             "max_queue": 1024,
             "close_timeout": 2.0,
             "user_agent_header": "dispatch-pinecall",
+            "logger": WS_LOGGER,
             **options,
         }
 

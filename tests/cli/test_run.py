@@ -167,3 +167,40 @@ def test_report_to_output_file(leads: Path, workdir: Path, fmt: str) -> None:
     assert run_cli("report", "--db", str(db), "--format", fmt, "--output", str(out),
                    cwd=workdir).returncode == 0
     assert out.read_text(encoding="utf-8").count("\n") >= 8
+
+
+def test_second_ctrl_c_stops_now_and_leaves_the_database_consistent(workdir: Path) -> None:
+    path = workdir / "stuck.csv"
+    # 96 and 97 answer and never hang up by themselves; 01 would answer normally
+    path.write_text("name,phone\nA,+14155550196\nB,+14155550197\nC,+14155550101\n",
+                    encoding="utf-8")
+    db = workdir / "state.db"
+    args = [sys.executable, "-m", "dispatch", "run", str(path), "--db", str(db), "--json-logs",
+            "--sandbox-speed", "5", "--poll", "0.2", "--concurrency", "2"]
+    proc = subprocess.Popen(args, cwd=workdir, env=cli_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        if db.exists():
+            try:
+                with sqlite3.connect(db) as conn:
+                    live = conn.execute(
+                        "SELECT count(*) FROM records WHERE status = 'in_call'"
+                    ).fetchone()[0]
+            except sqlite3.OperationalError:
+                continue
+            if live == 2:
+                break
+    proc.send_signal(signal.SIGINT)  # drain: these calls would never end by themselves
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)  # stop now
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-3000:]
+    by_phone: dict[str, tuple[str, str | None]] = {}
+    with sqlite3.connect(db) as conn:
+        for phone, status, reason in conn.execute("SELECT phone, status, last_reason FROM records"):
+            by_phone[phone] = (status, reason)
+    assert by_phone["+14155550196"] == ("completed", "interrupted")
+    assert by_phone["+14155550197"] == ("completed", "interrupted")
+    assert by_phone["+14155550101"][0] == "pending", "never dialled: left for the next run"
