@@ -69,7 +69,10 @@ class FakeClock:
             return
         event = anyio.Event()
         heapq.heappush(self._sleepers, (self._now + seconds, next(self._seq), event))
-        await event.wait()
+        try:
+            await event.wait()
+        finally:
+            event.set()  # a cancelled sleep leaves no stale deadline for autojump
 
     def next_deadline(self) -> float | None:
         """The earliest time a sleeper waits for (``None`` when nobody sleeps)."""

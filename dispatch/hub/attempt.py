@@ -10,6 +10,7 @@ import anyio
 
 from dispatch.hub.core import HubCore
 from dispatch.hub.state import AttemptState, RecordEntry
+from dispatch.hub.waiting import DeadlinePassed, call_before
 from dispatch.log import get_logger
 from dispatch.sdk.errors import ConfigurationError, DialFailed, PinecallConnectionError
 from dispatch.sdk.reasons import Reason, normalize_reason
@@ -22,6 +23,10 @@ log = get_logger("dispatch.hub")
 
 #: how long a shutdown path waits for its final write
 _FINAL_WRITE_S = 10.0
+#: past ``dial_timeout_s``, how long the hub still waits for the dialer to return
+DIAL_GRACE_S = 30.0
+#: how long a hangup of an abandoned dial may take (real seconds)
+_HANGUP_S = 5.0
 
 
 async def run_attempt(core: HubCore, entry: RecordEntry, attempt: AttemptState) -> None:
@@ -49,17 +54,23 @@ async def _dial(core: HubCore, entry: RecordEntry, attempt: AttemptState) -> Any
     kwargs: dict[str, Any] = {}
     if core.options.detect_turn_end:
         kwargs["detect_turn_end"] = True
+    dial = functools.partial(
+        core.agent.dial,
+        record.phone,
+        from_=core.options.from_,
+        greeting=record.greeting,
+        metadata=_dial_metadata(entry, attempt),
+        config=record.config or None,
+        timeout_s=core.options.dial_timeout_s,
+        on_dialing=functools.partial(_on_dialing, core, entry, attempt),
+        **kwargs,
+    )
+    # a dialer that never returns must not hold a slot, a phone and the record forever
+    deadline = core.clock.now() + core.options.dial_timeout_s + DIAL_GRACE_S
     try:
-        return await core.agent.dial(
-            record.phone,
-            from_=core.options.from_,
-            greeting=record.greeting,
-            metadata=_dial_metadata(entry, attempt),
-            config=record.config or None,
-            timeout_s=core.options.dial_timeout_s,
-            on_dialing=functools.partial(_on_dialing, core, entry, attempt),
-            **kwargs,
-        )
+        return await call_before(core.clock, deadline, dial)
+    except DeadlinePassed:
+        await _abandon_dial(core, entry, attempt)
     except DialFailed as exc:
         reason = exc.reason
         if core.stopping and reason is Reason.CANCELED:
@@ -78,6 +89,20 @@ async def _dial(core: HubCore, entry: RecordEntry, attempt: AttemptState) -> Any
             core, entry, attempt, Reason.ERROR, "exception", error=text, exc=exc
         )
     return None
+
+
+async def _abandon_dial(core: HubCore, entry: RecordEntry, attempt: AttemptState) -> None:
+    """The dialer overran its own timeout: hang up what may ring, settle as ``timeout``."""
+    log.error("dialer did not return in time", record_id=entry.id, call_id=attempt.call_id)
+    if attempt.call is not None:
+        try:
+            with anyio.move_on_after(_HANGUP_S):
+                await attempt.call.hangup()
+        except Exception as exc:
+            log.warning("hangup failed", record_id=entry.id, error=str(exc))
+    waited_s = core.options.dial_timeout_s + DIAL_GRACE_S
+    await finish_unanswered(core, entry, attempt, Reason.TIMEOUT, "dial_deadline",
+                            error=f"the dialer did not return within {waited_s:g} s")
 
 
 def _on_dialing(core: HubCore, entry: RecordEntry, attempt: AttemptState, call: Any) -> None:

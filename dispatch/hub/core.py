@@ -15,28 +15,11 @@ from dispatch.hub.notify import Notifier
 from dispatch.hub.retry import RetryPolicy
 from dispatch.hub.scheduling import DialQueue
 from dispatch.hub.state import Book
+from dispatch.hub.waiting import wait_event_until
 from dispatch.store import Store
 from dispatch.strategy import Strategy
 
 __all__ = ["HubCore", "HubOptions", "Signal", "wait_event_until"]
-
-
-async def wait_event_until(event: anyio.Event, clock: Clock, deadline: float | None) -> None:
-    """Return when ``event`` is set or ``clock`` reaches ``deadline`` (``None``: no deadline)."""
-    if event.is_set():
-        return
-    if deadline is None:
-        await event.wait()
-        return
-    async with anyio.create_task_group() as tg:
-
-        async def _timer() -> None:
-            await clock.sleep(deadline - clock.now())
-            tg.cancel_scope.cancel()
-
-        tg.start_soon(_timer)
-        await event.wait()
-        tg.cancel_scope.cancel()
 
 
 class Signal:
@@ -69,6 +52,8 @@ class HubOptions:
     detect_turn_end: bool
     claim_batch_size: int
     hangup_grace_s: float
+    callback_drain_s: float
+    drain_timeout_s: float | None
 
     def summary(self, strategies: Sequence[Strategy]) -> dict[str, Any]:
         """JSON-safe config for the ``runs`` table (no secrets)."""

@@ -8,6 +8,10 @@ implements it in memory. Contract of :meth:`Dialer.dial`:
 - raises ``DialFailed`` (``.reason``, ``.raw_reason``, ``.call_id``) when the call was
   not answered, ``ConnectionLost``/other ``PinecallConnectionError`` when the link
   failed, ``ConfigurationError`` for bad arguments (nothing was sent).
+
+A dial that has not returned ``timeout_s`` plus ``DIAL_GRACE_S`` (30 s) of the hub's
+clock after it started is cancelled by the hub: the call (if ``on_dialing`` gave one)
+is hung up and the attempt ends with reason ``timeout`` (raw ``dial_deadline``).
 """
 
 from __future__ import annotations

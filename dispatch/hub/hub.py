@@ -48,7 +48,9 @@ class DispatchHub:
     most ``max_concurrent`` calls are live; a phone never has two live dials; an id is
     dialled again only by its retry policy; a record is durably ``dialing`` before its
     dial leaves; every record ends ``completed``, ``failed`` or ``skipped`` with a reason.
-    Callbacks that raise are logged and ignored. Raises ``ValueError`` for bad settings
+    Callbacks that raise are logged and ignored; callbacks still running
+    ``callback_drain_s`` (clock seconds) after the last call ended are cancelled so
+    that :meth:`run` returns. Raises ``ValueError`` for bad settings
     and :class:`~dispatch.store.StoreError` when the database fails.
     """
 
@@ -74,6 +76,8 @@ class DispatchHub:
         detect_turn_end: bool = False,
         claim_batch_size: int = 256,
         hangup_grace_s: float = 10.0,
+        callback_drain_s: float = 30.0,
+        drain_timeout_s: float | None = 600.0,
     ) -> None:
         if retry_attempts < 0:
             raise ValueError(f"retry_attempts must be >= 0, got {retry_attempts}")
@@ -97,7 +101,8 @@ class DispatchHub:
             retry_policy=retry_policy, poll_interval_s=poll_interval_s,
             default_region=default_region, dial_timeout_s=dial_timeout_s,
             detect_turn_end=detect_turn_end, claim_batch_size=claim_batch_size,
-            hangup_grace_s=hangup_grace_s,
+            hangup_grace_s=hangup_grace_s, callback_drain_s=callback_drain_s,
+            drain_timeout_s=drain_timeout_s,
         )
         self.hooks = Hooks(on_dispatched, on_completed, on_failed, on_skipped)
         self._core: HubCore | None = None
@@ -133,7 +138,8 @@ class DispatchHub:
         """Stop dialling and wait for live calls to settle.
 
         ``drain=True`` lets live calls end by themselves; past ``timeout_s`` (clock
-        seconds) they are hung up. ``drain=False`` hangs them up now. Records not yet
+        seconds; default: the hub's ``drain_timeout_s``, 600 s, ``None`` there means no
+        limit) they are hung up. ``drain=False`` hangs them up now. Records not yet
         dialled stay ``pending``/``scheduled`` for the next run. Returns when every call
         task has settled its record (callbacks may still be delivering).
         """
@@ -187,6 +193,7 @@ class DispatchHub:
                     await resume(core)
                     await self._work(core)
                     status = "completed" if core.idle_reached else "stopped"
+                    await core.notifier.aclose(self.clock, self.options.callback_drain_s)
                 finally:
                     core.notifier.close()
                     store.close_writer()
@@ -214,7 +221,8 @@ class DispatchHub:
     async def _drain(self, core: HubCore, calls: anyio.abc.TaskGroup) -> None:
         mode = core.stop_mode
         if mode is not None and mode.drain:
-            deadline = None if mode.timeout_s is None else core.clock.now() + mode.timeout_s
+            timeout_s = self.options.drain_timeout_s if mode.timeout_s is None else mode.timeout_s
+            deadline = None if timeout_s is None else core.clock.now() + timeout_s
             while core.book.live_attempts and (mode.drain or core.stop_mode is None):
                 if deadline is not None and core.clock.now() >= deadline:
                     break

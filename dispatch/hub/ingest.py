@@ -68,7 +68,9 @@ def _coerce(item: object, admission: Admission, seen: set[str], known: set[str])
         raw_id = item.get("id")
         text = describe_validation_error(exc, raw_id)
         record_id = str(raw_id).strip() if raw_id not in (None, "") else ""
-        if not record_id or record_id in known or record_id in seen:
+        if record_id in known:
+            return None  # reported when first seen; strategies may return rows again
+        if not record_id or record_id in seen:
             admission.rejected.append(text)
             return None
         seen.add(record_id)

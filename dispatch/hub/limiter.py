@@ -58,7 +58,12 @@ def earliest_start(
 
 
 class SlidingWindowLimiter:
-    """The log of dial start times of a running hub (pruned as time passes)."""
+    """The log of dial start times of a running hub.
+
+    Queries (:meth:`available`, :meth:`next_allowed_at`, :meth:`count`) never change
+    the log, so asking about a future time (an ETA) cannot forget starts that still
+    count now; the log is pruned only by :meth:`record`, at the current time.
+    """
 
     def __init__(self, max_per_window: int | None, window_s: float = WINDOW_S) -> None:
         if max_per_window is not None and max_per_window < 1:
@@ -72,29 +77,42 @@ class SlidingWindowLimiter:
         while self._starts and not now < self._starts[0] + self.window_s:
             self._starts.popleft()
 
+    def _counting(self, now: float) -> int:
+        # starts are sorted and few (at most the cap plus those expired since the
+        # last record), so a scan from the oldest is cheap
+        expired = 0
+        for start in self._starts:
+            if now < start + self.window_s:
+                break
+            expired += 1
+        return len(self._starts) - expired
+
     def available(self, now: float) -> float:
         """Dials that may start at ``now`` (``math.inf`` when unlimited)."""
-        self._prune(now)
         if self.max_per_window is None:
             return math.inf
-        return max(0, self.max_per_window - len(self._starts))
+        return max(0, self.max_per_window - self._counting(now))
 
     def next_allowed_at(self, now: float) -> float:
         """Earliest time ``>= now`` at which a dial may start."""
-        self._prune(now)
         return earliest_start(self._starts, now, self.max_per_window, self.window_s)
 
     def record(self, t: float, count: int = 1) -> None:
         """Log ``count`` starts at ``t`` (``t`` never decreases)."""
         if self._starts and t < self._starts[-1]:
             t = self._starts[-1]
+        self._prune(t)
         self._starts.extend([t] * count)
         self.total += count
 
+    def preload(self, starts: Sequence[float]) -> None:
+        """Seed the log with starts of an earlier run (they count, not in ``total``)."""
+        merged = sorted([*self._starts, *starts])
+        self._starts = deque(merged)
+
     def count(self, now: float) -> int:
         """Starts in the window ending at ``now`` (tracked even when unlimited)."""
-        self._prune(now)
-        return len(self._starts)
+        return self._counting(now)
 
 
 class ConcurrencyGate:

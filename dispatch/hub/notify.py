@@ -15,6 +15,8 @@ from typing import Any
 import anyio
 from anyio.abc import TaskStatus
 
+from dispatch.clock import Clock
+from dispatch.hub.waiting import wait_event_until
 from dispatch.log import get_logger
 from dispatch.records import Record
 from dispatch.strategy import Callback, Outcome, RecordFailed, Strategy, call_maybe_async
@@ -59,6 +61,8 @@ class Notifier:
         self._send, self._receive = anyio.create_memory_object_stream[_Event](math.inf)
         self.pending = 0
         self.errors = 0
+        self._scope = anyio.CancelScope()
+        self._finished = anyio.Event()
 
     def dispatched(self, record: Record, strategy: Strategy | None, call: Any) -> None:
         self._put(_Dispatched(record, strategy, call))
@@ -80,8 +84,27 @@ class Notifier:
         """No more events; :meth:`run` returns once the queue is delivered."""
         self._send.close()
 
+    async def aclose(self, clock: Clock, timeout_s: float) -> None:
+        """:meth:`close`, then wait up to ``timeout_s`` (clock seconds) for delivery.
+
+        A callback that never returns must not keep the hub from returning: past the
+        timeout the delivery task is cancelled and what is left is dropped (logged).
+        """
+        self.close()
+        await wait_event_until(self._finished, clock, clock.now() + timeout_s)
+        if not self._finished.is_set():
+            log.error("callbacks still running at shutdown; dropped", pending=self.pending)
+            self._scope.cancel()
+
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
+        try:
+            with self._scope:
+                await self._deliver_all()
+        finally:
+            self._finished.set()
+
+    async def _deliver_all(self) -> None:
         async with self._receive:
             async for event in self._receive:
                 try:

@@ -22,8 +22,11 @@ _MAX_BATCHES_PER_ROUND = 1000
 async def poll_loop(core: HubCore) -> None:
     """Poll every ``poll_interval_s``, or at once when signalled (idle checks)."""
     while True:
+        active_at_start = core.book.active
         changed = await poll_round(core)
-        core.polled_dry = changed == 0
+        # only a dry poll that began with nothing in play proves the sources have
+        # nothing new: rows may appear while the last calls are still going
+        core.polled_dry = changed == 0 and active_at_start == 0
         core.check_idle()
         await core.poll_signal.wait(core.clock, core.clock.now() + core.options.poll_interval_s)
 

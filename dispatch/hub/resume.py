@@ -6,6 +6,12 @@ process died. Their current attempt is closed with reason ``interrupted``:
 - answered (``in_call``): never re-dialled; ``completed`` with reason ``interrupted``;
 - not answered: through the retry policy for ``interrupted`` (a delay, never an
   immediate redial), or ``failed`` once the lifetime cap is reached.
+
+Dials of earlier runs in the last 60 s (by ``dialed_at``, else ``claimed_at``) seed
+the rate window, so a restart never starts a second burst inside the same minute.
+A stored record whose payload no longer validates is closed (``skipped``, or
+``failed`` when it was dialled) with reason ``invalid_record`` instead of staying
+active forever.
 """
 
 from __future__ import annotations
@@ -54,11 +60,14 @@ async def resume(core: HubCore) -> None:
     live_ids = [row.id for row in rows if row.status in ("dialing", "in_call")]
     attempts = {a.record_id: a for a in await store.latest_attempts(live_ids)}
     now = core.clock.now()
+    # dials of earlier runs (a crashed one included) still count against the rate
+    core.window.preload(await store.recent_dial_starts(now - core.window.window_s))
     ops: list[WriteOp] = []
     outcomes: list[tuple[Outcome, RecordEntry]] = []
     for row in rows:
         record = _rebuild(row)
         if record is None:
+            outcomes.append(_give_up(core, row, attempts.get(row.id), now, ops))
             continue
         entry = RecordEntry(
             record, core.strategy_by_name.get(row.strategy), row.strategy, row.status,
@@ -79,6 +88,36 @@ async def resume(core: HubCore) -> None:
         log.warning("recovered interrupted attempts", count=len(live_ids))
     for outcome, entry in outcomes:
         core.notifier.terminal(outcome, entry.strategy)
+
+
+def _give_up(
+    core: HubCore, row: StoredRecord, attempt_row: StoredAttempt | None, now: float,
+    ops: list[WriteOp],
+) -> tuple[Outcome, RecordEntry]:
+    """A stored record that no longer validates: close it rather than leave it active."""
+    record = Record.model_construct(
+        id=row.id, phone=row.phone, greeting=None, metadata={}, prompt_vars={}, config={},
+        not_before=None, default_region=None,
+    )
+    status = "failed" if row.attempts else "skipped"
+    entry = RecordEntry(
+        record, core.strategy_by_name.get(row.strategy), row.strategy, status,
+        attempts=row.attempts, last_reason=Reason.INVALID_RECORD.value,
+        last_call_id=row.last_call_id, disposition=row.disposition,
+        error=f"record {row.id!r}: stored payload no longer valid; not dialled again",
+    )
+    core.book.known.add(row.id)
+    core.book.count_terminal(status)
+    if attempt_row is not None and row.status in ("dialing", "in_call"):
+        attempt = _attempt_state(attempt_row)
+        attempt.ended_at = now
+        attempt.reason = attempt.raw_reason = Reason.INTERRUPTED.value
+        attempt.note_error(_INTERRUPTED_NOTE)
+        ops.append(attempt.update_op())
+    ops.append(entry.update_op(now))
+    outcome = Outcome(record, status, Reason.INVALID_RECORD, row.attempts,
+                      call_id=row.last_call_id, detail=entry.error)
+    return outcome, entry
 
 
 def _recover(

@@ -15,7 +15,8 @@ class HubStatistics:
 
     ``next_dial_eta_s`` is 0 when a dial could start now, the seconds until the
     rate limit or the next due retry allows one, or ``None`` when nothing is
-    waiting or every concurrency slot is taken (``waiting_on`` says which).
+    waiting, every concurrency slot is taken or the hub is stopping/stopped
+    (``waiting_on``: ``rate``, ``schedule``, ``concurrency``, ``phone``, ``stopped``).
     """
 
     running: bool
@@ -38,18 +39,23 @@ class HubStatistics:
 
 def _eta(core: HubCore, now: float) -> tuple[float | None, str | None]:
     queue = core.queue
-    if queue.ready_count:
-        if core.gate.available() <= 0:
-            return None, "concurrency"
-        allowed_at = core.window.next_allowed_at(now)
-        return (max(0.0, allowed_at - now), "rate" if allowed_at > now else None)
     due = queue.next_due_at()
-    if due is not None:
-        at = max(due, core.window.next_allowed_at(max(now, due)))
-        return max(0.0, at - now), "schedule"
-    if queue.parked_count:
+    if not queue.ready_count and due is None and not queue.parked_count:
+        return None, None
+    if core.stopping:
+        return None, "stopped"  # what waits is left for the next run
+    if not queue.ready_count and due is None:
         return None, "phone"
-    return None, None
+    if core.gate.available() <= 0:
+        return None, "concurrency"
+    # tokens only grow while nobody dials, so the first time both the rate and the
+    # schedule allow a dial is the later of the two (the window is asked about now)
+    rate_at = core.window.next_allowed_at(now)
+    if queue.ready_count:
+        return max(0.0, rate_at - now), ("rate" if rate_at > now else None)
+    assert due is not None
+    at = max(due, rate_at)
+    return max(0.0, at - now), ("schedule" if due >= rate_at else "rate")
 
 
 def snapshot(core: HubCore | None, *, running: bool, max_calls_per_minute: int | None,

@@ -22,6 +22,7 @@ __all__ = [
     "known_ids",
     "latest_attempts",
     "load_active",
+    "recent_dial_starts",
     "report_rows",
     "run_rows",
 ]
@@ -129,6 +130,18 @@ async def latest_attempts(engine: AsyncEngine, record_ids: Iterable[str]) -> lis
         )
     )
     return [StoredAttempt(**row) for row in await _all(engine, query)]
+
+
+async def recent_dial_starts(engine: AsyncEngine, since: float) -> list[float]:
+    """Start times of dials at or after ``since``, oldest first (any run).
+
+    A dial's start is ``dialed_at``; a claim whose ``dialed_at`` was never written (the
+    process died right after committing it) may have left too, so it counts at
+    ``claimed_at``.
+    """
+    start = func.coalesce(_attempts.c.dialed_at, _attempts.c.claimed_at)
+    query = select(start.label("start")).where(start >= since).order_by(start)
+    return [float(row["start"]) for row in await _all(engine, query)]
 
 
 async def report_rows(engine: AsyncEngine, *, status: str | None = None) -> list[dict[str, Any]]:

@@ -171,6 +171,10 @@ class Store:
         """The current attempt of records left ``dialing``/``in_call``."""
         return await queries.latest_attempts(self.engine, record_ids)
 
+    async def recent_dial_starts(self, since: float) -> list[float]:
+        """Dial start times at or after ``since`` (to seed the rate window on restart)."""
+        return await queries.recent_dial_starts(self.engine, since)
+
     async def report_rows(self, *, status: str | None = None) -> list[dict[str, Any]]:
         """One dict per record: id, phone, status, attempts, last_reason, last_call_id,
         updated_at, disposition, next_attempt_at, strategy, error."""

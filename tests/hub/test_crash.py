@@ -9,12 +9,13 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
 
 from dispatch.sandbox import Sandbox
-from dispatch.store import TERMINAL_STATUSES
+from dispatch.store import TERMINAL_STATUSES, open_store
 
 from .helpers import eventually, read_db
 
@@ -49,8 +50,12 @@ async def test_sigkill_mid_campaign_then_restart(tmp_path: Path):
         dials = list(sandbox.dials)
 
     rows, attempts = await read_db(db)
-    assert len(rows) == N, "a record was lost"
+    assert set(rows) == {f"r{i}" for i in range(N)}, "a record was lost"
     assert {r["status"] for r in rows.values()} <= TERMINAL_STATUSES
+    _assert_attempts_match_records(rows, attempts)
+    async with open_store(db, read_only=True) as store:
+        runs = [r["status"] for r in await store.runs()]
+    assert runs == ["crashed", "completed"]
     interrupted = [a for a in attempts if a.reason == "interrupted"]
     assert interrupted, "the kill should have interrupted live attempts"
 
@@ -63,7 +68,23 @@ async def test_sigkill_mid_campaign_then_restart(tmp_path: Path):
     assert max(pairs.values()) == 1, "an attempt was dialled twice"
     claimed = {(a.record_id, a.attempt_no) for a in attempts}
     assert set(pairs) <= claimed, "a dial left without a committed claim"
-    # an interrupted answered call is never re-dialled
+    dials_per_record = Counter(rid for rid, _no in pairs)
+    for rid, count in dials_per_record.items():
+        assert count <= rows[rid]["attempts"]
+    by_key = {(a.record_id, a.attempt_no): a for a in attempts}
     for a in interrupted:
-        if a.answered_at is not None:
+        if a.answered_at is not None:  # an interrupted answered call is never re-dialled
             assert rows[a.record_id]["attempts"] == a.attempt_no
+        following = by_key.get((a.record_id, a.attempt_no + 1))
+        if following is not None:  # ...and an unanswered one never at once
+            assert a.ended_at is not None and following.claimed_at >= a.ended_at + 1.0
+
+
+def _assert_attempts_match_records(rows: dict[str, dict[str, Any]], attempts: list[Any]) -> None:
+    """Each record has attempt rows 1..attempts, all ended with a reason."""
+    numbers: dict[str, list[int]] = {rid: [] for rid in rows}
+    for a in attempts:
+        numbers[a.record_id].append(a.attempt_no)
+        assert a.ended_at is not None and a.reason, f"attempt {a} left open"
+    for rid, row in rows.items():
+        assert sorted(numbers[rid]) == list(range(1, row["attempts"] + 1)), rid

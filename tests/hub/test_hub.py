@@ -26,6 +26,9 @@ def make(tmp_path: Path, recs: list[Any], *, clock: FakeClock | None = None,
     dialer = dialer or MemoryDialer(clock, default=Answer(30))
     strategy = MemoryStrategy(recs)
     kwargs.setdefault("db", tmp_path / "hub.db")
+    # autojump can leap to a drain deadline while a store write runs in a worker thread;
+    # tests that exercise the drain timeout pass one explicitly
+    kwargs.setdefault("drain_timeout_s", None)
     hub = DispatchHub(dialer, [strategy], clock=clock, **kwargs)
     return hub, dialer, strategy, clock
 
@@ -270,6 +273,20 @@ async def test_graceful_drain_waits_then_hangs_up(tmp_path: Path):
     assert all(call.hung_up for call in dialer.calls)
     rows, _ = await read_db(tmp_path / "hub.db")
     assert sorted(r["status"] for r in rows.values()) == ["completed", "completed", "pending"]
+
+
+async def test_drain_has_a_default_timeout(tmp_path: Path):
+    clock = FakeClock()
+    dialer = MemoryDialer(clock, default=Hang())  # callees who never hang up
+    hub, dialer, _, clock = make(tmp_path, records(1), clock=clock, dialer=dialer,
+                                 drain_timeout_s=120.0)
+    async with clock.autojump(), anyio.create_task_group() as tg:
+        tg.start_soon(hub.run)
+        await eventually(lambda: dialer.live == 1)
+        start = clock.now()
+        await hub.stop()
+        assert 120 <= clock.now() - start < 200
+    assert all(call.hung_up for call in dialer.calls)
 
 
 async def test_drain_lets_live_calls_finish(tmp_path: Path):

@@ -1,0 +1,64 @@
+"""Waiting on the hub's clock (real or fake): an event with a deadline, a call with one."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+
+from dispatch.clock import Clock
+
+__all__ = ["DeadlinePassed", "call_before", "wait_event_until"]
+
+
+class DeadlinePassed(Exception):
+    """:func:`call_before`: the clock reached the deadline before the call returned."""
+
+
+async def wait_event_until(event: anyio.Event, clock: Clock, deadline: float | None) -> None:
+    """Return when ``event`` is set or ``clock`` reaches ``deadline`` (``None``: no deadline)."""
+    if event.is_set():
+        return
+    if deadline is None:
+        await event.wait()
+        return
+    async with anyio.create_task_group() as tg:
+
+        async def _timer() -> None:
+            await clock.sleep(deadline - clock.now())
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(_timer)
+        await event.wait()
+        tg.cancel_scope.cancel()
+
+
+async def call_before(clock: Clock, deadline: float, fn: Callable[[], Awaitable[Any]]) -> Any:
+    """Return ``await fn()``, cancelling it when ``clock`` reaches ``deadline``.
+
+    Raises :class:`DeadlinePassed` then; an exception of ``fn`` is re-raised as is
+    (not wrapped in an exception group).
+    """
+    result: dict[str, Any] = {}
+
+    async with anyio.create_task_group() as tg:
+
+        async def _call() -> None:
+            try:
+                result["value"] = await fn()
+            except Exception as exc:
+                result["error"] = exc
+            tg.cancel_scope.cancel()
+
+        async def _timer() -> None:
+            await clock.sleep(deadline - clock.now())
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(_call)
+        tg.start_soon(_timer)
+    if "error" in result:
+        raise result["error"]
+    if "value" not in result:
+        raise DeadlinePassed(f"no answer before the deadline {deadline}")
+    return result["value"]
