@@ -35,7 +35,7 @@ from dispatch.clock import Clock, SystemClock
 from dispatch.log import get_logger
 from dispatch.records import Record
 from dispatch.strategy import Outcome, Strategy
-from strategies._csv_index import KEY, ROW, EmittedIndex, row_keys
+from strategies._csv_index import ROW, EmittedIndex, row_keys
 from strategies._csv_mapping import (
     INVALID_KEY,
     DefaultMapper,
@@ -249,7 +249,7 @@ class CsvStrategy(Strategy):
             log.warning("csv greeting template problem", path=str(self.path), problem=warning)
 
     def _prepare(self, frame: pl.DataFrame, first_row: int) -> pl.DataFrame:
-        """Number rows, drop blank/processed/handled ones, add the row key (vectorised)."""
+        """Number rows and drop blank, processed and already handled ones (vectorised)."""
         columns = frame.columns
         if not columns:
             return frame
@@ -258,11 +258,12 @@ class CsvStrategy(Strategy):
             if col in columns:
                 keep = keep & self._unprocessed(col)
         frame = frame.with_row_index(ROW, offset=first_row + 1)
-        mask = frame.select(keep.alias(KEY)).to_series()
+        mask = frame.select(keep.alias("__keep")).to_series()
         if not mask.all():  # filtering copies every column: skip it when nothing drops
             frame = frame.filter(mask)
-        frame = self._index.drop_done(frame)
-        return frame.with_columns(row_keys(frame, self._identity))
+        # row keys are computed per batch in _next_batch (only for rows handed out),
+        # which keeps the hash off the load path of a large file
+        return self._index.drop_done(frame)
 
     def _unprocessed(self, column: str) -> pl.Expr:
         value = pl.col(column).str.strip_chars()
@@ -275,16 +276,17 @@ class CsvStrategy(Strategy):
     def _next_batch(self) -> list[Record]:
         batch = self._pending.head(self._batch_size)
         self._pending = self._pending.slice(self._batch_size)
+        keys = row_keys(batch, self._identity)
         records: list[Record] = []
-        for raw in batch.iter_rows(named=True):
-            row_no, key = raw.pop(ROW), raw.pop(KEY)
+        for raw, key in zip(batch.iter_rows(named=True), keys, strict=True):
+            row_no = raw.pop(ROW)
             row: Row = {k: (v if v else None) for k, v in raw.items()}
             record = self._map(row_no, row)
             if record is None or self._index.knows(record.id):
                 continue
             self._index.add_id(self._identity, record.id, key)
             records.append(record)
-        self._index.add_done(self._identity, batch[KEY])
+        self._index.add_done(self._identity, keys)
         return records
 
     def _map(self, row_no: int, row: Row) -> Record | None:

@@ -68,6 +68,8 @@ async def open_campaign(args: argparse.Namespace, console: Console) -> AsyncIter
             greeting=args.greeting,
             default_region=args.region,
             write_back="status" if args.write_back else None,
+            encoding=args.encoding,
+            delimiter="\t" if args.delimiter == "tab" else args.delimiter,
         )
         stack.push_async_callback(csv.aclose)
         hub = DispatchHub(

@@ -67,6 +67,10 @@ def register(subparsers: Any) -> None:
     where.add_argument("--scenario", type=Path, help="sandbox scenario file (TOML)")
     where.add_argument("--sandbox-speed", type=_positive_float, default=4.0, metavar="X",
                        help="sandbox time acceleration (default %(default)s)")
+    where.add_argument("--encoding", default="utf-8", choices=("utf-8", "latin-1"),
+                       help="CSV text encoding (default %(default)s; a BOM is always handled)")
+    where.add_argument("--delimiter", choices=(",", ";", "tab"),
+                       help="CSV delimiter (default: detected from the header line)")
     where.add_argument("--write-back", action="store_true",
                        help="write each outcome to the CSV's status column")
     where.add_argument("--json-logs", action="store_true", help="JSON log lines")

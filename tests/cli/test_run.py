@@ -204,3 +204,20 @@ def test_second_ctrl_c_stops_now_and_leaves_the_database_consistent(workdir: Pat
     assert by_phone["+14155550196"] == ("completed", "interrupted")
     assert by_phone["+14155550197"] == ("completed", "interrupted")
     assert by_phone["+14155550101"][0] == "pending", "never dialled: left for the next run"
+
+
+def test_latin1_semicolon_file_with_a_greeting_template(workdir: Path) -> None:
+    path = workdir / "latin1.csv"
+    path.write_bytes("nombre;phone;servicio\r\nJosé;+14155550101;Óptica\r\n;+14155550102;Dental\r\n"
+                     .encode("latin-1"))
+    db = workdir / "l.db"
+    result = run_cli("run", str(path), "--db", str(db), "--encoding", "latin-1",
+                     "--greeting", "Hola {nombre}, su cita de {servicio}.", *FAST, cwd=workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with sqlite3.connect(db) as conn:
+        rows = dict(conn.execute("SELECT phone, payload FROM records").fetchall())
+        errors = dict(conn.execute("SELECT phone, error FROM records").fetchall())
+    assert json.loads(rows["+14155550101"])["greeting"] == "Hola José, su cita de Óptica."
+    statuses = _statuses(db)
+    assert sorted(s for s, _, _ in statuses.values()) == ["completed", "skipped"]
+    assert "nombre" in errors["+14155550102"], "the empty template field is named"
