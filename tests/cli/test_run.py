@@ -26,6 +26,33 @@ def _statuses(db: Path) -> dict[str, tuple[str, str | None, int]]:
     return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
 
+def _start_run(path: Path, db: Path, *extra: str) -> subprocess.Popen[str]:
+    args = [sys.executable, "-m", "dispatch", "run", str(path), "--db", str(db), "--json-logs",
+            "--poll", "0.2", *extra]
+    return subprocess.Popen(args, cwd=path.parent, env=cli_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+
+
+def _wait_for_status_count(db: Path, status: str, count: int, timeout_s: float = 60) -> None:
+    """Poll the campaign's database (from outside, like an operator) until enough records
+    have ``status``; raise if that never happens."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        if not db.exists():
+            continue
+        try:
+            with sqlite3.connect(db) as conn:
+                (n,) = conn.execute(
+                    "SELECT count(*) FROM records WHERE status = ?", (status,)
+                ).fetchone()
+        except sqlite3.OperationalError:  # schema not created yet
+            continue
+        if n >= count:
+            return
+    raise AssertionError(f"never saw {count} record(s) {status!r} in {db}")
+
+
 def test_run_finishes_every_record_and_reports(leads: Path, workdir: Path) -> None:
     db = workdir / "state.db"
     result = run_cli("run", str(leads), "--db", str(db), "--json-logs", *FAST, cwd=workdir)
@@ -126,23 +153,8 @@ def test_interrupted_run_continues_where_it_stopped(workdir: Path) -> None:
     rows = ["name,phone"] + [f"P{i},+141555510{i:02d}" for i in range(60)]
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
     db = workdir / "state.db"
-    args = [sys.executable, "-m", "dispatch", "run", str(path), "--db", str(db), "--json-logs",
-            "--sandbox-speed", "20", "--poll", "0.2", "--concurrency", "3"]
-    proc = subprocess.Popen(args, cwd=workdir, env=cli_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        time.sleep(0.3)
-        if db.exists():
-            with sqlite3.connect(db) as conn:
-                try:
-                    done = conn.execute(
-                        "SELECT count(*) FROM records WHERE status = 'completed'"
-                    ).fetchone()[0]
-                except sqlite3.OperationalError:
-                    continue
-            if done >= 3:
-                break
+    proc = _start_run(path, db, "--sandbox-speed", "20", "--concurrency", "3")
+    _wait_for_status_count(db, "completed", 3)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err[-3000:]
@@ -175,23 +187,8 @@ def test_second_ctrl_c_stops_now_and_leaves_the_database_consistent(workdir: Pat
     path.write_text("name,phone\nA,+14155550196\nB,+14155550197\nC,+14155550101\n",
                     encoding="utf-8")
     db = workdir / "state.db"
-    args = [sys.executable, "-m", "dispatch", "run", str(path), "--db", str(db), "--json-logs",
-            "--sandbox-speed", "5", "--poll", "0.2", "--concurrency", "2"]
-    proc = subprocess.Popen(args, cwd=workdir, env=cli_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        time.sleep(0.2)
-        if db.exists():
-            try:
-                with sqlite3.connect(db) as conn:
-                    live = conn.execute(
-                        "SELECT count(*) FROM records WHERE status = 'in_call'"
-                    ).fetchone()[0]
-            except sqlite3.OperationalError:
-                continue
-            if live == 2:
-                break
+    proc = _start_run(path, db, "--sandbox-speed", "5", "--concurrency", "2")
+    _wait_for_status_count(db, "in_call", 2)
     proc.send_signal(signal.SIGINT)  # drain: these calls would never end by themselves
     time.sleep(1.0)
     proc.send_signal(signal.SIGINT)  # stop now
