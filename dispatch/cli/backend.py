@@ -45,11 +45,16 @@ class Campaign:
 async def open_campaign(args: argparse.Namespace, console: Console) -> AsyncIterator[Campaign]:
     from dispatch.hub import DispatchHub
     from dispatch.sdk import AuthenticationError, Pinecall, PinecallError, RegistrationError
-    from dispatch.store import open_store
+    from dispatch.store import StoreError, open_store
     from strategies import CsvStrategy
 
     key = os.environ.get("PINECALL_API_KEY") or None
     async with contextlib.AsyncExitStack() as stack:
+        try:
+            store = await stack.enter_async_context(open_store(args.db))
+        except StoreError as exc:
+            raise CliError(str(exc), 2) from exc
+        _check_not_running(store)
         url, key, from_ = await _voice_server(args, key, console, stack)
         pc = Pinecall(api_key=key, url=url, auto_reconnect=True)
         try:
@@ -62,7 +67,6 @@ async def open_campaign(args: argparse.Namespace, console: Console) -> AsyncIter
             raise CliError(f"agent {args.agent!r} could not register: {exc}", 3) from exc
         except PinecallError as exc:
             raise CliError(f"cannot reach the voice server at {url}: {exc}", 3) from exc
-        store = await stack.enter_async_context(open_store(args.db))
         csv = CsvStrategy(
             args.file,
             greeting=args.greeting,
@@ -107,6 +111,23 @@ async def _voice_server(
     if key is not None and not args.from_:
         raise CliError("--from is required when dialing for real (your Pinecall number)", 2)
     return args.url or DEFAULT_URL, key, args.from_
+
+
+def _check_not_running(store: Any) -> None:
+    """Fail before calling anyone when another process runs a campaign on this database.
+
+    (The hub takes the lock itself when it starts; this only gives the one-line error
+    early, before the agent registers with the voice server.)
+    """
+    from dispatch.store import RunLock, StoreLocked
+
+    probe = RunLock(store.url)
+    try:
+        probe.acquire()
+    except StoreLocked as exc:
+        raise CliError(str(exc), 2) from exc
+    finally:
+        probe.release()
 
 
 def _retry_policy(args: argparse.Namespace) -> Any:

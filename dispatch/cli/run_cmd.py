@@ -105,10 +105,24 @@ def run(args: argparse.Namespace) -> int:
     try:
         _check_inputs(args)
         return anyio.run(_run, args, console, interactive)
+    except BaseExceptionGroup as group:
+        # a database taken by another run between our check and the hub's own lock
+        from dispatch.store import StoreLocked
+
+        locked, rest = group.split(StoreLocked)
+        if locked is None or rest is not None:
+            raise
+        print(f"dispatch: error: {_first_leaf(locked)}", file=sys.stderr)
+        return EXIT_USAGE
     except CliError as exc:
         # one plain line, never wrapped, so scripts and systemd journals can read it
         print(f"dispatch: error: {exc}", file=sys.stderr)
         return exc.exit_code
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 def _check_inputs(args: argparse.Namespace) -> None:

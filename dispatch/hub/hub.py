@@ -29,7 +29,7 @@ from dispatch.hub.resume import resume
 from dispatch.hub.retry import RetryPolicy
 from dispatch.hub.stats import HubStatistics, snapshot
 from dispatch.log import get_logger
-from dispatch.store import Store
+from dispatch.store import RunLock, Store
 from dispatch.strategy import Callback, Strategy
 
 __all__ = ["DispatchHub"]
@@ -148,17 +148,25 @@ class DispatchHub:
             await self._calls_done.wait()
 
     async def run(self, *, until_idle: bool = False) -> None:
-        """Run until :meth:`stop`; with ``until_idle`` also return once no record is left
-        to dial and a poll found nothing new. Resumes the state in ``db`` first."""
+        r"""Run until :meth:`stop`; with ``until_idle`` also return once no record is left
+        to dial and a poll found nothing new. Resumes the state in ``db`` first.
+
+        Raises :class:`~dispatch.store.StoreLocked` when another process is running a
+        campaign on the same SQLite database, and other ``StoreError``\ s when the
+        database cannot be opened.
+        """
         if self._running:
             raise RuntimeError("DispatchHub.run() is already running")
         self._running = True
         self._calls_done = anyio.Event()
         try:
             store, owned = await self._open_store()
+            lock = RunLock(store.url)
             try:
+                lock.acquire()  # one campaign process per database (StoreLocked)
                 await self._run_with(store, until_idle)
             finally:
+                lock.release()
                 if owned:
                     with anyio.CancelScope(shield=True):
                         await store.close()

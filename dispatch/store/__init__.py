@@ -2,6 +2,7 @@
 alembic migrations and report queries."""
 
 from dispatch.store.errors import StoreClosed, StoreError
+from dispatch.store.lock import RunLock, StoreLocked
 from dispatch.store.migrate import current_revision, head_revision, upgrade
 from dispatch.store.models import STATUSES, TERMINAL_STATUSES
 from dispatch.store.ops import WriteOp, insert_attempt, insert_record, update_attempt, update_record
@@ -13,9 +14,11 @@ __all__ = [
     "REPORT_COLUMNS",
     "STATUSES",
     "TERMINAL_STATUSES",
+    "RunLock",
     "Store",
     "StoreClosed",
     "StoreError",
+    "StoreLocked",
     "StoredAttempt",
     "StoredRecord",
     "Ticket",

@@ -4,7 +4,8 @@ SQLAlchemy, aiosqlite and alembic exceptions never leave this package; they are
 translated here and chained with ``from``::
 
     StoreError              any database failure (open, migrate, read, write)
-    └── StoreClosed         a write was submitted after the writer stopped
+    ├── StoreClosed         a write was submitted after the writer stopped
+    └── StoreLocked         another process runs a campaign on this database (lock.py)
 """
 
 from __future__ import annotations

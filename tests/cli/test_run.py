@@ -218,3 +218,26 @@ def test_latin1_semicolon_file_with_a_greeting_template(workdir: Path) -> None:
     statuses = _statuses(db)
     assert sorted(s for s, _, _ in statuses.values()) == ["completed", "skipped"]
     assert "nombre" in errors["+14155550102"], "the empty template field is named"
+
+
+def test_a_second_run_on_the_same_database_is_refused(workdir: Path) -> None:
+    path = workdir / "busy.csv"
+    # 96 never hangs up by itself: the first run stays busy until we stop it
+    path.write_text("name,phone\nA,+14155550196\n", encoding="utf-8")
+    db = workdir / "shared.db"
+    first = _start_run(path, db, "--sandbox-speed", "5")
+    try:
+        _wait_for_status_count(db, "in_call", 1)
+        second = run_cli("run", str(path), "--db", str(db), *FAST, cwd=workdir)
+        assert second.returncode == 2, second.stderr[-2000:]
+        line = second.stderr.strip().splitlines()[-1]
+        assert "in use by another dispatch run" in line and str(first.pid) in line
+        with sqlite3.connect(db) as conn:
+            (dials,) = conn.execute("SELECT count(*) FROM attempts").fetchone()
+        assert dials == 1, "the refused run dialled nobody"
+    finally:
+        first.send_signal(signal.SIGINT)  # drain...
+        time.sleep(0.5)
+        if first.poll() is None:
+            first.send_signal(signal.SIGINT)  # ...and stop now: that call never ends
+        first.communicate(timeout=60)
