@@ -7,6 +7,7 @@ migrate ahead of time (and for checking which revision a database is at).
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 import anyio
@@ -36,7 +37,7 @@ def _upgrade(args: argparse.Namespace) -> int:
     try:
         revision = anyio.run(_do_upgrade, str(args.db), str(args.revision))
     except StoreError as exc:
-        print(f"dispatch db upgrade: {exc}")
+        print(f"dispatch db upgrade: {exc}", file=sys.stderr)
         return 1
     print(f"{args.db}: at revision {revision}")
     return 0
@@ -59,7 +60,7 @@ def _current(args: argparse.Namespace) -> int:
     try:
         revision = anyio.run(_do_current, str(args.db))
     except StoreError as exc:
-        print(f"dispatch db current: {exc}")
+        print(f"dispatch db current: {exc}", file=sys.stderr)
         return 1
     print(revision or "(empty database)")
     return 0
