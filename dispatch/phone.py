@@ -8,7 +8,14 @@ import re
 
 import phonenumbers
 
-__all__ = ["E164_PATTERN", "InvalidPhone", "is_e164", "normalize_phone", "phone_time_zones"]
+__all__ = [
+    "E164_PATTERN",
+    "InvalidPhone",
+    "is_dialable",
+    "is_e164",
+    "normalize_phone",
+    "phone_time_zones",
+]
 
 #: The shape the voice server accepts: ``+`` then 7 to 15 digits, no leading zero.
 E164_PATTERN = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -26,6 +33,11 @@ class InvalidPhone(ValueError):
 def is_e164(value: str) -> bool:
     """True when ``value`` is already in E.164 shape (no parsing, cheap)."""
     return bool(E164_PATTERN.match(value))
+
+
+def is_dialable(value: object) -> bool:
+    """True for what the voice server accepts as a number: E.164 or a ``sip:`` URI."""
+    return isinstance(value, str) and (is_e164(value) or value.lower().startswith("sip:"))
 
 
 def normalize_phone(raw: object, default_region: str | None = None) -> str:

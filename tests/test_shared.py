@@ -138,3 +138,14 @@ def test_library_loggers_get_frames_masked() -> None:
     text = stream.getvalue()
     assert "pk_frame_secret_42" not in text and "unregistered" not in text
     assert text.count('"api_key":"***') == 2
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [("+14155550101", True), ("sip:agent@example.com", True), ("SIP:x@y", True),
+     ("4155550101", False), ("+0123456789", False), (None, False), ("", False)],
+)
+def test_is_dialable(value: object, ok: bool) -> None:
+    from dispatch.phone import is_dialable
+
+    assert is_dialable(value) is ok

@@ -19,7 +19,7 @@ from dispatch.hub.waiting import wait_event_until
 from dispatch.store import Store
 from dispatch.strategy import Strategy
 
-__all__ = ["HubCore", "HubOptions", "Signal", "wait_event_until"]
+__all__ = ["HubCore", "HubOptions", "Signal"]
 
 
 class Signal:

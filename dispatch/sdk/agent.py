@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from dispatch.phone import is_e164
+from dispatch.phone import is_dialable
 from dispatch.sdk.backoff import ConflictBackoff
 from dispatch.sdk.call import Call
 from dispatch.sdk.dialing import ATTEMPT_KEY, PendingDial
@@ -124,7 +124,7 @@ class Agent:
     def _dial_frame(self, to: str, from_: str | None, greeting: str | None,
                     metadata: dict[str, Any] | None, config: dict[str, Any] | None,
                     detect_turn_end: bool) -> dict[str, Any]:
-        if not isinstance(to, str) or not (is_e164(to) or to.lower().startswith("sip:")):
+        if not is_dialable(to):
             raise ConfigurationError(f"invalid destination {to!r}: must be E.164 (+ and 7-15 "
                                      "digits, no leading zero) or a sip: URI")
         frame: dict[str, Any] = {"event": "call.dial", "agent_id": self.id, "to": to,
@@ -140,7 +140,7 @@ class Agent:
 
     def _resolve_from(self, from_: str | None) -> str:
         if from_:
-            if not (from_.lower().startswith("sip:") or is_e164(from_)):
+            if not is_dialable(from_):
                 raise ConfigurationError(f"invalid caller id {from_!r}: must be E.164 (+ and "
                                          "7-15 digits) or a sip: URI")
             return from_

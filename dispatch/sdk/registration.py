@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dispatch.phone import is_e164
+from dispatch.phone import is_dialable
 from dispatch.sdk.errors import ConfigurationError
 from dispatch.sdk.tools import Tool
 
@@ -54,7 +54,7 @@ def validate_phone_numbers(phone_number: str | list[str] | None) -> list[str]:
         return []
     numbers = [phone_number] if isinstance(phone_number, str) else list(phone_number)
     for number in numbers:
-        if not (number.lower().startswith("sip:") or is_e164(number)):
+        if not is_dialable(number):
             raise ConfigurationError(
                 f"Invalid phone number {number!r}: must be E.164 format (+, 7-15 digits)")
     return numbers

@@ -33,6 +33,14 @@ def resolve_url(db: str | os.PathLike[str]) -> str:
     return url.render_as_string(hide_password=False)
 
 
+def sqlite_file(url: str) -> str | None:
+    """The file path behind a SQLite URL, or ``None`` (in-memory, or not SQLite)."""
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
+        return None
+    return str(parsed.database)
+
+
 def sync_url(async_url: str) -> str:
     """The synchronous twin of an async URL (for command-line alembic)."""
     url = make_url(async_url)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from dispatch.store.engine import sqlite_file
 from dispatch.store.errors import StoreError
 
 try:
@@ -28,12 +29,8 @@ class StoreLocked(StoreError):
 
 def lock_path_for(url: str) -> Path | None:
     """The lock file of a SQLite file URL, else ``None``."""
-    if not url.startswith("sqlite") or ":///" not in url:
-        return None
-    path = url.split(":///", 1)[1].split("?", 1)[0]
-    if not path or path == ":memory:":
-        return None
-    return Path(path + ".lock")
+    path = sqlite_file(url)
+    return None if path is None else Path(path + ".lock")
 
 
 class RunLock:

@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dispatch.store import queries
-from dispatch.store.engine import create_engine, resolve_url
+from dispatch.store.engine import create_engine, resolve_url, sqlite_file
 from dispatch.store.errors import StoreError
 from dispatch.store.migrate import upgrade
 from dispatch.store.models import RunRow
@@ -52,10 +52,9 @@ class Store:
         database must exist. Raises :class:`StoreError`.
         """
         url = resolve_url(db)
-        if read_only and url.startswith("sqlite") and ":///" in url:
-            path = anyio.Path(url.split(":///", 1)[-1])
-            if not await path.exists():
-                raise StoreError(f"database {str(path)!r} does not exist")
+        file = sqlite_file(url)
+        if read_only and file is not None and not await anyio.Path(file).exists():
+            raise StoreError(f"database {file!r} does not exist")
         try:
             engine = create_engine(url, read_only=read_only)
         except (SQLAlchemyError, ValueError) as exc:

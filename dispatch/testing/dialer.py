@@ -11,7 +11,7 @@ from typing import Any
 import anyio
 
 from dispatch.clock import Clock
-from dispatch.hub.core import wait_event_until
+from dispatch.hub.waiting import wait_event_until
 from dispatch.sdk.errors import DialFailed, RequestFailed
 from dispatch.sdk.reasons import Reason, normalize_reason
 from dispatch.strategy import call_maybe_async

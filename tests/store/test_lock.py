@@ -86,3 +86,17 @@ async def test_a_hub_refuses_a_database_another_run_holds(tmp_path: Path) -> Non
     async with clock.autojump():
         with anyio.fail_after(10):
             await hub.run(until_idle=True)  # free again: runs normally
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [("sqlite+aiosqlite:////tmp/a b.db", "/tmp/a b.db"),
+     ("sqlite:////tmp/x.db?mode=ro", "/tmp/x.db"),
+     ("sqlite+aiosqlite://", None),
+     ("sqlite+aiosqlite:///:memory:", None),
+     ("postgresql+asyncpg://localhost/test", None)],
+)
+def test_sqlite_file_of_a_url(url: str, expected: str | None) -> None:
+    from dispatch.store.engine import sqlite_file
+
+    assert sqlite_file(url) == expected
