@@ -29,7 +29,7 @@ _EXPORTS: dict[str, str] = {
     "Agent": "dispatch.sdk",
     "Call": "dispatch.sdk",
     "tool": "dispatch.sdk",
-    "Reason": "dispatch.sdk.reasons",
+    "Reason": "dispatch.reasons",
     "PinecallError": "dispatch.sdk.errors",
     "AuthenticationError": "dispatch.sdk.errors",
     "RegistrationError": "dispatch.sdk.errors",
@@ -70,6 +70,7 @@ __all__ = [
 if TYPE_CHECKING:
     from dispatch.clock import Clock, SystemClock
     from dispatch.hub import DispatchHub, HubStatistics, RetryPolicy, SlidingWindowLimiter
+    from dispatch.reasons import Reason
     from dispatch.records import Record
     from dispatch.sandbox import Sandbox
     from dispatch.sdk import Agent, Call, Pinecall, tool
@@ -80,7 +81,6 @@ if TYPE_CHECKING:
         PinecallError,
         RegistrationError,
     )
-    from dispatch.sdk.reasons import Reason
     from dispatch.strategy import Outcome, RecordFailed, Strategy
     from strategies import CsvStrategy
 

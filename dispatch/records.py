@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from dispatch.phone import InvalidPhone, normalize_phone
+from dispatch.reasons import Reason
 
 __all__ = ["Record"]
 
@@ -93,6 +94,19 @@ class Record(BaseModel):
         """
         detail = self.metadata.get("_invalid")
         return str(detail) if detail else None
+
+    @property
+    def invalid_reason(self) -> Reason:
+        """The reason to skip an invalid record with (``metadata["_invalid_reason"]``).
+
+        Defaults to ``invalid_record``; a strategy may say ``invalid_row``,
+        ``invalid_encoding`` or ``duplicate_id_conflict`` instead.
+        """
+        raw = self.metadata.get("_invalid_reason")
+        try:
+            return Reason(str(raw)) if raw else Reason.INVALID_RECORD
+        except ValueError:
+            return Reason.INVALID_RECORD
 
     @property
     def not_before_ts(self) -> float | None:

@@ -14,8 +14,8 @@ import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from dispatch.reasons import Reason
 from dispatch.records import Record
-from dispatch.sdk.reasons import Reason
 
 __all__ = [
     "Callback",
@@ -101,6 +101,17 @@ class Strategy:
     on_completed: Callback | None = None
     on_failed: Callback | None = None
     on_skipped: Callback | None = None
+
+    async def preflight(self) -> None:
+        """Check the source and this strategy's settings before anyone is dialled.
+
+        Raise :class:`~dispatch.errors.PreflightError` for a mistake that would be
+        the same for every record (a greeting field the source does not have, phones
+        that all lack a country code) and :class:`~dispatch.errors.SourceUnusable`
+        when the source cannot be read at all (missing, empty, binary, no phone
+        column). The hub calls this once at the start of :meth:`DispatchHub.run`.
+        Default: nothing to check.
+        """
 
     async def poll(self) -> Sequence[Record]:
         """Return records that are new since the last poll (may repeat known ones)."""

@@ -11,8 +11,9 @@ from pydantic import ValidationError
 
 from dispatch.log import configure_logging, get_logger, register_secret
 from dispatch.phone import InvalidPhone, normalize_phone
+from dispatch.reasons import Reason
 from dispatch.records import Record
-from dispatch.sdk.reasons import Reason, normalize_reason
+from dispatch.sdk.reasons import normalize_reason
 from dispatch.sdk.transport import TransportClosed, memory_pair
 
 

@@ -12,8 +12,9 @@ from dispatch.hub.core import HubCore
 from dispatch.hub.state import AttemptState, RecordEntry
 from dispatch.hub.waiting import DeadlinePassed, call_before
 from dispatch.log import get_logger
+from dispatch.reasons import Reason
 from dispatch.sdk.errors import ConfigurationError, DialFailed, PinecallConnectionError
-from dispatch.sdk.reasons import Reason, normalize_reason
+from dispatch.sdk.reasons import normalize_reason
 from dispatch.store import StoreClosed, WriteOp
 from dispatch.strategy import Outcome
 

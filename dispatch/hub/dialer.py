@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
-from dispatch.sdk.reasons import Reason
+from dispatch.reasons import Reason
 
 __all__ = ["CallLike", "Dialer", "OnDialing"]
 

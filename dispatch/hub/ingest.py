@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from dispatch.reasons import Reason
 from dispatch.records import Record
-from dispatch.sdk.reasons import Reason
 
 __all__ = ["Admission", "Skip", "admit", "describe_validation_error"]
 
@@ -104,7 +104,7 @@ def admit(items: Iterable[object], *, known: set[str], default_region: str | Non
         seen.add(record.id)
         if record.invalid_detail is not None:
             error = f"record {record.id!r}: {record.invalid_detail}"
-            admission.skipped.append(Skip(record, Reason.INVALID_RECORD, error, persist=True))
+            admission.skipped.append(Skip(record, record.invalid_reason, error, persist=True))
             continue
         if record.phone_error is not None and default_region and not record.default_region:
             record.normalize(default_region)

@@ -23,8 +23,8 @@ from pydantic import ValidationError
 from dispatch.hub.core import HubCore
 from dispatch.hub.state import AttemptState, RecordEntry
 from dispatch.log import get_logger
+from dispatch.reasons import Reason
 from dispatch.records import Record
-from dispatch.sdk.reasons import Reason
 from dispatch.store import TERMINAL_STATUSES, StoredAttempt, StoredRecord, WriteOp
 from dispatch.strategy import Outcome
 

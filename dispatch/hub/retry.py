@@ -14,7 +14,7 @@ import dataclasses
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from dispatch.sdk.reasons import Reason
+from dispatch.reasons import Reason
 
 __all__ = ["DEFAULT_DELAYS_S", "MIN_INFRA_DELAY_S", "RetryPolicy"]
 

@@ -12,6 +12,7 @@ Correlation is per call (``call.dialing``'s id), never per agent; a dropped sock
 settles every dial and call; nothing is replayed after a reconnect.
 """
 
+from dispatch.reasons import Reason
 from dispatch.sdk.agent import Agent
 from dispatch.sdk.call import Call
 from dispatch.sdk.client import Pinecall
@@ -27,7 +28,6 @@ from dispatch.sdk.errors import (
     RegistrationError,
     RequestFailed,
 )
-from dispatch.sdk.reasons import Reason
 from dispatch.sdk.tools import Tool, tool
 
 __all__ = [

@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from dispatch.phone import is_dialable
+from dispatch.reasons import Reason
 from dispatch.sdk.backoff import ConflictBackoff
 from dispatch.sdk.call import Call
 from dispatch.sdk.dialing import ATTEMPT_KEY, PendingDial
 from dispatch.sdk.emitter import Emitter, Handler
 from dispatch.sdk.errcopy import clone_error
 from dispatch.sdk.errors import ConfigurationError, DialFailed, NotConnected, RegistrationError
-from dispatch.sdk.reasons import Reason
 from dispatch.sdk.registration import agent_create_frame
 
 if TYPE_CHECKING:

@@ -6,9 +6,10 @@ from typing import Any, Protocol
 
 import anyio
 
+from dispatch.reasons import Reason
 from dispatch.sdk.emitter import AsyncFn, Emitter, Handler
 from dispatch.sdk.errors import NotConnected, RequestFailed
-from dispatch.sdk.reasons import Reason, normalize_reason
+from dispatch.sdk.reasons import normalize_reason
 
 __all__ = ["Call", "CallLink"]
 

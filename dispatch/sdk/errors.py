@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from dispatch.log import redact
-from dispatch.sdk.reasons import Reason
+from dispatch.reasons import Reason
 
 __all__ = [
     "AuthenticationError",

@@ -1,53 +1,18 @@
-"""One vocabulary for why a call or a dial ended.
+"""Wire reason strings to the domain :class:`~dispatch.reasons.Reason`.
 
 The wire is inconsistent (``no-answer`` and ``no_answer``, ``canceled`` and
 ``cancelled``, ``hangup`` and ``caller_hangup``). Every raw string is mapped to a
-:class:`Reason` exactly once, at the protocol boundary, and the raw text is kept
-alongside for audit.
+:class:`Reason` exactly once, here at the protocol boundary, and the raw text is
+kept alongside for audit.
 """
 
 from __future__ import annotations
 
-import enum
 import re
 
-__all__ = ["ANSWERED_END_REASONS", "DIAL_FAILURE_REASONS", "Reason", "normalize_reason"]
+from dispatch.reasons import Reason
 
-
-class Reason(enum.StrEnum):
-    """Normalised end reason of a call, a dial or a record."""
-
-    # a party hung up after the call was answered
-    HANGUP = "hangup"
-    # dial failures (never answered)
-    BUSY = "busy"
-    NO_ANSWER = "no_answer"
-    FAILED = "failed"
-    CANCELED = "canceled"
-    TIMEOUT = "timeout"
-    ERROR = "error"
-    # answered calls that ended for a platform reason
-    IDLE_TIMEOUT = "idle_timeout"
-    MAX_DURATION = "max_duration"
-    DISCONNECTED = "disconnected"
-    # dispatcher-level reasons (never on the wire)
-    INTERRUPTED = "interrupted"
-    INVALID_PHONE = "invalid_phone"
-    INVALID_RECORD = "invalid_record"
-    DUPLICATE = "duplicate"
-    STOPPED = "stopped"
-    UNKNOWN = "unknown"
-
-
-#: Reasons with which a dial can fail before the callee answers.
-DIAL_FAILURE_REASONS: frozenset[Reason] = frozenset(
-    {Reason.BUSY, Reason.NO_ANSWER, Reason.FAILED, Reason.CANCELED, Reason.TIMEOUT, Reason.ERROR}
-)
-
-#: Reasons that end a call that was answered.
-ANSWERED_END_REASONS: frozenset[Reason] = frozenset(
-    {Reason.HANGUP, Reason.IDLE_TIMEOUT, Reason.MAX_DURATION, Reason.DISCONNECTED}
-)
+__all__ = ["normalize_reason"]
 
 _ALIASES: dict[str, Reason] = {
     "hangup": Reason.HANGUP,
@@ -83,6 +48,10 @@ _ALIASES: dict[str, Reason] = {
     "invalid_phone": Reason.INVALID_PHONE,
     "invalid_record": Reason.INVALID_RECORD,
     "duplicate": Reason.DUPLICATE,
+    "invalid_row": Reason.INVALID_ROW,
+    "invalid_encoding": Reason.INVALID_ENCODING,
+    "duplicate_id_conflict": Reason.DUPLICATE_ID_CONFLICT,
+    "record_too_large": Reason.RECORD_TOO_LARGE,
     "stopped": Reason.STOPPED,
 }
 

@@ -10,12 +10,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from dispatch.log import get_logger
+from dispatch.reasons import DIAL_FAILURE_REASONS, Reason
 from dispatch.sdk.call import Call
 from dispatch.sdk.dialing import ATTEMPT_KEY, PendingDial
 from dispatch.sdk.emitter import run_handler
 from dispatch.sdk.errcopy import clone_error
 from dispatch.sdk.errors import DialFailed, PinecallError
-from dispatch.sdk.reasons import DIAL_FAILURE_REASONS, Reason, normalize_reason
+from dispatch.sdk.reasons import normalize_reason
 from dispatch.sdk.tools import BoundedSet, run_tool_calls
 from dispatch.sdk.wire import slugify, split_agent_id
 

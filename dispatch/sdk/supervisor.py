@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from dispatch.log import get_logger, redact
+from dispatch.reasons import Reason
 from dispatch.sdk.backoff import reconnect_delay_s
 from dispatch.sdk.errcopy import clone_error
 from dispatch.sdk.errors import (
@@ -24,7 +25,6 @@ from dispatch.sdk.errors import (
     PinecallConnectionError,
     PinecallError,
 )
-from dispatch.sdk.reasons import Reason
 from dispatch.sdk.session import Closed, Session, open_connection
 from dispatch.sdk.transport import Connection
 

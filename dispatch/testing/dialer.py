@@ -12,8 +12,9 @@ import anyio
 
 from dispatch.clock import Clock
 from dispatch.hub.waiting import wait_event_until
+from dispatch.reasons import Reason
 from dispatch.sdk.errors import DialFailed, RequestFailed
-from dispatch.sdk.reasons import Reason, normalize_reason
+from dispatch.sdk.reasons import normalize_reason
 from dispatch.strategy import call_maybe_async
 
 __all__ = ["Answer", "DialLog", "Fail", "Hang", "MemoryCall", "MemoryDialer", "Raise", "Step"]

@@ -11,10 +11,10 @@ import sys
 import anyio
 
 from dispatch.hub import DispatchHub, RetryPolicy
+from dispatch.reasons import Reason
 from dispatch.records import Record
 from dispatch.sandbox import SANDBOX_NUMBER
 from dispatch.sdk import Pinecall
-from dispatch.sdk.reasons import Reason
 from dispatch.testing import MemoryStrategy
 
 POLICY = RetryPolicy(

@@ -9,9 +9,9 @@ import anyio
 import pytest
 
 from dispatch.hub import DispatchHub, RetryPolicy
+from dispatch.reasons import Reason
 from dispatch.records import Record
 from dispatch.sdk.errors import ConnectionLost
-from dispatch.sdk.reasons import Reason
 from dispatch.strategy import RecordFailed
 from dispatch.testing import Answer, Fail, FakeClock, Hang, MemoryDialer, MemoryStrategy, Raise
 

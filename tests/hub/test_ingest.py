@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dispatch.hub.ingest import admit
+from dispatch.reasons import Reason
 from dispatch.records import Record
-from dispatch.sdk.reasons import Reason
 
 
 def test_a_bad_row_is_reported_once_not_at_every_poll():

@@ -11,8 +11,8 @@ import pytest
 
 from dispatch.hub import DispatchHub
 from dispatch.hub.attempt import DIAL_GRACE_S
+from dispatch.reasons import Reason
 from dispatch.records import Record
-from dispatch.sdk.reasons import Reason
 from dispatch.store import Store, insert_attempt, insert_record, update_record
 from dispatch.strategy import RecordFailed
 from dispatch.testing import Answer, FakeClock, Hang, MemoryCall, MemoryDialer, MemoryStrategy

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dispatch.hub import DEFAULT_DELAYS_S, RetryPolicy
-from dispatch.sdk.reasons import Reason
+from dispatch.reasons import Reason
 
 
 @pytest.mark.parametrize(

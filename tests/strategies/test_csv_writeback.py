@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from csv_helpers import drain, phones, write
 
+from dispatch.reasons import Reason
 from dispatch.records import Record
-from dispatch.sdk.reasons import Reason
 from dispatch.strategy import Outcome
 from strategies import CsvStrategy
 from strategies._csv_writeback import StatusWriteBack
