@@ -22,12 +22,17 @@ E164_PATTERN = re.compile(r"^\+[1-9]\d{6,14}$")
 
 
 class InvalidPhone(ValueError):
-    """The text is not a phone number that can be dialled. ``str()`` says why."""
+    """The text is not a phone number that can be dialled. ``str()`` says why.
 
-    def __init__(self, raw: object, why: str) -> None:
+    ``no_country_code`` is true when the only problem is a national number without
+    a default region (the campaign-wide ``--region`` hint is built on it).
+    """
+
+    def __init__(self, raw: object, why: str, *, no_country_code: bool = False) -> None:
         super().__init__(f"invalid phone number {raw!r}: {why}")
         self.raw = raw
         self.why = why
+        self.no_country_code = no_country_code
 
 
 def is_e164(value: str) -> bool:
@@ -59,8 +64,10 @@ def normalize_phone(raw: object, default_region: str | None = None) -> str:
     try:
         parsed = phonenumbers.parse(text, None if text.startswith("+") else default_region)
     except phonenumbers.NumberParseException as exc:
-        why = "no country code and no default region" if not text.startswith("+") else str(exc)
-        raise InvalidPhone(raw, why) from exc
+        if not text.startswith("+") and default_region is None:
+            raise InvalidPhone(raw, "no country code and no default region",
+                               no_country_code=True) from exc
+        raise InvalidPhone(raw, str(exc)) from exc
     if not phonenumbers.is_possible_number(parsed):
         raise InvalidPhone(raw, "not a possible number (wrong length for its country)")
     formatted = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
