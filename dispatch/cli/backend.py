@@ -10,12 +10,11 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
-from rich.console import Console
-
 from dispatch.cli.errors import CliError
+from dispatch.cli.output import Output
 from dispatch.log import get_logger
 
-__all__ = ["Campaign", "open_campaign"]
+__all__ = ["Campaign", "check_target", "csv_strategy", "embedded_sandbox", "open_campaign"]
 
 log = get_logger("dispatch.cli")
 DEFAULT_URL = "wss://voice.pinecall.io"
@@ -41,12 +40,44 @@ class Campaign:
         return counts, dict(reasons)
 
 
-@contextlib.asynccontextmanager
-async def open_campaign(args: argparse.Namespace, console: Console) -> AsyncIterator[Campaign]:
-    from dispatch.hub import DispatchHub
-    from dispatch.sdk import AuthenticationError, Pinecall, PinecallError, RegistrationError
-    from dispatch.store import StoreError, open_store
+def csv_strategy(args: argparse.Namespace) -> Any:
+    """The run command's lead source: a :class:`~strategies.CsvStrategy` over ``args.file``."""
     from strategies import CsvStrategy
+
+    return CsvStrategy(
+        args.file,
+        greeting=args.greeting,
+        default_region=args.region,
+        write_back="status" if args.write_back else None,
+        encoding=args.encoding,
+        delimiter="\t" if args.delimiter == "tab" else args.delimiter,
+    )
+
+
+def embedded_sandbox(args: argparse.Namespace, key: str | None) -> bool:
+    """True when calls go to the sandbox started in this process."""
+    return bool(args.sandbox) or (key is None and args.url is None)
+
+
+def check_target(args: argparse.Namespace, key: str | None) -> None:
+    """Refuse, before connecting, a remote voice server without a caller id.
+
+    (Without ``--from`` every dial would fail the same way: the agent has no number.)
+    """
+    if embedded_sandbox(args, key) or args.from_:
+        return
+    where = "when dialing for real" if key is not None else f"with --url {args.url}"
+    raise CliError(f"no caller id: pass --from with your Pinecall number (required {where})",
+                   2, option="--from")
+
+
+@contextlib.asynccontextmanager
+async def open_campaign(
+    args: argparse.Namespace, output: Output, strategy: Any
+) -> AsyncIterator[Campaign]:
+    """Open the store, the voice server (sandbox or real) and the agent; build the hub."""
+    from dispatch.hub import DispatchHub
+    from dispatch.store import StoreError, open_store
 
     key = os.environ.get("PINECALL_API_KEY") or None
     async with contextlib.AsyncExitStack() as stack:
@@ -55,30 +86,11 @@ async def open_campaign(args: argparse.Namespace, console: Console) -> AsyncIter
         except StoreError as exc:
             raise CliError(str(exc), 2) from exc
         _check_not_running(store)
-        url, key, from_ = await _voice_server(args, key, console, stack)
-        pc = Pinecall(api_key=key, url=url, auto_reconnect=True)
-        try:
-            await stack.enter_async_context(pc)
-            agent = pc.agent(args.agent, **_agent_options(args, from_))
-            await agent.ready()
-        except AuthenticationError as exc:
-            raise CliError(f"the voice server refused the API key: {exc}", 3) from exc
-        except RegistrationError as exc:
-            raise CliError(f"agent {args.agent!r} could not register: {exc}", 3) from exc
-        except PinecallError as exc:
-            raise CliError(f"cannot reach the voice server at {url}: {exc}", 3) from exc
-        csv = CsvStrategy(
-            args.file,
-            greeting=args.greeting,
-            default_region=args.region,
-            write_back="status" if args.write_back else None,
-            encoding=args.encoding,
-            delimiter="\t" if args.delimiter == "tab" else args.delimiter,
-        )
-        stack.push_async_callback(csv.aclose)
+        url, key, from_ = await _voice_server(args, key, output, stack)
+        agent = await _ready_agent(args, url, key, from_, stack)
         hub = DispatchHub(
             agent,
-            [csv],
+            [strategy],
             from_=from_,
             max_calls_per_minute=args.rate,
             max_concurrent=args.concurrency,
@@ -93,23 +105,39 @@ async def open_campaign(args: argparse.Namespace, console: Console) -> AsyncIter
         yield Campaign(hub=hub, store=store, title=f"dispatch [{mode}] {args.file}")
 
 
+async def _ready_agent(args: argparse.Namespace, url: str, key: str | None, from_: str | None,
+                       stack: contextlib.AsyncExitStack) -> Any:
+    from dispatch.sdk import AuthenticationError, Pinecall, PinecallError, RegistrationError
+
+    pc = Pinecall(api_key=key, url=url, auto_reconnect=True)
+    try:
+        await stack.enter_async_context(pc)
+        agent = pc.agent(args.agent, **_agent_options(args, from_))
+        await agent.ready()
+    except AuthenticationError as exc:
+        raise CliError(f"the voice server refused the API key: {exc}", 3) from exc
+    except RegistrationError as exc:
+        raise CliError(f"agent {args.agent!r} could not register: {exc}", 3) from exc
+    except PinecallError as exc:
+        raise CliError(f"cannot reach the voice server at {url}: {exc}", 3) from exc
+    return agent
+
+
 async def _voice_server(
-    args: argparse.Namespace, key: str | None, console: Console, stack: contextlib.AsyncExitStack
+    args: argparse.Namespace, key: str | None, output: Output, stack: contextlib.AsyncExitStack
 ) -> tuple[str, str | None, str | None]:
     """Decide where calls go: (url, api key, caller id)."""
-    if args.sandbox or (key is None and args.url is None):
+    if embedded_sandbox(args, key):
         from dispatch.sandbox import SANDBOX_NUMBER, Sandbox, ScenarioError
 
         try:
             sandbox = Sandbox(scenario=args.scenario, speed=args.sandbox_speed)
         except ScenarioError as exc:
-            raise CliError(f"bad --scenario: {exc}", 2) from exc
+            raise CliError(f"bad --scenario: {exc}", 2, option="--scenario") from exc
         await stack.enter_async_context(sandbox)
-        console.print(f"[bold yellow]{SANDBOX_BANNER}[/]", soft_wrap=True)
-        log.info("sandbox started", url=sandbox.url)
+        output.notice("sandbox mode", SANDBOX_BANNER, url=sandbox.url)
         return sandbox.url, None, args.from_ or SANDBOX_NUMBER
-    if key is not None and not args.from_:
-        raise CliError("--from is required when dialing for real (your Pinecall number)", 2)
+    check_target(args, key)
     return args.url or DEFAULT_URL, key, args.from_
 
 

@@ -16,7 +16,14 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["EtaEstimator", "render_panel", "render_summary", "stats_fields"]
+__all__ = [
+    "EtaEstimator",
+    "next_dial_text",
+    "rate_bound_s",
+    "render_panel",
+    "render_summary",
+    "stats_fields",
+]
 
 _STATUS_ORDER = ("pending", "scheduled", "dialing", "active", "completed", "failed", "skipped")
 _STATUS_STYLE = {
@@ -42,25 +49,65 @@ def stats_fields(stats: Any) -> dict[str, Any]:
 
 
 class EtaEstimator:
-    """Estimates time to completion from the recent rate of records finishing."""
+    """Estimates the time to completion from :func:`stats_fields` snapshots.
+
+    A time the hub computes itself (an ``eta_s`` field) wins. Otherwise, while the
+    calls-per-minute limit is what holds dials back, the estimate is the time until
+    the last waiting record may be dialled: the next free token, then one token
+    every ``60 / limit`` s. That counts down steadily even though an exact sliding
+    window lets dials out in bursts (a completion rate measured over such bursts
+    makes the estimate climb between them). Else it is the records left divided by
+    the rate at which records finished over the last ``window_s`` seconds.
+    """
 
     def __init__(self, window_s: float = 60.0) -> None:
         self._window_s = window_s
         self._samples: deque[tuple[float, int]] = deque()
 
-    def update(self, done: int, remaining: int, now: float | None = None) -> float | None:
-        """Feed the number of terminal records; return seconds left or ``None``."""
+    def update(self, fields: dict[str, Any], now: float | None = None) -> float | None:
+        """Feed one snapshot; return the seconds left, or ``None`` when unknown."""
         now = time.monotonic() if now is None else now
+        throughput_s = self._throughput_s(done_count(fields), remaining_count(fields), now)
+        if fields.get("eta_s") is not None:
+            return max(0.0, float(fields["eta_s"]))
+        if remaining_count(fields) == 0:
+            return 0.0
+        rate_s = rate_bound_s(fields)
+        if rate_s is not None and fields.get("waiting_on") != "concurrency":
+            return rate_s
+        if rate_s is not None and throughput_s is not None:
+            return max(rate_s, throughput_s)
+        return throughput_s if throughput_s is not None else rate_s
+
+    def _throughput_s(self, done: int, remaining: int, now: float) -> float | None:
         self._samples.append((now, done))
         while self._samples and now - self._samples[0][0] > self._window_s:
             self._samples.popleft()
-        if remaining == 0:
-            return 0.0
         first_t, first_done = self._samples[0]
         elapsed = now - first_t
         if elapsed < 1.0 or done <= first_done:
             return None
         return remaining / ((done - first_done) / elapsed)
+
+
+def rate_bound_s(fields: dict[str, Any]) -> float | None:
+    """Seconds until the calls-per-minute limit lets the last waiting record be dialled.
+
+    ``None`` when there is no limit or the limit lets every waiting record go now.
+    """
+    cap = fields.get("max_calls_per_minute")
+    if not cap:
+        return None
+    waiting = int(fields.get("pending") or 0) + int(fields.get("scheduled") or 0)
+    free = max(0, int(cap) - int(fields.get("dials_last_60s") or 0))
+    left = waiting - free
+    if left <= 0:
+        return None
+    per_token_s = 60.0 / int(cap)
+    next_s = fields.get("next_dial_eta_s")
+    if free == 0 and next_s is not None:
+        return float(next_s) + (left - 1) * per_token_s
+    return left * per_token_s
 
 
 def _fmt_duration(seconds: float | None) -> str:
@@ -80,8 +127,10 @@ def done_count(fields: dict[str, Any]) -> int:
     return sum(int(fields.get(k) or 0) for k in ("completed", "failed", "skipped"))
 
 
-def render_panel(fields: dict[str, Any], eta_s: float | None, *, title: str) -> Group:
-    """The live panel for a terminal."""
+def render_panel(
+    fields: dict[str, Any], eta_s: float | None, *, title: str, footer: str | None = None
+) -> Group:
+    """The live panel for a terminal; ``footer`` is a status line (draining...)."""
     counts = Table.grid(padding=(0, 2))
     for _ in _STATUS_ORDER:
         counts.add_column(justify="right")
@@ -98,17 +147,36 @@ def render_panel(fields: dict[str, Any], eta_s: float | None, *, title: str) -> 
         ("   dials last 60s ", "dim"),
         f"{fields.get('dials_last_60s', 0)}{'/' + str(rate_cap) if rate_cap else ''}",
         ("   next dial ", "dim"),
-        _fmt_next(fields.get("next_dial_eta_s")),
+        next_dial_text(fields),
         ("   ETA ", "dim"),
         _fmt_duration(eta_s),
     )
-    return Group(Text(title, style="bold"), counts, line)
+    parts: list[Text | Table] = [Text(title, style="bold"), counts, line]
+    if footer:
+        parts.append(Text(footer, style="bold yellow"))
+    return Group(*parts)
 
 
-def _fmt_next(value: Any) -> str:
+_WAITING_TEXT = {
+    "concurrency": "when a call ends",
+    "phone": "when that number's call ends",
+    "stopped": "none (stopping)",
+}
+
+
+def next_dial_text(fields: dict[str, Any]) -> str:
+    """``now``, ``in 12s`` (rate limit or a due retry), or what the next dial waits for."""
+    value = fields.get("next_dial_eta_s")
     if value is None:
-        return "—"
-    return "now" if float(value) <= 0.05 else f"{float(value):.1f}s"
+        return _WAITING_TEXT.get(str(fields.get("waiting_on")), "—")
+    seconds = float(value)
+    if seconds <= 0.05:
+        return "now"
+    if seconds < 10:
+        return f"in {seconds:.1f}s"
+    if seconds < 60:
+        return f"in {round(seconds)}s"
+    return f"in {_fmt_duration(seconds)}"
 
 
 def render_summary(counts: dict[str, int], reasons: dict[str, int], console: Console) -> None:
@@ -128,3 +196,33 @@ def render_summary(counts: dict[str, int], reasons: dict[str, int], console: Con
         for reason, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])):
             by_reason.add_row(reason, str(n))
         console.print(by_reason)
+
+
+def _stop_key(signal_name: str) -> tuple[str, str]:
+    """How the operator names the signal, and how to send it again."""
+    if signal_name == "SIGINT":
+        return "Ctrl-C", "press Ctrl-C again"
+    return signal_name, f"send {signal_name} again"
+
+
+def drain_message(signal_name: str, live_calls: int, drain_timeout_s: float | None) -> str:
+    """What the first Ctrl-C (or SIGTERM) says at once."""
+    key, again = _stop_key(signal_name)
+    limit = ""
+    if drain_timeout_s:
+        limit = f" (hung up after {_fmt_limit(drain_timeout_s)})"
+    return (f"{key}: draining. No new dials; {live_calls} live call(s) left to finish by "
+            f"themselves{limit}. To hang up on them now, {again}.")
+
+
+def drain_footer(signal_name: str, fields: dict[str, Any]) -> str:
+    """The live panel's status line while draining."""
+    _key, again = _stop_key(signal_name)
+    live = int(fields.get("live_calls") or 0)
+    return f"draining: {live} live call(s) left; {again} to hang up on them"
+
+
+def _fmt_limit(seconds: float) -> str:
+    if seconds % 60 == 0:
+        return f"{int(seconds // 60)} min"
+    return f"{seconds:g} s"

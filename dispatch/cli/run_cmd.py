@@ -1,32 +1,42 @@
 """``dispatch run FILE.csv``: run a campaign from a CSV of leads.
 
-Exit codes: 0 every record is terminal; 1 unexpected error; 2 bad option or
-unreadable file; 3 the voice server refused us (bad key, registration);
-130 interrupted before every record was terminal (run the command again to go on).
+Before anyone is dialled: option values are checked by their argparse types
+(:mod:`dispatch.cli.options`), then the target (a remote voice server needs
+``--from``), then ``strategy.preflight()`` (template fields, phone column, region).
+Exit codes are listed in :mod:`dispatch.cli.errors`; what goes to which stream in
+:mod:`dispatch.cli.output`.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import anyio
-from rich.console import Console
 
-from dispatch.cli import backend, progress
-from dispatch.cli.errors import CliError
+from dispatch.cli import backend, options, progress
+from dispatch.cli.errors import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    translate,
+)
+from dispatch.cli.output import Output, Summary
+from dispatch.errors import PreflightError, SourceUnusable
 from dispatch.log import configure_logging, get_logger
+from dispatch.strategy import Strategy
 
 __all__ = ["register"]
 
 log = get_logger("dispatch.cli")
-
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_REFUSED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
@@ -38,7 +48,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("file", type=Path, help="CSV file of leads (hot-reloaded)")
     agent = p.add_argument_group("agent")
     agent.add_argument("--agent", default="dispatch-agent", help="agent id (default %(default)s)")
-    agent.add_argument("--from", dest="from_", metavar="E164", help="caller id number")
+    agent.add_argument("--from", dest="from_", metavar="E164", type=options.caller_id,
+                       help="caller id number, e.g. +14155550000")
     agent.add_argument("--greeting", help='greeting template, e.g. "Hi {name}, ..." (CSV columns)')
     agent.add_argument("--prompt", help="system prompt of the agent")
     agent.add_argument("--prompt-file", type=Path, help="read the system prompt from a file")
@@ -47,25 +58,26 @@ def register(subparsers: Any) -> None:
     agent.add_argument("--stt", help='speech-to-text, e.g. "deepgram:nova-3"')
     agent.add_argument("--language", help='language, e.g. "en"')
     pace = p.add_argument_group("pace")
-    pace.add_argument("--rate", type=_positive_int, metavar="N", help="max calls per minute")
-    pace.add_argument("--concurrency", type=_positive_int, default=5, metavar="N",
+    pace.add_argument("--rate", type=options.positive_int, metavar="N", help="max calls per minute")
+    pace.add_argument("--concurrency", type=options.positive_int, default=5, metavar="N",
                       help="max simultaneous calls (default %(default)s)")
-    pace.add_argument("--retries", type=_non_negative_int, default=0, metavar="N",
+    pace.add_argument("--retries", type=options.non_negative_int, default=0, metavar="N",
                       help="extra attempts for busy/no-answer/failed (default %(default)s)")
-    pace.add_argument("--retry-delay", type=_positive_float, metavar="SECONDS",
+    pace.add_argument("--retry-delay", type=options.positive_float, metavar="SECONDS",
                       help="wait before every retry (default: busy 2 min, no answer 10 min, "
                       "failed 15 min)")
-    pace.add_argument("--poll", type=_positive_float, default=5.0, metavar="SECONDS",
+    pace.add_argument("--poll", type=options.positive_float, default=5.0, metavar="SECONDS",
                       help="how often the CSV is checked (default %(default)s)")
     pace.add_argument("--follow", action="store_true",
                       help="keep polling after every row is done (like tail -f)")
-    pace.add_argument("--region", metavar="CC", help="default country for national numbers (US)")
+    pace.add_argument("--region", metavar="CC", type=options.region,
+                      help="default country for national numbers (US)")
     where = p.add_argument_group("where")
     where.add_argument("--db", type=Path, default=Path("dispatch.db"), help="SQLite state file")
-    where.add_argument("--url", help="voice server URL (default wss://voice.pinecall.io)")
+    where.add_argument("--url", type=options.voice_url, help="voice server URL (default wss://voice.pinecall.io)")
     where.add_argument("--sandbox", action="store_true", help="force the embedded sandbox")
     where.add_argument("--scenario", type=Path, help="sandbox scenario file (TOML)")
-    where.add_argument("--sandbox-speed", type=_positive_float, default=4.0, metavar="X",
+    where.add_argument("--sandbox-speed", type=options.speed, default=4.0, metavar="X",
                        help="sandbox time acceleration (default %(default)s)")
     where.add_argument("--encoding", default="utf-8", choices=("utf-8", "latin-1"),
                        help="CSV text encoding (default %(default)s; a BOM is always handled)")
@@ -73,61 +85,37 @@ def register(subparsers: Any) -> None:
                        help="CSV delimiter (default: detected from the header line)")
     where.add_argument("--write-back", action="store_true",
                        help="write each outcome to the CSV's status column")
-    where.add_argument("--json-logs", action="store_true", help="JSON log lines")
-    p.set_defaults(func=run)
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
+    where.add_argument("--json-logs", action="store_true",
+                       help="JSON log lines on stderr, JSON summary on stdout")
+    p.set_defaults(func=run, make_strategy=backend.csv_strategy)
+    options.one_line_errors(p)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the campaign; return the exit code (see :mod:`dispatch.cli.errors`)."""
     interactive = sys.stderr.isatty() and not args.json_logs
-    console = Console(stderr=True)
+    output = Output(json_logs=args.json_logs, interactive=interactive)
     configure_logging(json=args.json_logs, level="warning" if interactive else "info")
+    output.route_stdlib_logging()
     try:
         _check_inputs(args)
-        return anyio.run(_run, args, console, interactive)
-    except BaseExceptionGroup as group:
-        # a database taken by another run between our check and the hub's own lock
-        from dispatch.store import StoreLocked
-
-        locked, rest = group.split(StoreLocked)
-        if locked is None or rest is not None:
+        code: int = anyio.run(_run, args, output)
+        return code
+    except KeyboardInterrupt:
+        return output.error("interrupted", EXIT_INTERRUPTED)
+    except (Exception, BaseExceptionGroup) as exc:
+        error = translate(exc)
+        if error is None:
             raise
-        print(f"dispatch: error: {_first_leaf(locked)}", file=sys.stderr)
-        return EXIT_USAGE
-    except CliError as exc:
-        # one plain line, never wrapped, so scripts and systemd journals can read it
-        print(f"dispatch: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-
-
-def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    first = group.exceptions[0]
-    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
+        extra = {"option": error.option} if error.option else {}
+        return output.error(str(error), error.exit_code, **extra)
 
 
 def _check_inputs(args: argparse.Namespace) -> None:
     path: Path = args.file
     if not path.exists():
+        if args.follow:
+            return  # --follow waits for the file to appear (the strategy says so)
         raise CliError(f"cannot read {path}: no such file", EXIT_USAGE)
     if not path.is_file() or not os.access(path, os.R_OK):
         raise CliError(f"cannot read {path}: not a readable file", EXIT_USAGE)
@@ -138,61 +126,90 @@ def _check_inputs(args: argparse.Namespace) -> None:
             args.prompt = args.prompt_file.read_text(encoding="utf-8")
         except OSError as exc:
             raise CliError(f"cannot read --prompt-file {args.prompt_file}: {exc.strerror}",
-                           EXIT_USAGE) from exc
+                           EXIT_USAGE, option="--prompt-file") from exc
     if args.scenario and not args.scenario.is_file():
-        raise CliError(f"cannot read --scenario {args.scenario}: no such file", EXIT_USAGE)
+        raise CliError(f"cannot read --scenario {args.scenario}: no such file", EXIT_USAGE,
+                       option="--scenario")
 
 
-async def _run(args: argparse.Namespace, console: Console, interactive: bool) -> int:
-    async with backend.open_campaign(args, console) as campaign:
-        hub = campaign.hub
-        interrupted = False
-        async with anyio.create_task_group() as tg:
-
-            async def on_signals() -> None:
-                nonlocal interrupted
-                with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                    async for signum in signals:
-                        if not interrupted:
-                            interrupted = True
-                            log.warning("stopping: draining live calls (signal again to stop now)",
-                                        signal=signal.Signals(signum).name)
-                            tg.start_soon(hub.stop, True)
-                        else:
-                            log.warning("stopping now", signal=signal.Signals(signum).name)
-                            await hub.stop(False)
-
-            tg.start_soon(on_signals)
-            tg.start_soon(progress_loop, hub, console, interactive, campaign.title)
-            await hub.run(until_idle=not args.follow)
-            tg.cancel_scope.cancel()
-        counts, reasons = await campaign.summary()
-    progress.render_summary(counts, reasons, console)
-    open_count = sum(n for s, n in counts.items() if s not in ("completed", "failed", "skipped"))
-    if open_count:
-        console.print(
-            f"{open_count} record(s) not finished; run the same command again to go on.",
-            soft_wrap=True,
-        )
-        return EXIT_INTERRUPTED if interrupted else EXIT_ERROR
-    return EXIT_OK
+async def _preflight(strategy: Strategy, args: argparse.Namespace, output: Output) -> None:
+    """Campaign-wide mistakes, found before connecting anywhere or dialling anyone."""
+    backend.check_target(args, os.environ.get("PINECALL_API_KEY") or None)
+    try:
+        await strategy.preflight()
+    except SourceUnusable as exc:
+        if not args.follow:
+            raise CliError(str(exc), EXIT_USAGE, option=exc.option) from exc
+        output.notice("source unusable", f"{exc}; waiting for it (--follow)", source=exc.source)
+    except PreflightError as exc:
+        raise CliError(str(exc), EXIT_USAGE, option=exc.option) from exc
 
 
-async def progress_loop(hub: Any, console: Console, interactive: bool, title: str) -> None:
-    """Refresh the live panel (terminal) or log a progress line (elsewhere)."""
+async def _run(args: argparse.Namespace, output: Output) -> int:
+    started_s = time.monotonic()
+    strategy = args.make_strategy(args)
+    try:
+        await _preflight(strategy, args, output)
+        async with backend.open_campaign(args, output, strategy) as campaign:
+            stop = _StopState()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_on_signals, campaign.hub, output, stop)
+                tg.start_soon(progress_loop, campaign.hub, output, campaign.title, stop)
+                await campaign.hub.run(until_idle=not args.follow)
+                tg.cancel_scope.cancel()
+            counts, reasons = await campaign.summary()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await strategy.aclose()
+    unfinished = sum(n for s, n in counts.items() if s not in ("completed", "failed", "skipped"))
+    code = EXIT_OK if not unfinished else EXIT_INTERRUPTED if stop.interrupted else EXIT_ERROR
+    output.summary(Summary(file=str(args.file), db=str(args.db),
+                           duration_s=time.monotonic() - started_s, counts=counts,
+                           reasons=reasons, exit_code=code))
+    return code
+
+
+@dataclasses.dataclass
+class _StopState:
+    """What the signal handler did, for the live panel and the exit code."""
+
+    interrupted: bool = False
+    signal_name: str = "SIGINT"
+
+
+async def _on_signals(hub: Any, output: Output, stop: _StopState) -> None:
+    """First SIGINT/SIGTERM drains (no new dials), the second hangs up on live calls."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            name = signal.Signals(signum).name
+            live = int(hub.statistics().live_calls)
+            if not stop.interrupted:
+                stop.interrupted, stop.signal_name = True, name
+                text = progress.drain_message(name, live, hub.options.drain_timeout_s)
+                output.notice("stopping: draining live calls (signal again to stop now)", text,
+                              signal=name, live_calls=live)
+                hub.request_stop(drain=True)
+            else:
+                output.notice("stopping now", f"Stopping now: hanging up on {live} live "
+                              "call(s).", style="bold red", signal=name, live_calls=live)
+                hub.request_stop(drain=False)
+
+
+async def progress_loop(hub: Any, output: Output, title: str, stop: _StopState) -> None:
+    """Refresh the live panel (terminal) or log a progress line every 10 s (elsewhere)."""
     eta = progress.EtaEstimator()
-    if interactive:
-        from rich.live import Live
-
-        with Live(console=console, refresh_per_second=4, transient=False) as live:
-            while True:
-                fields = progress.stats_fields(hub.statistics())
-                seconds = eta.update(progress.done_count(fields), progress.remaining_count(fields))
-                live.update(progress.render_panel(fields, seconds, title=title))
-                await anyio.sleep(0.25)
-    else:
+    if not output.interactive:
         while True:
             await anyio.sleep(10.0)
             fields = progress.stats_fields(hub.statistics())
-            seconds = eta.update(progress.done_count(fields), progress.remaining_count(fields))
+            seconds = eta.update(fields)
             log.info("progress", eta_s=None if seconds is None else round(seconds), **fields)
+    from rich.live import Live
+
+    with Live(console=output.console, refresh_per_second=4, transient=False) as live:
+        while True:
+            fields = progress.stats_fields(hub.statistics())
+            footer = progress.drain_footer(stop.signal_name, fields) if stop.interrupted else None
+            live.update(progress.render_panel(fields, eta.update(fields), title=title,
+                                              footer=footer))
+            await anyio.sleep(0.25)

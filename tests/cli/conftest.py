@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -52,3 +55,39 @@ def leads(tmp_path: Path) -> Path:
 @pytest.fixture
 def workdir(tmp_path: Path) -> Iterator[Path]:
     yield tmp_path
+
+
+@dataclasses.dataclass
+class SandboxServer:
+    """A ``dispatch sandbox`` process on a loopback port, with its dial log."""
+
+    url: str
+    dial_log: Path
+
+    def dials(self) -> list[dict[str, object]]:
+        """The ``dial`` lines the server wrote (what actually reached it)."""
+        if not self.dial_log.exists():
+            return []
+        lines = [json.loads(x) for x in self.dial_log.read_text().splitlines() if x]
+        return [x for x in lines if x.get("event") == "dial"]
+
+
+@pytest.fixture
+def sandbox_server(tmp_path: Path) -> Iterator[SandboxServer]:
+    dial_log = tmp_path / "sandbox-dials.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dispatch", "sandbox", "--port", "0", "--speed", "200",
+         "--dial-log", str(dial_log)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=cli_env(),
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        url = line.strip().split()[-1]
+        assert url.startswith("ws://127.0.0.1:"), line
+        yield SandboxServer(url=url, dial_log=dial_log)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+        if proc.stdout is not None:
+            proc.stdout.close()
