@@ -19,7 +19,6 @@ from rich.text import Text
 __all__ = [
     "EtaEstimator",
     "next_dial_text",
-    "rate_bound_s",
     "render_panel",
     "render_summary",
     "stats_fields",
@@ -52,62 +51,71 @@ class EtaEstimator:
     """Estimates the time to completion from :func:`stats_fields` snapshots.
 
     A time the hub computes itself (an ``eta_s`` field) wins. Otherwise, while the
-    calls-per-minute limit is what holds dials back, the estimate is the time until
-    the last waiting record may be dialled: the next free token, then one token
-    every ``60 / limit`` s. That counts down steadily even though an exact sliding
-    window lets dials out in bursts (a completion rate measured over such bursts
-    makes the estimate climb between them). Else it is the records left divided by
-    the rate at which records finished over the last ``window_s`` seconds.
+    calls-per-minute limit holds dials back, the estimate is the time until the last
+    waiting record may be dialled. Under an exact sliding window every dial frees its
+    token 60 s after it started, so the estimator remembers when dials started (from
+    ``dials_total`` between snapshots) and replays that pattern forward: the estimate
+    counts down one second per second even when dials leave in bursts (a completion
+    rate measured across bursts makes the estimate climb between them). Else it is
+    the records left divided by the rate they finished at over the last ``window_s``.
     """
 
     def __init__(self, window_s: float = 60.0) -> None:
         self._window_s = window_s
-        self._samples: deque[tuple[float, int]] = deque()
+        self._done: deque[tuple[float, int]] = deque()
+        self._dials: deque[tuple[float, int]] = deque()  # (time, dials started then)
+        self._dials_total: int | None = None
 
     def update(self, fields: dict[str, Any], now: float | None = None) -> float | None:
         """Feed one snapshot; return the seconds left, or ``None`` when unknown."""
         now = time.monotonic() if now is None else now
+        self._observe_dials(fields, now)
         throughput_s = self._throughput_s(done_count(fields), remaining_count(fields), now)
         if fields.get("eta_s") is not None:
             return max(0.0, float(fields["eta_s"]))
         if remaining_count(fields) == 0:
             return 0.0
-        rate_s = rate_bound_s(fields)
-        if rate_s is not None and fields.get("waiting_on") != "concurrency":
-            return rate_s
-        if rate_s is not None and throughput_s is not None:
-            return max(rate_s, throughput_s)
-        return throughput_s if throughput_s is not None else rate_s
+        rate_s = self._rate_bound_s(fields, now)
+        if rate_s is None:
+            return throughput_s
+        if fields.get("waiting_on") == "concurrency" and throughput_s is not None:
+            return max(rate_s, throughput_s)  # both limits bind: the slower one wins
+        return rate_s
+
+    def _observe_dials(self, fields: dict[str, Any], now: float) -> None:
+        total = fields.get("dials_total")
+        if total is None:
+            return
+        if self._dials_total is not None and int(total) > self._dials_total:
+            self._dials.append((now, int(total) - self._dials_total))
+        self._dials_total = int(total)
+        while self._dials and now - self._dials[0][0] >= 60.0:
+            self._dials.popleft()
+
+    def _rate_bound_s(self, fields: dict[str, Any], now: float) -> float | None:
+        """Seconds until the limit lets the last waiting record go (``None``: no wait)."""
+        cap = int(fields.get("max_calls_per_minute") or 0)
+        waiting = int(fields.get("pending") or 0) + int(fields.get("scheduled") or 0)
+        free = max(0, cap - int(fields.get("dials_last_60s") or 0))
+        if not cap or waiting <= free:
+            return None
+        # when each token is next free: now for the free ones, 60 s after each dial seen,
+        # and the hub's next-dial time for dials made before we started watching
+        seen = [t + 60.0 for t, n in self._dials for _ in range(n) if t + 60.0 > now]
+        first = now + float(fields.get("next_dial_eta_s") or 0.0)
+        tokens = sorted([now] * free + [first] * max(0, cap - free - len(seen)) + seen)[:cap]
+        last = waiting - 1  # the last waiting record's place in the line
+        return max(0.0, tokens[last % cap] + 60.0 * (last // cap) - now)
 
     def _throughput_s(self, done: int, remaining: int, now: float) -> float | None:
-        self._samples.append((now, done))
-        while self._samples and now - self._samples[0][0] > self._window_s:
-            self._samples.popleft()
-        first_t, first_done = self._samples[0]
+        self._done.append((now, done))
+        while self._done and now - self._done[0][0] > self._window_s:
+            self._done.popleft()
+        first_t, first_done = self._done[0]
         elapsed = now - first_t
         if elapsed < 1.0 or done <= first_done:
             return None
         return remaining / ((done - first_done) / elapsed)
-
-
-def rate_bound_s(fields: dict[str, Any]) -> float | None:
-    """Seconds until the calls-per-minute limit lets the last waiting record be dialled.
-
-    ``None`` when there is no limit or the limit lets every waiting record go now.
-    """
-    cap = fields.get("max_calls_per_minute")
-    if not cap:
-        return None
-    waiting = int(fields.get("pending") or 0) + int(fields.get("scheduled") or 0)
-    free = max(0, int(cap) - int(fields.get("dials_last_60s") or 0))
-    left = waiting - free
-    if left <= 0:
-        return None
-    per_token_s = 60.0 / int(cap)
-    next_s = fields.get("next_dial_eta_s")
-    if free == 0 and next_s is not None:
-        return float(next_s) + (left - 1) * per_token_s
-    return left * per_token_s
 
 
 def _fmt_duration(seconds: float | None) -> str:

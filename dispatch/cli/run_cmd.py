@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import os
 import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import anyio
 
@@ -196,14 +197,23 @@ async def _on_signals(hub: Any, output: Output, stop: _StopState) -> None:
 
 
 async def progress_loop(hub: Any, output: Output, title: str, stop: _StopState) -> None:
-    """Refresh the live panel (terminal) or log a progress line every 10 s (elsewhere)."""
+    """Refresh the live panel (terminal) or log a progress line every 10 s (elsewhere).
+
+    The ETA estimator is fed often in both modes: it learns the dial pattern from it.
+    """
     eta = progress.EtaEstimator()
-    if not output.interactive:
-        while True:
-            await anyio.sleep(10.0)
-            fields = progress.stats_fields(hub.statistics())
-            seconds = eta.update(fields)
+    if output.interactive:
+        await _live_panel(hub, output, title, stop, eta)
+    for tick in itertools.count(1):
+        await anyio.sleep(1.0)
+        fields = progress.stats_fields(hub.statistics())
+        seconds = eta.update(fields)
+        if tick % 10 == 0:
             log.info("progress", eta_s=None if seconds is None else round(seconds), **fields)
+
+
+async def _live_panel(hub: Any, output: Output, title: str, stop: _StopState,
+                      eta: progress.EtaEstimator) -> NoReturn:
     from rich.live import Live
 
     with Live(console=output.console, refresh_per_second=4, transient=False) as live:

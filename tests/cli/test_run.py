@@ -194,6 +194,11 @@ def test_second_ctrl_c_stops_now_and_leaves_the_database_consistent(workdir: Pat
     proc.send_signal(signal.SIGINT)  # stop now
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err[-3000:]
+    events = [json.loads(line) for line in err.splitlines()]
+    drain, now = (e for e in events if e["event"].startswith("stopping"))
+    assert drain["live_calls"] == 2 and drain["signal"] == "SIGINT"
+    assert "2 live call(s) left" in drain["message"] and "Ctrl-C again" in drain["message"]
+    assert now["event"] == "stopping now" and now["live_calls"] == 2
     by_phone: dict[str, tuple[str, str | None]] = {}
     with sqlite3.connect(db) as conn:
         for phone, status, reason in conn.execute("SELECT phone, status, last_reason FROM records"):
