@@ -39,7 +39,9 @@ __all__ = ["register"]
 
 log = get_logger("dispatch.cli")
 
+
 def register(subparsers: Any) -> None:
+    """Add the ``run`` subcommand; bad values are one line naming the option (exit 2)."""
     p = subparsers.add_parser(
         "run",
         help="run a campaign from a CSV file",
@@ -47,7 +49,14 @@ def register(subparsers: Any) -> None:
         "--sandbox) an embedded sandbox voice server is used and no real call is placed.",
     )
     p.add_argument("file", type=Path, help="CSV file of leads (hot-reloaded)")
-    agent = p.add_argument_group("agent")
+    _agent_arguments(p.add_argument_group("agent"))
+    _pace_arguments(p.add_argument_group("pace"))
+    _where_arguments(p.add_argument_group("where"))
+    p.set_defaults(func=run, make_strategy=backend.csv_strategy)
+    options.one_line_errors(p)
+
+
+def _agent_arguments(agent: Any) -> None:
     agent.add_argument("--agent", default="dispatch-agent", help="agent id (default %(default)s)")
     agent.add_argument("--from", dest="from_", metavar="E164", type=options.caller_id,
                        help="caller id number, e.g. +14155550000")
@@ -58,8 +67,11 @@ def register(subparsers: Any) -> None:
     agent.add_argument("--llm", help='server-side LLM, e.g. "openai/gpt-4.1-mini"')
     agent.add_argument("--stt", help='speech-to-text, e.g. "deepgram:nova-3"')
     agent.add_argument("--language", help='language, e.g. "en"')
-    pace = p.add_argument_group("pace")
-    pace.add_argument("--rate", type=options.positive_int, metavar="N", help="max calls per minute")
+
+
+def _pace_arguments(pace: Any) -> None:
+    pace.add_argument("--rate", type=options.positive_int, metavar="N",
+                      help="max calls per minute")
     pace.add_argument("--concurrency", type=options.positive_int, default=5, metavar="N",
                       help="max simultaneous calls (default %(default)s)")
     pace.add_argument("--retries", type=options.non_negative_int, default=0, metavar="N",
@@ -73,9 +85,12 @@ def register(subparsers: Any) -> None:
                       help="keep polling after every row is done (like tail -f)")
     pace.add_argument("--region", metavar="CC", type=options.region,
                       help="default country for national numbers (US)")
-    where = p.add_argument_group("where")
+
+
+def _where_arguments(where: Any) -> None:
     where.add_argument("--db", type=Path, default=Path("dispatch.db"), help="SQLite state file")
-    where.add_argument("--url", type=options.voice_url, help="voice server URL (default wss://voice.pinecall.io)")
+    where.add_argument("--url", type=options.voice_url,
+                       help="voice server URL (default wss://voice.pinecall.io)")
     where.add_argument("--sandbox", action="store_true", help="force the embedded sandbox")
     where.add_argument("--scenario", type=Path, help="sandbox scenario file (TOML)")
     where.add_argument("--sandbox-speed", type=options.speed, default=4.0, metavar="X",
@@ -88,8 +103,6 @@ def register(subparsers: Any) -> None:
                        help="write each outcome to the CSV's status column")
     where.add_argument("--json-logs", action="store_true",
                        help="JSON log lines on stderr, JSON summary on stdout")
-    p.set_defaults(func=run, make_strategy=backend.csv_strategy)
-    options.one_line_errors(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -107,7 +120,11 @@ def run(args: argparse.Namespace) -> int:
     except (Exception, BaseExceptionGroup) as exc:
         error = translate(exc)
         if error is None:
-            raise
+            if not args.json_logs:
+                raise
+            # a bug: keep its traceback, as one JSON line (inside "exception")
+            log.exception("unexpected error", exit_code=EXIT_ERROR)
+            return EXIT_ERROR
         extra = {"option": error.option} if error.option else {}
         return output.error(str(error), error.exit_code, **extra)
 

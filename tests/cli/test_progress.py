@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -76,7 +77,7 @@ def test_the_eta_of_a_rate_bound_campaign_counts_down_to_the_last_dial() -> None
         if t >= 1.0:
             assert eta == pytest.approx(last_dial_at - t, abs=0.5), t
             etas.append(eta)
-    assert all(b < a for a, b in zip(etas, etas[1:], strict=False)), "it never climbs"
+    assert all(b < a for a, b in itertools.pairwise(etas)), "it never climbs"
 
 
 def test_the_eta_without_a_rate_limit_follows_the_completion_rate() -> None:
