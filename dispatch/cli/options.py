@@ -18,6 +18,7 @@ __all__ = [
     "caller_id",
     "non_negative_int",
     "one_line_errors",
+    "port",
     "positive_float",
     "positive_int",
     "region",
@@ -47,6 +48,14 @@ def positive_float(text: str) -> float:
     value = _float(text)
     if not (value > 0 and math.isfinite(value)):
         raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
+    return value
+
+
+def port(text: str) -> int:
+    """A TCP port, 0 to 65535 (0: the system picks a free one)."""
+    value = _int(text, "from 0 to 65535")
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to 65535, got {text!r}")
     return value
 
 

@@ -15,17 +15,11 @@ from typing import Any
 
 import anyio
 
+from dispatch.cli import options
 from dispatch.log import configure_logging
 from dispatch.sandbox import Faults, Sandbox, ScenarioError
 
 __all__ = ["register", "run"]
-
-
-def _speed(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError("speed must be > 0 (inf for instant calls)")
-    return value
 
 
 def register(subparsers: Any) -> None:
@@ -37,11 +31,11 @@ def register(subparsers: Any) -> None:
         "(last two digits of the number, or a TOML scenario).",
     )
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    p.add_argument("--port", type=options.port, default=8765, help="0 picks a free port")
     p.add_argument("--scenario", metavar="FILE", help="TOML scenario file")
     p.add_argument(
         "--speed",
-        type=_speed,
+        type=options.speed,
         default=1.0,
         help="simulated seconds per real second (inf: instant calls)",
     )
@@ -55,11 +49,13 @@ def register(subparsers: Any) -> None:
         "--compound-agent-ids", action="store_true", help="echo agent ids as org_sandbox:<slug>"
     )
     p.add_argument(
-        "--ping-interval", type=float, metavar="S", help="send server pings every S seconds"
+        "--ping-interval", type=options.positive_float, metavar="S",
+        help="send server pings every S seconds"
     )
     p.add_argument("--log-json", action="store_true", help="JSON log lines on stderr")
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=run)
+    options.one_line_errors(p)
 
 
 def run(args: argparse.Namespace) -> int:

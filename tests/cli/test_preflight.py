@@ -53,6 +53,17 @@ def test_a_bad_value_is_one_line_naming_the_option(
     assert not (tmp_path / "x.db").exists(), "nothing was opened, nobody was dialled"
 
 
+@pytest.mark.parametrize(("option", "value"), [("--port", "99999"), ("--speed", "0")])
+def test_a_bad_sandbox_value_is_one_line_too(
+    option: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sandbox", option, value])
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"dispatch sandbox: error: argument {option}:")
+
+
 def test_values_are_normalised() -> None:
     args = build_parser().parse_args(
         ["run", "x.csv", "--from", "+1 415 555 0000", "--region", "gb", "--sandbox-speed", "inf"]
