@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 LEADS = """name,phone,service,date,status
 Maria,+14155550101,Eye Exam,June 12,
@@ -23,6 +25,19 @@ Maria,+14155550101,Eye Exam,June 12,
 Priya,555-12,Dental,June 21,
 Daniel,+14155550114,Eye Exam,June 22,confirmed
 """
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """Tests that run the CLI in this process must not leave its logging set up (the
+    next test's output would go to a closed capture stream)."""
+    config = structlog.get_config()
+    root = logging.getLogger()
+    handlers = list(root.handlers)
+    yield
+    structlog.configure(**config)
+    root.handlers[:] = handlers
+    logging.captureWarnings(False)
 
 
 def cli_env(**extra: str) -> dict[str, str]:
