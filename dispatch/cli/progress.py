@@ -74,7 +74,7 @@ class EtaEstimator:
         if fields.get("eta_s") is not None:
             return max(0.0, float(fields["eta_s"]))
         if remaining_count(fields) == 0:
-            return 0.0
+            return 0.0 if done_count(fields) else None  # nothing read yet: unknown
         rate_s = self._rate_bound_s(fields, now)
         if rate_s is None:
             return throughput_s

@@ -40,6 +40,12 @@ def test_a_known_eta_is_shown_and_the_drain_line_is_added() -> None:
     assert "ETA 2m05s" in text and "draining: 2 live call(s) left" in text
 
 
+def test_the_eta_is_unknown_before_anything_was_read_and_zero_when_done() -> None:
+    estimator = progress.EtaEstimator()
+    assert estimator.update({}, now=0.0) is None
+    assert estimator.update({"completed": 3}, now=1.0) == 0.0
+
+
 def test_the_hubs_own_eta_wins() -> None:
     assert progress.EtaEstimator().update({"pending": 5, "eta_s": 30.0}, now=0.0) == 30.0
 
