@@ -10,7 +10,10 @@ and exit 2.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import json
 import math
+import re
 import sys
 from typing import NoReturn
 
@@ -109,12 +112,34 @@ def one_line_errors(parser: argparse.ArgumentParser) -> None:
     """
 
     def error(message: str) -> NoReturn:
-        sys.stderr.write(f"{parser.prog}: error: {message} (see {parser.prog} --help)\n")
+        if "--json-logs" in sys.argv[1:]:  # parsing failed: the namespace is not there
+            sys.stderr.write(_json_error(message) + "\n")
+        else:
+            sys.stderr.write(f"{parser.prog}: error: {message} (see {parser.prog} --help)\n")
         sys.exit(2)
 
     # argparse offers no hook for this besides subclassing, and the subparser class is
     # chosen by the top-level parser; an instance attribute is the narrow override
     parser.error = error  # type: ignore[method-assign]
+
+
+_ARGUMENT = re.compile(r"^argument (?P<option>[^:/ ]+)(?:/\S+)?: ")
+
+
+def _json_error(message: str) -> str:
+    """A usage error as the JSON line ``--json-logs`` promises (the logger is not set up)."""
+    match = _ARGUMENT.match(message)
+    line = {
+        "event": "error",
+        "level": "error",
+        "component": "dispatch.cli",
+        "message": message,
+        "exit_code": 2,
+        "timestamp": dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z"),
+    }
+    if match:
+        line["option"] = match["option"]
+    return json.dumps(line)
 
 
 def _int(text: str, bound: str) -> int:

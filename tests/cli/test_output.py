@@ -56,3 +56,11 @@ def test_without_json_logs_the_summary_table_is_on_stdout_and_logs_on_stderr(
     assert any("SANDBOX MODE" in line for line in lines)
     assert any(re.search(r"\[info\s*\] completed .*reason=hangup", line) for line in lines)
     assert not any(line.startswith("{") for line in lines)
+
+
+def test_json_logs_usage_error_is_a_json_line_naming_the_option(workdir: Path) -> None:
+    result = run_cli("run", "x.csv", "--json-logs", "--region", "XX", cwd=workdir)
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    event = json.loads(line)
+    assert event["option"] == "--region" and "'XX'" in event["message"]
