@@ -22,6 +22,7 @@ import sys
 from typing import Any, TextIO
 
 from rich.console import Console
+from rich.text import Text
 
 from dispatch.cli import progress
 from dispatch.log import get_logger
@@ -89,7 +90,7 @@ class Output:
     def notice(self, event: str, text: str, *, style: str = "bold yellow", **fields: Any) -> None:
         """Something the operator must see now (sandbox banner, draining)."""
         if self.interactive:
-            self.console.print(f"[{style}]{text}[/]", soft_wrap=True, highlight=False)
+            self.console.print(Text(text, style=style), soft_wrap=True)  # no markup parsing
         else:
             log.warning(event, message=text, **fields)
 
