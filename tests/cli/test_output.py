@@ -6,6 +6,9 @@ import json
 import re
 from pathlib import Path
 
+from rich.console import Console
+
+from dispatch.cli.output import Output
 from tests.cli.conftest import run_cli
 
 FAST = ("--sandbox-speed", "200", "--poll", "0.2", "--concurrency", "4")
@@ -64,3 +67,10 @@ def test_json_logs_usage_error_is_a_json_line_naming_the_option(workdir: Path) -
     (line,) = result.stderr.splitlines()
     event = json.loads(line)
     assert event["option"] == "--region" and "'XX'" in event["message"]
+
+
+def test_a_terminal_notice_is_plain_text_not_markup() -> None:
+    console = Console(record=True, width=200)
+    Output(json_logs=False, interactive=True, console=console).notice(
+        "source unusable", "no phone column; found [name, email] [/b] {first_name}")
+    assert console.export_text().strip() == "no phone column; found [name, email] [/b] {first_name}"
