@@ -14,6 +14,7 @@ Create Date: 2026-12-01
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import sqlalchemy as sa
 from alembic import op
@@ -27,15 +28,16 @@ _ZERO = sa.text("0")
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("records") as batch:
-        batch.add_column(sa.Column("seq", sa.Integer(), nullable=False, server_default=_ZERO))
-        batch.add_column(
-            sa.Column("requeue_count", sa.Integer(), nullable=False, server_default=_ZERO)
-        )
-        batch.add_column(sa.Column("requeued_at", sa.Float(), nullable=True))
+    # plain ADD COLUMN: recreating ``records`` would break the foreign keys onto it
+    op.add_column("records", sa.Column("seq", sa.Integer(), nullable=False, server_default=_ZERO))
+    op.add_column(
+        "records", sa.Column("requeue_count", sa.Integer(), nullable=False, server_default=_ZERO)
+    )
+    op.add_column("records", sa.Column("requeued_at", sa.Float(), nullable=True))
     _backfill_seq()
     op.create_index("ix_records_seq", "records", ["seq"])
-    with op.batch_alter_table("attempts") as batch:
+    # nothing references ``attempts``: it can be recreated with the new unique key
+    with op.batch_alter_table("attempts", recreate=_recreate()) as batch:
         batch.add_column(
             sa.Column("requeue_round", sa.Integer(), nullable=False, server_default=_ZERO)
         )
@@ -63,6 +65,11 @@ def upgrade() -> None:
     )
 
 
+def _recreate() -> Literal["auto", "always"]:
+    """SQLite cannot change a unique constraint in place: copy the table."""
+    return "always" if op.get_bind().dialect.name == "sqlite" else "auto"
+
+
 def _backfill_seq() -> None:
     """Existing rows keep their insertion order (SQLite ``rowid``; elsewhere creation
     time, then id)."""
@@ -78,12 +85,10 @@ def _backfill_seq() -> None:
 def downgrade() -> None:
     op.drop_table("requeue_items")
     op.drop_table("requeues")
-    with op.batch_alter_table("attempts") as batch:
+    with op.batch_alter_table("attempts", recreate=_recreate()) as batch:
         batch.drop_constraint("uq_attempts_record_round_no", type_="unique")
         batch.create_unique_constraint("uq_attempts_record_no", ["record_id", "attempt_no"])
         batch.drop_column("requeue_round")
     op.drop_index("ix_records_seq", table_name="records")
-    with op.batch_alter_table("records") as batch:
-        batch.drop_column("requeued_at")
-        batch.drop_column("requeue_count")
-        batch.drop_column("seq")
+    for column in ("requeued_at", "requeue_count", "seq"):
+        op.drop_column("records", column)  # SQLite >= 3.35: ALTER TABLE DROP COLUMN
