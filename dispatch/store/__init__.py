@@ -11,7 +11,14 @@ from dispatch.store.errors import (
 from dispatch.store.lock import RunLock, StoreLocked
 from dispatch.store.migrate import current_revision, head_revision, upgrade
 from dispatch.store.models import STATUSES, TERMINAL_STATUSES
-from dispatch.store.ops import WriteOp, insert_attempt, insert_record, update_attempt, update_record
+from dispatch.store.ops import (
+    WriteOp,
+    insert_attempt,
+    insert_record,
+    refresh_record,
+    update_attempt,
+    update_record,
+)
 from dispatch.store.queries import (
     ATTEMPT_REPORT_COLUMNS,
     REPORT_COLUMNS,
@@ -46,6 +53,7 @@ __all__ = [
     "insert_attempt",
     "insert_record",
     "open_store",
+    "refresh_record",
     "update_attempt",
     "update_record",
     "upgrade",

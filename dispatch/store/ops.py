@@ -30,6 +30,7 @@ __all__ = [
     "build_statements",
     "insert_attempt",
     "insert_record",
+    "refresh_record",
     "update_attempt",
     "update_record",
 ]
@@ -40,6 +41,7 @@ _attempts = cast(Table, AttemptRow.__table__)
 
 class OpKind(enum.Enum):
     INSERT_RECORD = "insert_record"
+    REFRESH_RECORD = "refresh_record"
     INSERT_ATTEMPT = "insert_attempt"
     UPDATE_RECORD = "update_record"
     UPDATE_ATTEMPT = "update_attempt"
@@ -47,6 +49,7 @@ class OpKind(enum.Enum):
 
 KIND_ORDER = (
     OpKind.INSERT_RECORD,
+    OpKind.REFRESH_RECORD,
     OpKind.INSERT_ATTEMPT,
     OpKind.UPDATE_RECORD,
     OpKind.UPDATE_ATTEMPT,
@@ -92,6 +95,20 @@ def insert_record(
             "created_at": now,
             "updated_at": now,
         },
+    )
+
+
+def refresh_record(*, id: str, phone: str, payload: dict[str, Any], now: float) -> WriteOp:
+    """Replace the phone and payload of a requeued record not yet dialled again.
+
+    For a source row fixed after a requeue (a corrected greeting field, a phone now
+    read with ``--region``). A no-op unless the record is ``pending`` in a requeue
+    round with no attempt yet (``requeue_count > 0``, ``attempts = 0``), so it can
+    never rewrite a record that is being dialled or was never requeued.
+    """
+    return WriteOp(
+        OpKind.REFRESH_RECORD,
+        {"b_id": id, "phone": phone, "payload": payload, "updated_at": now},
     )
 
 
@@ -181,6 +198,12 @@ def build_statements(dialect_name: str) -> dict[OpKind, Executable]:
     )
     return {
         OpKind.INSERT_RECORD: insert_records,
+        OpKind.REFRESH_RECORD: update(_records).where(
+            (_records.c.id == bindparam("b_id"))
+            & (_records.c.status == "pending")
+            & (_records.c.attempts == 0)
+            & (_records.c.requeue_count > 0)
+        ),
         OpKind.INSERT_ATTEMPT: insert(_attempts).values(requeue_round=current_round),
         OpKind.UPDATE_RECORD: update(_records).where(_records.c.id == bindparam("b_id")),
         OpKind.UPDATE_ATTEMPT: update(_attempts).where(

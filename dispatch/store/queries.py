@@ -27,6 +27,7 @@ __all__ = [
     "load_active",
     "recent_dial_starts",
     "report_rows",
+    "requeued_pending_ids",
     "run_rows",
 ]
 
@@ -139,6 +140,15 @@ async def known_ids(engine: AsyncEngine) -> set[str]:
     """Every record id in the store (dedup by id is persistent)."""
     rows = await _all(engine, select(_records.c.id))
     return {row["id"] for row in rows}
+
+
+async def requeued_pending_ids(engine: AsyncEngine) -> set[str]:
+    """Ids of requeued records not dialled yet in their new round (see ``refresh_record``)."""
+    query = select(_records.c.id).where(
+        and_(_records.c.status == "pending", _records.c.attempts == 0,
+             _records.c.requeue_count > 0)
+    )
+    return {row["id"] for row in await _all(engine, query)}
 
 
 async def latest_attempts(engine: AsyncEngine, record_ids: Iterable[str]) -> list[StoredAttempt]:

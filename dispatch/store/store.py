@@ -183,6 +183,11 @@ class Store:
         """All record ids ever stored."""
         return await queries.known_ids(self.engine)
 
+    async def requeued_pending_ids(self) -> set[str]:
+        """Requeued records not yet dialled in their new round: the ids a poll may
+        refresh with ``refresh_record`` (their source row may have been fixed)."""
+        return await queries.requeued_pending_ids(self.engine)
+
     async def latest_attempts(self, record_ids: Iterable[str]) -> list[queries.StoredAttempt]:
         """The current attempt of records left ``dialing``/``in_call``."""
         return await queries.latest_attempts(self.engine, record_ids)
