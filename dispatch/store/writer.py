@@ -5,10 +5,13 @@ awaiting the ticket waits until the batch holding those ops is committed (or
 raises :class:`StoreError`). Ops of one submission always land in the same
 transaction. Fire-and-forget callers simply do not await the ticket.
 
-One bad submission never fails the others: when a batch's transaction fails, it
-is retried in order, split in halves down to single submissions, so only the
+One bad submission never fails the others: when a batch's transaction fails
+because of its data (a constraint, a value the driver cannot bind or serialise),
+it is retried in order, split in halves down to single submissions, so only the
 submission that cannot be written gets the error (its own ops stay atomic; the
-write order of the others is kept, so the last update of a row still wins).
+write order of the others is kept, so the last update of a row still wins). A
+failure of the database itself (locked, disk full, I/O) fails the whole batch at
+once: retrying each submission would only repeat it.
 """
 
 from __future__ import annotations
@@ -21,7 +24,15 @@ import anyio
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from sqlalchemy import Executable, Table, func, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    ProgrammingError,
+    SQLAlchemyError,
+    StatementError,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dispatch.log import get_logger
@@ -144,9 +155,10 @@ class GroupWriter:
             for _ops, ticket in items:
                 ticket._finish(None)
             return
-        if len(items) == 1:
-            log.error("store write failed", ops=len(items[0][0]), error=str(error))
-            items[0][1]._finish(error)
+        if len(items) == 1 or not caused_by_data(error):
+            log.error("store write failed", submissions=len(items), error=str(error))
+            for _ops, ticket in items:
+                ticket._finish(error)
             return
         middle = len(items) // 2
         await self._commit(items[:middle])
@@ -158,6 +170,17 @@ class GroupWriter:
         except StoreError as exc:
             return exc
         return None
+
+
+def caused_by_data(error: StoreError) -> bool:
+    """Whether a failed write is about the rows written (worth isolating), not about
+    the database (locked, disk full, I/O: the same for every submission)."""
+    cause = error.__cause__
+    if isinstance(cause, IntegrityError | DataError | ProgrammingError | InterfaceError):
+        return True
+    # parameter processing (e.g. a JSON value that cannot be serialised) fails before
+    # the driver is involved: a StatementError that is not a DBAPIError
+    return isinstance(cause, StatementError) and not isinstance(cause, DBAPIError)
 
 
 def group_ops(items: Sequence[_Item]) -> dict[OpKind, list[dict[str, object]]]:

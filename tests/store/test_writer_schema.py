@@ -51,6 +51,9 @@ async def test_one_bad_op_fails_only_its_own_submission(tmp_path: Path):
             store.submit([_status("r2", "dialing"), bad_op]),  # atomic: neither lands
             store.submit([_status("r1", "completed")]),
             store.submit([_record("r3")]),
+            store.submit([insert_record(id="bad-json", phone="+1", strategy="s",
+                                        status="pending", payload={"x": object()}, now=1.0)]),
+            store.submit([_record("r4")]),
         ]
         errors: list[BaseException | None] = []
         for ticket in tickets:
@@ -60,10 +63,11 @@ async def test_one_bad_op_fails_only_its_own_submission(tmp_path: Path):
             except StoreError as exc:
                 errors.append(exc)
         store.close_writer()
-    assert [e is not None for e in errors] == [False, False, True, False, False]
+    assert [e is not None for e in errors] == [False, False, True, False, False, True, False]
     assert "database write failed" in str(errors[2])
     rows = {r["id"]: r["status"] for r in await store.report_rows()}
-    assert rows == {"r1": "completed", "r2": "pending", "r3": "pending"}  # order kept
+    # r1's updates kept their order (the last one wins); r2's submission left no trace
+    assert rows == {"r1": "completed", "r2": "pending", "r3": "pending", "r4": "pending"}
     await store.close()
 
 
@@ -144,3 +148,19 @@ def _revision(path: Path) -> str | None:
         except sqlite3.OperationalError:
             return None
     return None if row is None else str(row[0])
+
+
+def test_only_data_errors_are_isolated_one_by_one() -> None:
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    from dispatch.store.writer import caused_by_data
+
+    def wrapped(cause: BaseException) -> StoreError:
+        error = StoreError("database write failed")
+        error.__cause__ = cause
+        return error
+
+    assert caused_by_data(wrapped(IntegrityError("INSERT", {}, Exception("FOREIGN KEY"))))
+    # the database itself failing (locked, disk full) is the same for every submission
+    assert not caused_by_data(wrapped(OperationalError("INSERT", {}, Exception("locked"))))
+    assert not caused_by_data(wrapped(OSError("disk I/O error")))
