@@ -25,6 +25,7 @@ __all__ = [
     "latest_attempts",
     "lead_columns",
     "load_active",
+    "reason_counts",
     "recent_dial_starts",
     "report_rows",
     "requeued_pending_ids",
@@ -253,6 +254,21 @@ async def counts(engine: AsyncEngine) -> dict[str, int]:
         async with engine.connect() as conn:
             result = await conn.execute(query)
             return {str(status): int(n) for status, n in result.all()}
+    except (SQLAlchemyError, OSError) as exc:
+        raise StoreError(f"database read failed: {exc}") from exc
+
+
+async def reason_counts(engine: AsyncEngine) -> dict[str, int]:
+    """Number of records by last reason (records without one are not counted)."""
+    query = (
+        select(_records.c.last_reason, func.count())
+        .where(_records.c.last_reason.is_not(None))
+        .group_by(_records.c.last_reason)
+    )
+    try:
+        async with engine.connect() as conn:
+            result = await conn.execute(query)
+            return {str(reason): int(n) for reason, n in result.all()}
     except (SQLAlchemyError, OSError) as exc:
         raise StoreError(f"database read failed: {exc}") from exc
 

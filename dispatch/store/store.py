@@ -201,6 +201,10 @@ class Store:
         (the lead's own columns from the stored metadata)."""
         return await queries.report_rows(self.engine, status=status)
 
+    async def reason_counts(self) -> dict[str, int]:
+        """Records by last reason (one GROUP BY; cheaper than :meth:`report_rows`)."""
+        return await queries.reason_counts(self.engine)
+
     async def attempt_report_rows(self) -> list[dict[str, Any]]:
         """One dict per attempt (``ATTEMPT_REPORT_COLUMNS``), in source row order."""
         return await queries.attempt_report_rows(self.engine)

@@ -33,6 +33,7 @@ async def test_only_requeued_undialled_records_can_be_refreshed(tmp_path: Path):
             for rid in ("skip", "other", "live")
         ])
         rows = {r["id"]: r for r in await store.report_rows()}
+        assert await store.reason_counts() == {"invalid_phone": 1}  # the requeued one: none
     assert (rows["skip"]["phone"], rows["skip"]["lead"]) == ("+14155550101", {"name": "new"})
     assert rows["skip"]["status"] == "pending" and rows["skip"]["requeue_count"] == 1
     for untouched in ("other", "live"):  # not requeued / being dialled: never rewritten
