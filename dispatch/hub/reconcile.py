@@ -153,6 +153,10 @@ async def ask_all(dialer: Any, probes: Iterable[Probe], clock: Clock,
     """Verdicts by record id, or ``None`` when ``dialer`` offers no lookup."""
     if not isinstance(dialer, CallLookup):
         return None
+    probes = list(probes)
+    if probes:
+        log.info("asking the voice server what became of interrupted attempts",
+                 count=len(probes), wait_s=wait_s)
     deadline = clock.now() + wait_s
     limiter = anyio.CapacityLimiter(_PARALLEL)
     verdicts: dict[str, Verdict] = {}

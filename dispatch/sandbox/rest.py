@@ -4,9 +4,10 @@ Plain HTTP requests reach ``websockets``' ``process_request`` hook before any
 upgrade, so the sandbox answers them there (one request per connection, JSON
 bodies). Every route needs ``Authorization: Bearer <key>``; when the sandbox has
 an ``api_key`` it must match (else 401), otherwise any key is accepted, as on the
-socket. Routes (``GET`` only; see :func:`answer`):
+socket (any key, or none, when the sandbox has none). Routes (``GET`` only; see :func:`answer`):
 
 - ``/v1/calls/{id}/state`` → the call's state (``CallEntry.state_view``), 404 if unknown;
+  the ``Authorization: Bearer <key>`` header is checked first (401 ``INVALID_KEY``);
 - ``/v1/calls/{id}/events?after=<seq>&limit=<n>`` → ``{call, events, last_seq, sealed,
   next_after}``: log entries with ``seq > after``, oldest first;
 - ``/v1/agents/{slug}/calls?attempt=<id>&meta.<key>=<value>&limit=<n>`` → ``{agent,
@@ -55,11 +56,12 @@ def _error(status: HTTPStatus, code: str, text: str) -> Response:
 
 
 def _authorized(state: SandboxState, request: Request) -> bool:
-    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not key:
-        return False
+    """Like ``connect`` on the socket: any key when the sandbox has none, else that key."""
     expected = state.api_key
-    return expected is None or hmac.compare_digest(key.encode(), expected.encode())
+    if expected is None:
+        return True
+    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(key.encode(), expected.encode())
 
 
 def answer(state: SandboxState, request: Request) -> Response:

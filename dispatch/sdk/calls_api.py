@@ -166,7 +166,7 @@ class CallsApi:
         if self._http is None:
             self._http = httpx.AsyncClient(
                 base_url=self.base_url, timeout=httpx.Timeout(self.timeout_s),
-                headers={"Authorization": f"Bearer {self._api_key}"},
+                headers={"Authorization": f"Bearer {self._api_key}"} if self._api_key else {},
                 transport=self._transport, follow_redirects=False)
         return self._http
 

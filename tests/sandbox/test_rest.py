@@ -63,6 +63,8 @@ async def test_state_events_and_agent_calls_of_an_ended_call(
         assert set(first) == {"seq", "ts", "call", "agent", "type", "ephemeral", "data"}
         page = (await http.get(f"/v1/calls/{call_id}/events?after=2&limit=1")).json()
         assert [e["seq"] for e in page["events"]] == [3] and page["next_after"] == 3
+        bad = await http.get(f"/v1/calls/{call_id}/events?after=x")
+        assert bad.status_code == 400 and "after" in bad.json()["error"]
 
         async def found(**params: Any) -> list[str]:
             body = (await http.get("/v1/agents/Reminder/calls", params=params)).json()
@@ -86,10 +88,14 @@ async def test_bad_key_is_401_unknown_id_is_404() -> None:
             assert (await http.get("/v1/calls/CAnope/state")).status_code == 404
             assert (await http.get("/v1/calls/CAnope/events")).status_code == 404
             assert (await http.get("/v1/nothing/here")).status_code == 404
-            bad = await http.get("/v1/calls/CAnope/events?after=x")
-            assert bad.status_code in (400, 404)
             calls = await http.get("/v1/agents/nobody/calls")
             assert calls.status_code == 200 and calls.json()["calls"] == []
+
+
+async def test_a_keyless_sandbox_accepts_any_key_like_its_socket(sandbox: Sandbox) -> None:
+    for headers in ({}, {"Authorization": "Bearer anything"}):
+        async with _http(sandbox, headers) as http:
+            assert (await http.get("/v1/calls/CAnope/state")).status_code == 404
 
 
 async def test_socket_drop_ends_live_calls_as_app_detached(sandbox: Sandbox) -> None:
