@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from dispatch.sandbox import Sandbox
+from dispatch.sandbox import Sandbox, Scenario
 
 from .helpers import Frame, RawClient, ended, open_client
 
@@ -119,7 +119,8 @@ async def test_session_configure_unknown_session_names_the_command(client: RawCl
 
 
 async def test_limit_and_duration_are_in_simulated_seconds() -> None:
-    async with Sandbox(speed=5, seed=1) as sb:
+    quick_answer = Scenario.from_toml(f'[[rules]]\nmatch = "{NO_HANGUP}"\nring_s = 0.5\n')
+    async with Sandbox(speed=5, seed=1, scenario=quick_answer) as sb:
         c = await open_client(sb)
         await c.handshake()
         await c.register(session_limits={"max_duration_seconds": 20})
