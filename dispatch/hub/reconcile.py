@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import anyio
 
@@ -169,3 +169,14 @@ async def ask_all(dialer: Any, probes: Iterable[Probe], clock: Clock,
         for probe in probes:
             tg.start_soon(one, probe)
     return verdicts
+
+
+if TYPE_CHECKING:  # mypy proves the real SDK fits these seams
+    from dispatch.sdk.agent import Agent
+    from dispatch.sdk.calls_api import CallState
+
+    def _agent_is_a_lookup(agent: Agent) -> CallLookup:
+        return agent
+
+    def _state_is_reported(state: CallState) -> ReportedCall:
+        return state
