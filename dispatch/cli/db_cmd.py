@@ -2,6 +2,10 @@
 
 The hub migrates automatically at start; this command is for deployments that
 migrate ahead of time (and for checking which revision a database is at).
+``upgrade`` holds the run lock while it migrates, so it refuses while a campaign
+runs on the database; it refuses a file that is not a SQLite database (a CSV given
+as ``--db`` is never turned into one) and a database written by a newer dispatch.
+Every refusal is one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import anyio
 __all__ = ["register"]
 
 DEFAULT_DB = "dispatch.db"
+EXIT_USAGE = 2
 
 
 def register(subparsers: Any) -> None:
@@ -37,19 +42,20 @@ def _upgrade(args: argparse.Namespace) -> int:
     try:
         revision = anyio.run(_do_upgrade, str(args.db), str(args.revision))
     except StoreError as exc:
-        print(f"dispatch db upgrade: {exc}", file=sys.stderr)
-        return 1
+        print(f"dispatch db upgrade: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     print(f"{args.db}: at revision {revision}")
     return 0
 
 
 async def _do_upgrade(db: str, revision: str) -> str | None:
-    from dispatch.store import Store, current_revision, upgrade
+    from dispatch.store import Store
+    from dispatch.store.schema import display_name, migrate_locked
 
     store = await Store.open(db, migrate=False)
     try:
-        await upgrade(store.engine, revision)
-        return await current_revision(store.engine)
+        return await migrate_locked(store.engine, store.url, display_name(store.url),
+                                    revision=revision, always_lock=True)
     finally:
         await store.close()
 
@@ -60,8 +66,8 @@ def _current(args: argparse.Namespace) -> int:
     try:
         revision = anyio.run(_do_current, str(args.db))
     except StoreError as exc:
-        print(f"dispatch db current: {exc}", file=sys.stderr)
-        return 1
+        print(f"dispatch db current: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     print(revision or "(empty database)")
     return 0
 

@@ -19,6 +19,7 @@ _COMMAND_MODULES = (
     "dispatch.cli.report_cmd",
     "dispatch.cli.sandbox_cmd",
     "dispatch.cli.db_cmd",
+    "dispatch.cli.requeue_cmd",
 )
 
 

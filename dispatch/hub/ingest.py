@@ -33,6 +33,8 @@ class Admission:
     new: list[Record] = dataclasses.field(default_factory=list)
     skipped: list[Skip] = dataclasses.field(default_factory=list)
     rejected: list[str] = dataclasses.field(default_factory=list)  # errors with no usable id
+    #: ids of the records to store (new and persisted skips), in the poll's order
+    order: list[str] = dataclasses.field(default_factory=list)
 
 
 def describe_validation_error(exc: ValidationError, record_id: object) -> str:
@@ -76,6 +78,7 @@ def _coerce(item: object, admission: Admission, seen: set[str], known: set[str])
         seen.add(record_id)
         placeholder = _placeholder(item, record_id)
         admission.skipped.append(Skip(placeholder, Reason.INVALID_RECORD, text, persist=True))
+        admission.order.append(record_id)
         return None
 
 
@@ -102,6 +105,7 @@ def admit(items: Iterable[object], *, known: set[str], default_region: str | Non
             admission.skipped.append(Skip(record, Reason.DUPLICATE, error, persist=False))
             continue
         seen.add(record.id)
+        admission.order.append(record.id)
         if record.invalid_detail is not None:
             error = f"record {record.id!r}: {record.invalid_detail}"
             admission.skipped.append(Skip(record, record.invalid_reason, error, persist=True))

@@ -84,6 +84,9 @@ async def admit_items(core: HubCore, strategy: Strategy, items: Sequence[object]
                 )
             )
     if ops:
+        # the store numbers records in the order inserted: keep the source's row order
+        rank = {record_id: i for i, record_id in enumerate(admission.order)}
+        ops.sort(key=lambda op: rank.get(op.params["id"], len(rank)))
         await core.store.write(ops)
     for entry in entries:
         if entry.next_attempt_at is not None:

@@ -1,11 +1,21 @@
 """Starting where the last run stopped, and recovering from a crash.
 
 Records left ``dialing`` or ``in_call`` had a dial on the wire when the previous
-process died. Their current attempt is closed with reason ``interrupted``:
+process died. When the dialer can look calls up (``dispatch.hub.reconcile``), the
+voice server is asked what became of each one first (a live call is waited for, at
+most :data:`RECONCILE_WAIT_S`), and the attempt is settled with the real outcome:
 
-- answered (``in_call``): never re-dialled; ``completed`` with reason ``interrupted``;
-- not answered: through the retry policy for ``interrupted`` (a delay, never an
-  immediate redial), or ``failed`` once the lifetime cap is reached.
+- answered: ``completed`` with the call's end reason; never re-dialled;
+- ended unanswered: through the retry policy for that reason (busy, no_answer...);
+- the server cannot say (no call id and no matching dial, a failing lookup, a call
+  still ringing at the deadline): reason ``unknown``, ``failed`` and not re-dialled,
+  unless ``RetryPolicy(retry_unknown=True)`` (then as ``interrupted``).
+
+A dialer without the lookup (``MemoryDialer``) keeps the plain rule: the attempt
+ends ``interrupted``; answered (``in_call``) → ``completed``; otherwise the retry
+policy for ``interrupted`` (a delay, never an immediate redial), or ``failed`` at
+the lifetime cap. What the database knows wins over the server: an attempt stored
+as answered is never re-dialled.
 
 Dials of earlier runs in the last 60 s (by ``dialed_at``, else ``claimed_at``) seed
 the rate window, so a restart never starts a second burst inside the same minute.
@@ -21,6 +31,7 @@ import dataclasses
 from pydantic import ValidationError
 
 from dispatch.hub.core import HubCore
+from dispatch.hub.reconcile import Probe, Verdict, ask_all
 from dispatch.hub.state import AttemptState, RecordEntry
 from dispatch.log import get_logger
 from dispatch.reasons import Reason
@@ -28,11 +39,18 @@ from dispatch.records import Record
 from dispatch.store import TERMINAL_STATUSES, StoredAttempt, StoredRecord, WriteOp
 from dispatch.strategy import Outcome
 
-__all__ = ["resume"]
+__all__ = ["RECONCILE_WAIT_S", "resume"]
+
+#: how long a restart waits, in total, for calls that are still live on the server
+RECONCILE_WAIT_S = 90.0
 
 log = get_logger("dispatch.hub")
 
 _INTERRUPTED_NOTE = "the hub stopped (crash or kill) while this attempt was live"
+_UNKNOWN_NOTE = ("outcome unknown after a restart; not redialled "
+                 "(RetryPolicy(retry_unknown=True) would redial it)")
+#: the settlement when the dialer cannot look calls up (the plain rule)
+_LEGACY = Verdict("unknown", Reason.INTERRUPTED, Reason.INTERRUPTED.value, note=_INTERRUPTED_NOTE)
 
 
 def _rebuild(row: StoredRecord) -> Record | None:
@@ -59,6 +77,7 @@ async def resume(core: HubCore) -> None:
     rows = await store.load_active()
     live_ids = [row.id for row in rows if row.status in ("dialing", "in_call")]
     attempts = {a.record_id: a for a in await store.latest_attempts(live_ids)}
+    verdicts = await ask_all(core.agent, _probes(rows, attempts), core.clock, RECONCILE_WAIT_S)
     now = core.clock.now()
     # dials of earlier runs (a crashed one included) still count against the rate
     core.window.preload(await store.recent_dial_starts(now - core.window.window_s))
@@ -76,7 +95,8 @@ async def resume(core: HubCore) -> None:
         )
         core.book.add(entry)
         if row.status in ("dialing", "in_call"):
-            outcome = _recover(core, entry, attempts.get(row.id), now, ops)
+            verdict = verdicts.get(row.id) if verdicts is not None else None
+            outcome = _recover(core, entry, attempts.get(row.id), now, ops, verdict)
             if outcome is not None:
                 outcomes.append((outcome, entry))
         elif entry.next_attempt_at is not None:
@@ -88,6 +108,15 @@ async def resume(core: HubCore) -> None:
         log.warning("recovered interrupted attempts", count=len(live_ids))
     for outcome, entry in outcomes:
         core.notifier.terminal(outcome, entry.strategy)
+
+
+def _probes(rows: list[StoredRecord], attempts: dict[str, StoredAttempt]) -> list[Probe]:
+    probes = []
+    for row in rows:
+        attempt = attempts.get(row.id)
+        if row.status in ("dialing", "in_call") and attempt is not None:
+            probes.append(Probe(row.id, attempt.attempt_no, attempt.call_id or row.last_call_id))
+    return probes
 
 
 def _give_up(
@@ -121,36 +150,56 @@ def _give_up(
 
 
 def _recover(
-    core: HubCore, entry: RecordEntry, row: StoredAttempt | None, now: float, ops: list[WriteOp]
+    core: HubCore, entry: RecordEntry, row: StoredAttempt | None, now: float, ops: list[WriteOp],
+    verdict: Verdict | None,
 ) -> Outcome | None:
-    answered = entry.status == "in_call" or (row is not None and row.answered_at is not None)
-    entry.last_reason = Reason.INTERRUPTED.value
+    """Settle an attempt the previous run left live (``verdict``: what the server said,
+    ``None`` when the dialer cannot look calls up)."""
+    v = verdict or _LEGACY
+    stored_answered = entry.status == "in_call" or (row is not None and row.answered_at is not None)
+    answered = v.kind == "answered" or stored_answered
+    if answered and v.kind != "answered":  # the database knows it was answered
+        v = dataclasses.replace(v, reason=Reason.INTERRUPTED)
     if row is not None:
-        attempt = _attempt_state(row)
-        attempt.ended_at = now
-        attempt.reason = attempt.raw_reason = Reason.INTERRUPTED.value
-        attempt.note_error(_INTERRUPTED_NOTE)
-        ops.append(attempt.update_op())
-        entry.last_call_id = attempt.call_id or entry.last_call_id
+        ops.append(_closed_attempt(row, v, now).update_op())
+        entry.last_call_id = row.call_id or v.call_id or entry.last_call_id
+    entry.last_reason = v.reason.value
     if answered:
-        core.book.set_status(entry, "completed")
-        entry.next_attempt_at = None
-        ops.append(entry.update_op(now))
-        return Outcome(entry.record, "completed", Reason.INTERRUPTED, entry.attempts,
-                       call_id=entry.last_call_id)
-    delay_s = core.options.retry_policy.next_delay_s(
-        Reason.INTERRUPTED, answered=False, attempts=entry.attempts,
-        retry_attempts=core.options.retry_attempts,
-    )
+        return _settle(core, entry, "completed", v.reason, now, ops)
+    policy = core.options.retry_policy
+    retry_as = v.reason if v.kind == "unanswered" else None
+    if v.kind == "unknown" and (verdict is None or policy.retry_unknown):
+        retry_as = Reason.INTERRUPTED
+    delay_s = None if retry_as is None else policy.next_delay_s(
+        retry_as, answered=False, attempts=entry.attempts,
+        retry_attempts=core.options.retry_attempts)
     if delay_s is None:
-        entry.next_attempt_at = None
-        entry.error = _INTERRUPTED_NOTE
-        core.book.set_status(entry, "failed")
-        ops.append(entry.update_op(now))
-        return Outcome(entry.record, "failed", Reason.INTERRUPTED, entry.attempts,
-                       call_id=entry.last_call_id, detail=_INTERRUPTED_NOTE)
+        if v.kind == "unknown":
+            entry.error = v.note if verdict is None else f"{v.note}; {_UNKNOWN_NOTE}"
+        return _settle(core, entry, "failed", v.reason, now, ops)
     entry.next_attempt_at = now + delay_s
     core.book.set_status(entry, "scheduled")
     core.queue.add_timed(entry.id, entry.next_attempt_at)
     ops.append(entry.update_op(now))
     return None
+
+
+def _closed_attempt(row: StoredAttempt, v: Verdict, now: float) -> AttemptState:
+    attempt = _attempt_state(row)
+    attempt.call_id = attempt.call_id or v.call_id
+    attempt.answered_at = attempt.answered_at or v.answered_at
+    attempt.ended_at = v.ended_at or now
+    attempt.duration_s = v.duration_s if v.duration_s is not None else attempt.duration_s
+    attempt.reason, attempt.raw_reason = v.reason.value, v.raw_reason
+    if v.note:
+        attempt.note_error(v.note)
+    return attempt
+
+
+def _settle(core: HubCore, entry: RecordEntry, status: str, reason: Reason, now: float,
+            ops: list[WriteOp]) -> Outcome:
+    entry.next_attempt_at = None
+    core.book.set_status(entry, status)
+    ops.append(entry.update_op(now))
+    return Outcome(entry.record, status, reason, entry.attempts, call_id=entry.last_call_id,
+                   detail=entry.error if status == "failed" else None)

@@ -44,6 +44,7 @@ class RetryPolicy:
     the delay by ``backoff ** (attempts - 1)``, capped at ``max_delay_s``.
     ``max_attempts`` is the lifetime cap on dials of one record (across runs).
     ``infra_reasons`` retry up to ``max_attempts`` regardless of ``retry_attempts``.
+    ``retry_unknown``: see the field (default: such a record is ``failed``/``unknown``).
     Raises ``ValueError`` for negative delays, an infra delay below 1 s, or a cap < 1.
     """
 
@@ -52,6 +53,9 @@ class RetryPolicy:
     backoff: float = 1.0
     max_delay_s: float = 6 * 3600.0
     infra_reasons: frozenset[Reason] = INFRA_REASONS
+    #: an attempt cut by a crash whose outcome the voice server cannot tell (reason
+    #: ``unknown``) is redialled (as ``interrupted``) only when this is set
+    retry_unknown: bool = False
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:

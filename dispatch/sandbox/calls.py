@@ -3,9 +3,13 @@
 A :class:`SimCall` follows its :class:`~dispatch.sandbox.scenario.CallPlan` and
 sends frames through its host (the connection's session). It ends exactly once,
 with one of: the plan's outcome, ``canceled``/``hangup`` after a client
-``call.hangup``, ``max_duration``/``idle_timeout`` at a session limit (after a
-``session.timeout`` frame), or ``app_detached`` (no frame) when the socket goes
-away and the task is cancelled from outside.
+``call.hangup``, ``transferred`` after ``call.forward``, ``max_duration``/``idle_timeout``
+at a session limit (after a ``session.timeout`` frame), or ``app_detached`` (no frame)
+when its task is cancelled from outside (the socket went away, or the sandbox closed).
+
+Durations (``call.ended.duration_seconds``, the dial log, the REST state) are in
+*simulated* seconds, like every time of the scenario and of the session limits.
+Every frame a call sends is also appended to its :class:`CallEntry` (REST log).
 
 Every wait goes through :meth:`SimCall._wait`, which converts simulated to real
 seconds and raises :class:`_Limit` when a session-limit deadline comes first, so
@@ -18,11 +22,13 @@ import json
 import math
 import secrets
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import anyio
 
+from dispatch.sandbox.call_log import CallEntry
 from dispatch.sandbox.dial_log import DialRecord
 from dispatch.sandbox.scenario import CallPlan, PlannedTurn
 from dispatch.sandbox.state import SandboxState
@@ -40,6 +46,8 @@ class CallHost(Protocol):
     def emit(self, frame: dict[str, Any]) -> None: ...
 
     def forget(self, call_id: str) -> None: ...
+
+    def spawn(self, fn: Callable[[], Coroutine[Any, Any, None]]) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,12 +116,33 @@ class SimCall:
         self._metadata_given = metadata_given
         self.scope = anyio.CancelScope()
         self.ended = False
-        self.history_count = 0
+        self.entry: CallEntry | None = None
+        #: the call's LLM history as ``{role, content}`` messages (``history.*`` commands)
+        self.messages: list[dict[str, Any]] = []
+        self._cut_reason: str | None = None
         self._answered_mono: float | None = None
         self._last_speech_mono = 0.0
         self._tools: dict[str, _PendingTool] = {}
 
+    @property
+    def history_count(self) -> int:
+        return len(self.messages)
+
+    @property
+    def answered(self) -> bool:
+        return self._answered_mono is not None
+
     # -- frames -------------------------------------------------------------
+
+    def send(self, frame: dict[str, Any]) -> None:
+        """Emit ``frame`` to the client (if still connected) and log it for REST."""
+        self.host.emit(frame)
+        if self.entry is not None:
+            self.host.state.call_log.append(self.entry, frame)
+
+    def frame(self, event: str, **extra: Any) -> dict[str, Any]:
+        """A frame of this call (``agent_id`` and ``call_id`` set)."""
+        return self._frame(event, **extra)
 
     def _frame(self, event: str, **extra: Any) -> dict[str, Any]:
         frame: dict[str, Any] = {"event": event, "agent_id": self.agent_id, "call_id": self.call_id}
@@ -135,6 +164,29 @@ class SimCall:
     def hangup(self) -> None:
         """Client ``call.hangup``: ends as ``canceled`` while ringing, else ``hangup``."""
         self.scope.cancel()
+
+    def forward(self, to: str) -> None:
+        """Client ``call.forward`` of an answered call: ``call.forwarded``, then the call
+        leaves the agent and ends as ``transferred``."""
+        self.send(self._frame("call.forwarded", to=to))
+        self._cut_reason = "transferred"
+        self.scope.cancel()
+
+    def say(self, message_id: str, text: str, *, add_to_history: bool = True) -> None:
+        """Client ``bot.reply`` on an answered call: ``message.confirmed``, then
+        ``bot.speaking`` and, after the speaking time, ``bot.finished``."""
+        self.send(self._frame("message.confirmed", message_id=message_id))
+        if add_to_history:
+            self.messages.append({"role": "assistant", "content": text})
+        self.host.spawn(lambda: self._speak_reply(message_id, text))
+
+    async def _speak_reply(self, message_id: str, text: str) -> None:
+        self.send(self._frame("bot.speaking", message_id=message_id, text=text))
+        spoken_s = len(text) / _SPOKEN_CHARS_PER_S
+        await anyio.sleep(self.host.state.real_s(spoken_s))
+        if not self.ended:
+            self.send(self._frame(
+                "bot.finished", message_id=message_id, duration_ms=int(spoken_s * 1000)))
 
     def deliver_tool_result(self, msg_id: str, results: object) -> bool:
         """An ``llm.tool_result``; False when ``msg_id`` is unknown or already answered."""
@@ -161,8 +213,8 @@ class SimCall:
             with self.scope:
                 reason = await self._lifecycle()
                 self._end(reason)
-            if not self.ended:  # the scope was cancelled by hangup()
-                self._end("hangup" if self._answered_mono is not None else "canceled")
+            if not self.ended:  # the scope was cancelled by hangup() or forward()
+                self._end(self._cut_reason or ("hangup" if self.answered else "canceled"))
         finally:
             if not self.ended:
                 self._end("app_detached", send=False)
@@ -180,7 +232,7 @@ class SimCall:
                 await self._turn(turn)
             await self._wait(math.inf if plan.outcome == "no-hangup" else plan.final_pause_s)
         except _Limit as limit:
-            self.host.emit(
+            self.send(
                 self._frame("session.timeout", session_id=self.call_id, reason=limit.reason)
             )
             return limit.reason
@@ -193,26 +245,26 @@ class SimCall:
         frame["direction"] = "outbound"
         self._parties(frame)
         frame["transport"] = "phone"
-        self.host.emit(frame)
+        self.send(frame)
 
     async def _speak(self, text: str) -> None:
         message_id = new_id("msg_", 12)
-        self.host.emit(self._frame("bot.speaking", message_id=message_id, text=text))
-        self.history_count += 1
+        self.send(self._frame("bot.speaking", message_id=message_id, text=text))
+        self.messages.append({"role": "assistant", "content": text})
         spoken_s = len(text) / _SPOKEN_CHARS_PER_S
         await self._wait(spoken_s, bot_speaking=True)
-        self.host.emit(
+        self.send(
             self._frame("bot.finished", message_id=message_id, duration_ms=int(spoken_s * 1000))
         )
 
     async def _turn(self, turn: PlannedTurn) -> None:
         await self._wait(turn.pause_s)
-        self.host.emit(
+        self.send(
             self._frame(
                 "user.message", message_id=new_id("msg_", 12), text=turn.say, confidence=0.94
             )
         )
-        self.history_count += 1
+        self.messages.append({"role": "user", "content": turn.say})
         self._last_speech_mono = anyio.current_time()
         if turn.tool is not None:
             await self._tool_call(turn.tool, turn.arguments or {})
@@ -227,9 +279,9 @@ class SimCall:
             msg_id=msg_id,
             tool_calls=[{"id": tool_call_id, "name": name, "arguments": json.dumps(arguments)}],
         )
-        self.host.emit(frame)
+        self.send(frame)
         if self.host.state.faults.duplicate_tool_calls:
-            self.host.emit(frame)
+            self.send(frame)
         try:
             await self._wait(math.inf, event=pending.done)
         finally:
@@ -242,10 +294,14 @@ class SimCall:
     def _end(self, reason: str, *, send: bool = True) -> None:
         self.ended = True
         ended_at = time.time()
+        state = self.host.state
         self.host.forget(self.call_id)
-        self.host.state.dial_log.ended(self.record, reason, ended_at)
-        self.host.state.notify()
+        duration_s = 0.0
+        if self._answered_mono is not None:
+            duration_s = state.simulated_s(anyio.current_time() - self._answered_mono)
+        state.dial_log.ended(self.record, reason, ended_at, duration_s)
         if not send:
+            self._seal()
             return
         frame = self._frame(
             "call.ended",
@@ -257,7 +313,14 @@ class SimCall:
             frame["started_at"] = self.record.answered_at
         frame["ended_at"] = ended_at
         frame["direction"] = "outbound"
-        self.host.emit(self._parties(frame))
+        self.send(self._parties(frame))
+        self._seal()
+
+    def _seal(self) -> None:
+        state = self.host.state
+        if self.entry is not None:
+            state.call_log.seal(self.entry)
+        state.notify()
 
     # -- time -----------------------------------------------------------------
 

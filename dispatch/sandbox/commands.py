@@ -1,5 +1,10 @@
 """Call commands (dial, hang-up, history, tool results) and the frame dispatcher.
 
+Every command of the protocol is answered (the other per-call ones live in
+``dispatch.sandbox.call_commands``); an unknown command gets an ``error`` frame with
+code ``UNKNOWN_COMMAND`` naming it (``command``). Before the handshake, everything
+but ``connect`` is ignored (an ``error`` then would read as an auth failure).
+
 Each handler takes the :class:`~dispatch.sandbox.session.Session` and the parsed
 frame, and only queues replies (no awaiting), so the session runs them inline and
 ``call.dialing`` frames leave in the order the dials arrived. Frame shapes are
@@ -13,6 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from dispatch.phone import is_e164
+from dispatch.sandbox.call_commands import CALL_HANDLERS, command_error
 from dispatch.sandbox.calls import SimCall, new_id
 from dispatch.sandbox.dial_log import DialRecord
 from dispatch.sandbox.registration import (
@@ -110,8 +116,9 @@ def _place_call(
         metadata_given="metadata" in frame,
     )
     state.dial_log.opened(record)
+    call.entry = state.call_log.open(record, agent.slug)
     state.notify()
-    session.emit(call.dialing_frame())
+    call.send(call.dialing_frame())
     session.start_call(call)
 
 
@@ -131,10 +138,25 @@ def on_history(session: Session, frame: dict[str, Any]) -> None:
     if call is None:
         reply["error"] = "call not found"
     else:
-        if frame["event"] == "history.set_vars" and isinstance(frame.get("vars"), dict):
-            call.record.vars.update(frame["vars"])
+        _apply_history(call, frame)
         reply["count"] = call.history_count
     session.emit(reply)
+
+
+def _apply_history(call: SimCall, frame: dict[str, Any]) -> None:
+    event, messages = frame["event"], frame.get("messages")
+    valid = [dict(m) for m in messages if isinstance(m, dict)] if isinstance(
+        messages, list) else []
+    if event == "history.set_vars" and isinstance(frame.get("vars"), dict):
+        call.record.vars.update(frame["vars"])
+    elif event == "history.add":
+        call.messages.extend(valid)
+    elif event == "history.set":
+        call.messages[:] = valid
+    elif event == "history.clear":
+        call.messages.clear()
+    elif event == "history.add_context" and isinstance(frame.get("text"), str):
+        call.messages.append({"role": "system", "content": frame["text"]})
 
 
 def on_tool_result(session: Session, frame: dict[str, Any]) -> None:
@@ -150,6 +172,25 @@ def _ignore(session: Session, frame: dict[str, Any]) -> None:
     pass
 
 
+def on_agent_resume(session: Session, frame: dict[str, Any]) -> None:
+    """``agent.resume`` of an agent registered on this socket → ``agent.resumed``."""
+    agent = own_agent(session, frame)
+    if agent is None:
+        command_error(session, frame, "AGENT_NOT_FOUND", "agent not registered on this "
+                      "connection; send agent.create")
+        return
+    session.emit({"event": "agent.resumed", "agent_id": agent.wire_id})
+
+
+def on_channel_configure(session: Session, frame: dict[str, Any]) -> None:
+    agent, ref = own_agent(session, frame), frame.get("ref")
+    if agent is None or not isinstance(ref, str) or phone_key(ref) not in agent.channels:
+        command_error(session, frame, "CHANNEL_NOT_FOUND", "needs a registered agent_id and "
+                      "one of its channel refs")
+        return
+    session.emit({"event": "channel.configured", "agent_id": agent.wire_id, "ref": ref})
+
+
 HANDLERS: dict[str, Handler] = {
     "connect": on_connect,
     "ping": on_ping,
@@ -158,6 +199,9 @@ HANDLERS: dict[str, Handler] = {
     "agent.configure": on_agent_configure,
     "channel.add": on_channel_add,
     "channel.remove": on_channel_remove,
+    "channel.configure": on_channel_configure,
+    "agent.resume": on_agent_resume,
+    "dev.config": _ignore,  # dev callers: nothing to simulate, and no ack in the protocol
     "call.dial": on_call_dial,
     "call.hangup": on_call_hangup,
     "history.set_vars": on_history,
@@ -167,19 +211,25 @@ HANDLERS: dict[str, Handler] = {
     "history.add_context": on_history,
     "history.set_instructions": on_history,
     "llm.tool_result": on_tool_result,
+    **CALL_HANDLERS,
 }
 
 
 def dispatch_frame(session: Session, frame: dict[str, Any]) -> None:
-    """Run the handler of ``frame['event']``; unknown events (and anything but
-    ``connect`` before the handshake) are ignored and logged at debug. A handler
-    that fails on a malformed frame is logged; the connection carries on."""
+    """Run the handler of ``frame['event']``. Before the handshake anything but
+    ``connect`` is ignored (logged at debug); after it an unknown event, or a
+    handler failing on a malformed frame, is answered with an ``error`` frame
+    naming the command, and the connection carries on."""
     event = frame["event"]
     handler = HANDLERS.get(event)
-    if handler is None or (not session.authed and event != "connect"):
+    if not session.authed and event != "connect":
         log().debug("sandbox.ignored_frame", frame_event=event, connection=session.id)
+        return
+    if handler is None:
+        command_error(session, frame, "UNKNOWN_COMMAND", "unknown command")
         return
     try:
         handler(session, frame)
     except Exception:
         log().exception("sandbox.bad_frame", frame_event=event, connection=session.id)
+        command_error(session, frame, "BAD_REQUEST", "malformed frame")

@@ -14,7 +14,7 @@ line, written off the event loop in batches):
   ``app_detached`` when the client socket closed first)::
 
     {"event": "end", "call_id": "CA…", "to": "+1…", "outcome": "hangup",
-     "answered": true, "ended_at": …, "duration_seconds": 12.5,
+     "answered": true, "ended_at": …, "duration_seconds": 12.5,   # simulated s
      "tool_results": [{"name": …, "arguments": {…}, "result": …}]}
 
 - a refused dial (``call.error``) is one line: ``{"event": "dial", "call_id": null,
@@ -113,11 +113,12 @@ class DialLog:
         self.by_outcome["rejected"] += 1
         self._write(record.start_line())
 
-    def ended(self, record: DialRecord, outcome: str, ended_at: float) -> None:
-        """Record the end of a live call."""
+    def ended(
+        self, record: DialRecord, outcome: str, ended_at: float, duration_s: float = 0.0
+    ) -> None:
+        """Record the end of a live call; ``duration_s`` is simulated talk time."""
         record.outcome, record.ended_at = outcome, ended_at
-        if record.answered_at is not None:
-            record.duration_seconds = round(ended_at - record.answered_at, 3)
+        record.duration_seconds = round(duration_s, 3)
         self.live -= 1
         self.by_outcome[outcome] += 1
         self._write(record.end_line())

@@ -14,8 +14,12 @@ so ``MemoryTransport(sandbox.handle_connection, tg)`` runs the same server in me
 optional without ``dial_log``).
 
 Connection handlers run in tasks owned by the ``websockets`` server; leaving the
-``async with`` closes the server (close code 1001), waits for every handler (so
-every call has ended, as ``app_detached``), then drains the dial log.
+``async with`` closes the server (close code 1001), waits for every handler, ends
+every call still live (as ``app_detached``), then drains the dial log.
+
+Plain HTTP ``GET /v1/...`` on the same port is the call-log REST endpoint
+(``dispatch.sandbox.rest``): call state and events by call id, an agent's calls
+filtered by attempt id or metadata.
 """
 
 from __future__ import annotations
@@ -32,8 +36,10 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from dispatch.log import get_logger, register_secret, secret_safe_logger
+from dispatch.sandbox.call_log import CallLog
 from dispatch.sandbox.dial_log import DialLog, DialRecord
 from dispatch.sandbox.faults import Faults
+from dispatch.sandbox.rest import answer, is_rest_request
 from dispatch.sandbox.scenario import Scenario
 from dispatch.sandbox.session import Session
 from dispatch.sandbox.state import SandboxState, SandboxStatistics
@@ -52,10 +58,17 @@ def log() -> Any:
     return get_logger("dispatch.sandbox")
 
 
-def _only_client_path(connection: ServerConnection, request: Request) -> Response | None:
-    if request.path.split("?", 1)[0].rstrip("/") != "/client":
-        return connection.respond(404, "Not Found: the sandbox serves /client only\n")
-    return None
+def _route(state: SandboxState) -> Callable[[ServerConnection, Request], Response | None]:
+    """``process_request``: REST calls are answered here; only ``/client`` upgrades."""
+
+    def process_request(connection: ServerConnection, request: Request) -> Response | None:
+        if is_rest_request(request):
+            return answer(state, request)
+        if request.path.split("?", 1)[0].rstrip("/") != "/client":
+            return connection.respond(404, "Not Found: the sandbox serves /client and /v1/\n")
+        return None
+
+    return process_request
 
 
 class Sandbox:
@@ -75,6 +88,12 @@ class Sandbox:
         conflict_retry_after_s: ``retry_after_s`` of ``AGENT_CONFLICT`` errors.
         handshake_timeout_s: close (1008) a socket that sends no ``connect`` in time.
         ping_interval_s: when set, the server sends ``{"event":"ping"}`` this often.
+        keep_calls_on_disconnect: live calls outlive the socket that placed them (as on
+            the platform) instead of ending ``app_detached`` when it closes.
+        max_calls_kept: how many calls the REST call log remembers (oldest ended first out).
+
+    The call-log REST endpoint (``dispatch.sandbox.rest``) is served on the same
+    host and port: ``http://HOST:PORT/v1/calls/{id}/state`` and friends.
 
     Raises:
         ScenarioError: from the constructor, for an invalid scenario file.
@@ -97,6 +116,8 @@ class Sandbox:
         conflict_retry_after_s: float = 5.0,
         handshake_timeout_s: float = 10.0,
         ping_interval_s: float | None = None,
+        keep_calls_on_disconnect: bool = False,
+        max_calls_kept: int = 100_000,
     ) -> None:
         if not speed > 0:
             raise ValueError(f"speed must be > 0 (math.inf for instant calls), got {speed}")
@@ -116,6 +137,8 @@ class Sandbox:
             conflict_retry_after_s=conflict_retry_after_s,
             handshake_timeout_s=handshake_timeout_s,
             ping_interval_s=ping_interval_s,
+            call_log=CallLog(max_calls_kept),
+            keep_calls_on_disconnect=keep_calls_on_disconnect,
         )
         self._server: Server | None = None
         self._stack: contextlib.AsyncExitStack | None = None
@@ -189,13 +212,17 @@ class Sandbox:
             tg = await stack.enter_async_context(anyio.create_task_group())
             tg.start_soon(self.state.dial_log.run, name="sandbox dial log")
             stack.callback(self.state.dial_log.close)
+            # calls that outlive their socket; ended (app_detached) before the log closes
+            calls = await stack.enter_async_context(anyio.create_task_group())
+            stack.callback(calls.cancel_scope.cancel)
+            self.state.call_group = calls
             self._server = await serve(
                 self._ws_handler,
                 self.host,
                 self._port,
                 compression=None,
                 ping_interval=None,
-                process_request=_only_client_path,
+                process_request=_route(self.state),
                 max_size=2**22,
                 close_timeout=2,
                 logger=_WS_LOGGER,

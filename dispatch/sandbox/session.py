@@ -5,15 +5,19 @@ frames with :meth:`Session.emit`, so replies leave in the order the commands
 arrived (``call.dialing`` in dial order) and per-frame work stays small. The one
 writer task applies the frame faults (delay, noise, drop after N frames).
 
-When the connection closes (either side), the session's task group is cancelled:
-every live call ends as ``app_detached`` and the session's agent ids and phone
-numbers are freed for other sockets.
+When the connection closes (either side), the session's agent ids and phone numbers
+are freed for other sockets, and its live calls either end as ``app_detached`` (the
+default: they run in the session's task group, which is cancelled) or, with
+``Sandbox(keep_calls_on_disconnect=True)``, carry on to their natural end in the
+sandbox's own task group, like a platform call that survives its app's socket
+(their frames are then dropped; the REST call log still follows them).
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +68,7 @@ class Session:
         self.closing = False
         self.agents: dict[str, AgentState] = {}
         self.calls: dict[str, SimCall] = {}
+        self.reply_streams: dict[str, list[str]] = {}  # bot.reply.stream text, bounded
         self.frames_sent = self.frames_received = self.dials_received = 0
         self._out_send, self._out_receive = anyio.create_memory_object_stream[str | _Close](
             math.inf
@@ -89,10 +94,17 @@ class Session:
                 pass
 
     def start_call(self, call: SimCall) -> None:
-        """Run ``call`` in this connection's task group."""
-        assert self._tg is not None
+        """Run ``call`` in this connection's task group (or the sandbox's, see above)."""
+        group = self.state.call_group if self.state.keep_calls_on_disconnect else None
+        group = group or self._tg
+        assert group is not None
         self.calls[call.call_id] = call
-        self._tg.start_soon(call.run, name=f"call {call.call_id}")
+        group.start_soon(call.run, name=f"call {call.call_id}")
+
+    def spawn(self, fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run ``fn`` for the life of this connection (a reply being spoken)."""
+        if self._tg is not None:
+            self._tg.start_soon(fn)
 
     def forget(self, call_id: str) -> None:
         self.calls.pop(call_id, None)
@@ -123,6 +135,9 @@ class Session:
             self._out_send.close()
             self._out_receive.close()
             release_session(self)
+            for call in self.calls.values():
+                if call.entry is not None:
+                    call.entry.detached = True
             self.state.sessions.discard(self)
             self.state.notify()
             log().info("sandbox.connection_closed", connection=self.id)

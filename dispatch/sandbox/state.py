@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import anyio
+from anyio.abc import TaskGroup
 
+from dispatch.sandbox.call_log import CallLog
 from dispatch.sandbox.dial_log import DialLog
 from dispatch.sandbox.faults import Faults
 from dispatch.sandbox.scenario import CallPlan, Scenario
@@ -73,6 +75,10 @@ class SandboxState:
     frames_sent: int = 0
     duplicate_tool_results: int = 0
     waiters: list[anyio.Event] = field(default_factory=list)
+    call_log: CallLog = field(default_factory=CallLog)
+    #: calls outlive their socket (run in the sandbox's group) when set
+    keep_calls_on_disconnect: bool = False
+    call_group: TaskGroup | None = None
 
     def notify(self) -> None:
         """Wake ``Sandbox.wait_until`` callers (a call or a connection came or went)."""
@@ -86,6 +92,10 @@ class SandboxState:
         if math.isinf(simulated_s):
             return math.inf
         return 0.0 if math.isinf(self.speed) else simulated_s / self.speed
+
+    def simulated_s(self, real_s: float) -> float:
+        """Simulated seconds for ``real_s`` elapsed (0 at infinite speed: instant calls)."""
+        return 0.0 if math.isinf(self.speed) else real_s * self.speed
 
     def wire_agent_id(self, slug: str) -> str:
         """The agent id the sandbox echoes (slug, or ``org:slug`` if compound)."""

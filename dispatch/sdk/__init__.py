@@ -15,6 +15,7 @@ settles every dial and call; nothing is replayed after a reconnect.
 from dispatch.reasons import Reason
 from dispatch.sdk.agent import Agent
 from dispatch.sdk.call import Call
+from dispatch.sdk.calls_api import CallLogUnavailable, CallsApi, CallState
 from dispatch.sdk.client import Pinecall
 from dispatch.sdk.errors import (
     AuthenticationError,
@@ -34,6 +35,9 @@ __all__ = [
     "Agent",
     "AuthenticationError",
     "Call",
+    "CallLogUnavailable",
+    "CallState",
+    "CallsApi",
     "ConfigurationError",
     "ConnectTimeout",
     "ConnectionLost",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -11,6 +12,7 @@ from dispatch.phone import is_dialable
 from dispatch.reasons import Reason
 from dispatch.sdk.backoff import ConflictBackoff
 from dispatch.sdk.call import Call
+from dispatch.sdk.calls_api import CallState
 from dispatch.sdk.dialing import ATTEMPT_KEY, PendingDial
 from dispatch.sdk.emitter import Emitter, Handler
 from dispatch.sdk.errcopy import clone_error
@@ -120,6 +122,21 @@ class Agent:
             raise dial.error
         assert dial.call is not None
         return dial.call
+
+    async def lookup_call(self, call_id: str) -> CallState | None:
+        """What the platform's call log says of ``call_id`` (``None``: unknown id).
+
+        Raises :class:`AuthenticationError` (key refused) or ``CallLogUnavailable``.
+        """
+        return await self._client.calls_api.state(call_id)
+
+    async def find_call(self, attempt_id: str | None = None, *,
+                        metadata: Mapping[str, Any] | None = None) -> CallState | None:
+        """The newest call of this agent whose dial carried ``attempt_id`` and every
+        ``metadata`` item, or ``None``. Same errors as :meth:`lookup_call`."""
+        found = await self._client.calls_api.find(
+            self.id, attempt_id=attempt_id, metadata=metadata, limit=1)
+        return found[0] if found else None
 
     def _dial_frame(self, to: str, from_: str | None, greeting: str | None,
                     metadata: dict[str, Any] | None, config: dict[str, Any] | None,

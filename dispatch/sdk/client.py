@@ -24,6 +24,7 @@ from dispatch.log import get_logger, register_secret
 from dispatch.sdk.agent import Agent
 from dispatch.sdk.backoff import ConflictBackoff
 from dispatch.sdk.call import Call
+from dispatch.sdk.calls_api import CallsApi
 from dispatch.sdk.dialing import DialBook, PendingDial
 from dispatch.sdk.emitter import AsyncFn, Emitter, Handler
 from dispatch.sdk.errors import ConfigurationError, NotConnected, PinecallError
@@ -118,6 +119,7 @@ class Pinecall:
         self._attempt_prefix = secrets.token_hex(4)
         self._running_handlers = 0
         self._handlers_idle = anyio.Event()
+        self._calls_api: CallsApi | None = None
 
     def __repr__(self) -> str:
         return f"<Pinecall {self.url} {self.state}>"
@@ -133,6 +135,14 @@ class Pinecall:
     def online(self) -> bool:
         """True while a socket is connected (handshake done) and open."""
         return self.session is not None and self.session.open
+
+    @property
+    def calls_api(self) -> CallsApi:
+        """The call-log REST client on this socket's host, with the same key (what
+        became of a call: ``await pc.calls_api.state(call_id)``)."""
+        if self._calls_api is None:
+            self._calls_api = CallsApi(self.url, self._api_key)
+        return self._calls_api
 
     def on(self, name: str, handler: Handler) -> Handler:
         """Subscribe ``handler(payload)`` to a client event (see the class docstring)."""
@@ -204,6 +214,8 @@ class Pinecall:
         Must run in the task that called :meth:`connect`. Idempotent.
         """
         self._closed = True
+        if self._calls_api is not None:
+            await self._calls_api.aclose()
         if self._stack is None:
             return
         await self._supervisor.stop()

@@ -13,6 +13,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -74,7 +75,7 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     try:
         async with engine.begin() as conn:
             await conn.run_sync(_upgrade_sync, revision)
-    except (SQLAlchemyError, OSError) as exc:
+    except (SQLAlchemyError, OSError, CommandError) as exc:
         raise StoreError(f"database migration to {revision!r} failed: {exc}") from exc
 
 

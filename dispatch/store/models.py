@@ -11,13 +11,18 @@ Record status machine::
        |          +-> scheduled (retry later) -> dialing ...
        |          +-> failed
        +-- skipped (invalid phone, bad record): never dialled
+
+``dispatch requeue`` moves a terminal record back to ``pending`` (a new *round*:
+``requeue_count`` + 1, ``attempts`` back to 0); its earlier attempts stay, told
+apart by ``attempts.requeue_round``, and each requeue is audited in ``requeues``
+and ``requeue_items``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
@@ -28,6 +33,8 @@ __all__ = [
     "AttemptRow",
     "Base",
     "RecordRow",
+    "RequeueItemRow",
+    "RequeueRow",
     "RunRow",
 ]
 
@@ -62,17 +69,28 @@ class RecordRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
+    #: insertion order (the source's row order): assigned by the writer, never reused
+    seq: Mapped[int] = mapped_column(Integer, index=True, server_default=text("0"))
+    #: how many times ``dispatch requeue`` put this record back to ``pending``
+    requeue_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    requeued_at: Mapped[float | None] = mapped_column(Float)
 
 
 class AttemptRow(Base):
     """One dial: claimed (row inserted) before the dial frame leaves."""
 
     __tablename__ = "attempts"
-    __table_args__ = (UniqueConstraint("record_id", "attempt_no", name="uq_attempts_record_no"),)
+    __table_args__ = (
+        UniqueConstraint(
+            "record_id", "requeue_round", "attempt_no", name="uq_attempts_record_round_no"
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     record_id: Mapped[str] = mapped_column(ForeignKey("records.id"), index=True)
     attempt_no: Mapped[int] = mapped_column(Integer)
+    #: the record's ``requeue_count`` when this attempt was claimed
+    requeue_round: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     run_id: Mapped[int | None] = mapped_column(Integer)
     phone: Mapped[str] = mapped_column(String)
     call_id: Mapped[str | None] = mapped_column(String, index=True)
@@ -101,3 +119,29 @@ class RunRow(Base):
     config: Mapped[dict[str, Any]] = mapped_column(JSON)
     # running | completed | stopped | failed | crashed
     status: Mapped[str] = mapped_column(String(16))
+
+
+class RequeueRow(Base):
+    """One ``dispatch requeue``: who, when, which filter, how many records."""
+
+    __tablename__ = "requeues"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[float] = mapped_column(Float)
+    user: Mapped[str] = mapped_column(String)  # "login@host"
+    pid: Mapped[int] = mapped_column(Integer)
+    filter: Mapped[dict[str, Any]] = mapped_column(JSON)
+    count: Mapped[int] = mapped_column(Integer)
+
+
+class RequeueItemRow(Base):
+    """A record a requeue moved, with the state it had before."""
+
+    __tablename__ = "requeue_items"
+
+    requeue_id: Mapped[int] = mapped_column(ForeignKey("requeues.id"), primary_key=True)
+    record_id: Mapped[str] = mapped_column(ForeignKey("records.id"), primary_key=True)
+    prev_status: Mapped[str] = mapped_column(String(16))
+    prev_reason: Mapped[str | None] = mapped_column(String(32))
+    prev_attempts: Mapped[int] = mapped_column(Integer)
+    prev_error: Mapped[str | None] = mapped_column(Text)

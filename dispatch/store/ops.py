@@ -4,7 +4,12 @@ Each op is a kind plus one row of parameters. Within a batch, ops are grouped
 by kind and executed as one ``executemany`` per kind, in :data:`KIND_ORDER`
 (inserts before updates), which keeps every write order that matters: updates
 always carry the full mutable state of their row, so for a given row the last
-update queued wins.
+update queued wins. Record inserts get their ``seq`` (insertion order) from the
+writer, in the order they were queued.
+
+Attempts belong to the record's current requeue round: an attempt insert takes
+``requeue_round`` from the record's ``requeue_count`` and an attempt update
+matches it, so the hub keeps numbering attempts from 1 after a requeue.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import dataclasses
 import enum
 from typing import Any, cast
 
-from sqlalchemy import Executable, Table, bindparam, insert, update
+from sqlalchemy import Executable, Table, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from dispatch.store.models import AttemptRow, RecordRow
@@ -25,6 +30,7 @@ __all__ = [
     "build_statements",
     "insert_attempt",
     "insert_record",
+    "refresh_record",
     "update_attempt",
     "update_record",
 ]
@@ -35,6 +41,7 @@ _attempts = cast(Table, AttemptRow.__table__)
 
 class OpKind(enum.Enum):
     INSERT_RECORD = "insert_record"
+    REFRESH_RECORD = "refresh_record"
     INSERT_ATTEMPT = "insert_attempt"
     UPDATE_RECORD = "update_record"
     UPDATE_ATTEMPT = "update_attempt"
@@ -42,6 +49,7 @@ class OpKind(enum.Enum):
 
 KIND_ORDER = (
     OpKind.INSERT_RECORD,
+    OpKind.REFRESH_RECORD,
     OpKind.INSERT_ATTEMPT,
     OpKind.UPDATE_RECORD,
     OpKind.UPDATE_ATTEMPT,
@@ -90,6 +98,20 @@ def insert_record(
     )
 
 
+def refresh_record(*, id: str, phone: str, payload: dict[str, Any], now: float) -> WriteOp:
+    """Replace the phone and payload of a requeued record not yet dialled again.
+
+    For a source row fixed after a requeue (a corrected greeting field, a phone now
+    read with ``--region``). A no-op unless the record is ``pending`` in a requeue
+    round with no attempt yet (``requeue_count > 0``, ``attempts = 0``), so it can
+    never rewrite a record that is being dialled or was never requeued.
+    """
+    return WriteOp(
+        OpKind.REFRESH_RECORD,
+        {"b_id": id, "phone": phone, "payload": payload, "updated_at": now},
+    )
+
+
 def update_record(
     *,
     id: str,
@@ -127,6 +149,7 @@ def insert_attempt(
         OpKind.INSERT_ATTEMPT,
         {
             "record_id": record_id,
+            "b_round_of": record_id,
             "attempt_no": attempt_no,
             "run_id": run_id,
             "phone": phone,
@@ -168,12 +191,32 @@ def build_statements(dialect_name: str) -> dict[OpKind, Executable]:
         )
     else:  # pragma: no cover - other dialects: plain insert
         insert_records = insert(_records)
+    current_round = (
+        select(_records.c.requeue_count)
+        .where(_records.c.id == bindparam("b_round_of"))
+        .scalar_subquery()
+    )
     return {
         OpKind.INSERT_RECORD: insert_records,
-        OpKind.INSERT_ATTEMPT: insert(_attempts),
+        OpKind.REFRESH_RECORD: update(_records).where(
+            (_records.c.id == bindparam("b_id"))
+            & (_records.c.status == "pending")
+            & (_records.c.attempts == 0)
+            & (_records.c.requeue_count > 0)
+        ),
+        OpKind.INSERT_ATTEMPT: insert(_attempts).values(requeue_round=current_round),
         OpKind.UPDATE_RECORD: update(_records).where(_records.c.id == bindparam("b_id")),
         OpKind.UPDATE_ATTEMPT: update(_attempts).where(
             (_attempts.c.record_id == bindparam("b_record_id"))
             & (_attempts.c.attempt_no == bindparam("b_no"))
+            & (_attempts.c.requeue_round == _round_of_attempt_record())
         ),
     }
+
+
+def _round_of_attempt_record() -> Any:
+    return (
+        select(_records.c.requeue_count)
+        .where(_records.c.id == bindparam("b_record_id"))
+        .scalar_subquery()
+    )

@@ -14,16 +14,21 @@ from dispatch.store.errors import StoreError
 from dispatch.store.models import ACTIVE_STATUSES, LIVE_STATUSES, AttemptRow, RecordRow, RunRow
 
 __all__ = [
+    "ATTEMPT_REPORT_COLUMNS",
     "REPORT_COLUMNS",
     "StoredAttempt",
     "StoredRecord",
+    "attempt_report_rows",
     "attempt_rows",
     "counts",
     "known_ids",
     "latest_attempts",
+    "lead_columns",
     "load_active",
+    "reason_counts",
     "recent_dial_starts",
     "report_rows",
+    "requeued_pending_ids",
     "run_rows",
 ]
 
@@ -31,18 +36,44 @@ _records = cast(Table, RecordRow.__table__)
 _attempts = cast(Table, AttemptRow.__table__)
 _runs = cast(Table, RunRow.__table__)
 
-#: the keys of every dict returned by :func:`report_rows`, in display order
+#: the keys of every dict returned by :func:`report_rows`, in display order; the
+#: ``last_*`` call columns come from the record's newest attempt
 REPORT_COLUMNS = (
     "id",
     "phone",
     "status",
     "attempts",
     "last_reason",
+    "last_raw_reason",
     "last_call_id",
+    "last_answered_at",
+    "last_duration_s",
     "updated_at",
     "disposition",
     "next_attempt_at",
     "strategy",
+    "requeue_count",
+    "error",
+)
+_RECORD_REPORT_COLUMNS = (
+    "id", "phone", "status", "attempts", "last_reason", "last_call_id", "updated_at",
+    "disposition", "next_attempt_at", "strategy", "requeue_count", "error",
+)
+#: the keys of every dict returned by :func:`attempt_report_rows`
+ATTEMPT_REPORT_COLUMNS = (
+    "record_id",
+    "phone",
+    "requeue_round",
+    "attempt_no",
+    "claimed_at",
+    "dialed_at",
+    "answered_at",
+    "ended_at",
+    "reason",
+    "raw_reason",
+    "duration_s",
+    "call_id",
+    "disposition",
     "error",
 )
 
@@ -112,6 +143,15 @@ async def known_ids(engine: AsyncEngine) -> set[str]:
     return {row["id"] for row in rows}
 
 
+async def requeued_pending_ids(engine: AsyncEngine) -> set[str]:
+    """Ids of requeued records not dialled yet in their new round (see ``refresh_record``)."""
+    query = select(_records.c.id).where(
+        and_(_records.c.status == "pending", _records.c.attempts == 0,
+             _records.c.requeue_count > 0)
+    )
+    return {row["id"] for row in await _all(engine, query)}
+
+
 async def latest_attempts(engine: AsyncEngine, record_ids: Iterable[str]) -> list[StoredAttempt]:
     """The newest attempt of each record left ``dialing``/``in_call`` among ``record_ids``."""
     ids = sorted(set(record_ids))
@@ -125,6 +165,7 @@ async def latest_attempts(engine: AsyncEngine, record_ids: Iterable[str]) -> lis
             and_(
                 _records.c.status.in_(sorted(LIVE_STATUSES)),
                 _attempts.c.attempt_no == _records.c.attempts,
+                _attempts.c.requeue_round == _records.c.requeue_count,
                 _attempts.c.record_id.in_(ids),
             )
         )
@@ -144,13 +185,65 @@ async def recent_dial_starts(engine: AsyncEngine, since: float) -> list[float]:
     return [float(row["start"]) for row in await _all(engine, query)]
 
 
+def lead_columns(payload: dict[str, Any] | None) -> dict[str, Any]:
+    """The lead's own columns of a stored payload: its metadata minus internal
+    keys (those starting with ``_``, e.g. ``_invalid``)."""
+    metadata = (payload or {}).get("metadata") or {}
+    if not isinstance(metadata, dict):
+        return {}
+    return {str(k): v for k, v in metadata.items() if not str(k).startswith("_")}
+
+
+def _invalid_text(payload: dict[str, Any] | None) -> str | None:
+    metadata = (payload or {}).get("metadata") or {}
+    detail = metadata.get("_invalid") if isinstance(metadata, dict) else None
+    return str(detail) if detail else None
+
+
 async def report_rows(engine: AsyncEngine, *, status: str | None = None) -> list[dict[str, Any]]:
-    """One dict per record with :data:`REPORT_COLUMNS`, ordered by creation."""
-    query = select(*[_records.c[name] for name in REPORT_COLUMNS]).order_by(
-        _records.c.created_at, _records.c.id
+    """One dict per record, in insertion (source row) order: :data:`REPORT_COLUMNS`,
+    plus ``lead`` (see :func:`lead_columns`). ``error`` falls back to the strategy's
+    ``_invalid`` text."""
+    newest = (
+        select(_attempts.c.record_id, func.max(_attempts.c.id).label("attempt_id"))
+        .group_by(_attempts.c.record_id)
+        .subquery()
+    )
+    last = _attempts.alias("last")
+    query = (
+        select(
+            *[_records.c[name] for name in _RECORD_REPORT_COLUMNS],
+            _records.c.payload,
+            last.c.raw_reason.label("last_raw_reason"),
+            last.c.answered_at.label("last_answered_at"),
+            last.c.duration_s.label("last_duration_s"),
+        )
+        .select_from(_records)
+        .outerjoin(newest, newest.c.record_id == _records.c.id)
+        .outerjoin(last, last.c.id == newest.c.attempt_id)
+        .order_by(_records.c.seq, _records.c.created_at, _records.c.id)
     )
     if status is not None:
         query = query.where(_records.c.status == status)
+    out: list[dict[str, Any]] = []
+    for row in await _all(engine, query):
+        payload = row["payload"]
+        item = {name: row[name] for name in REPORT_COLUMNS}
+        item["error"] = item["error"] or _invalid_text(payload)
+        item["lead"] = lead_columns(payload)
+        out.append(item)
+    return out
+
+
+async def attempt_report_rows(engine: AsyncEngine) -> list[dict[str, Any]]:
+    """One dict per attempt (:data:`ATTEMPT_REPORT_COLUMNS`): records in source row
+    order, then each record's attempts in the order they were claimed."""
+    columns = [_attempts.c[name] for name in ATTEMPT_REPORT_COLUMNS]
+    query = (
+        select(*columns)
+        .join(_records, _records.c.id == _attempts.c.record_id)
+        .order_by(_records.c.seq, _records.c.id, _attempts.c.id)
+    )
     return [dict(row) for row in await _all(engine, query)]
 
 
@@ -161,6 +254,21 @@ async def counts(engine: AsyncEngine) -> dict[str, int]:
         async with engine.connect() as conn:
             result = await conn.execute(query)
             return {str(status): int(n) for status, n in result.all()}
+    except (SQLAlchemyError, OSError) as exc:
+        raise StoreError(f"database read failed: {exc}") from exc
+
+
+async def reason_counts(engine: AsyncEngine) -> dict[str, int]:
+    """Number of records by last reason (records without one are not counted)."""
+    query = (
+        select(_records.c.last_reason, func.count())
+        .where(_records.c.last_reason.is_not(None))
+        .group_by(_records.c.last_reason)
+    )
+    try:
+        async with engine.connect() as conn:
+            result = await conn.execute(query)
+            return {str(reason): int(n) for reason, n in result.all()}
     except (SQLAlchemyError, OSError) as exc:
         raise StoreError(f"database read failed: {exc}") from exc
 

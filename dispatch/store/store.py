@@ -14,12 +14,12 @@ from sqlalchemy import Table, insert, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from dispatch.store import queries
+from dispatch.store import queries, schema
 from dispatch.store.engine import create_engine, resolve_url, sqlite_file
 from dispatch.store.errors import StoreError
-from dispatch.store.migrate import upgrade
 from dispatch.store.models import RunRow
 from dispatch.store.ops import KIND_ORDER, OpKind, WriteOp, build_statements
+from dispatch.store.requeue import RequeueFilter, RequeueResult, requeue
 from dispatch.store.writer import GroupWriter, Ticket, execute_grouped
 
 __all__ = ["Store", "open_store"]
@@ -44,28 +44,45 @@ class Store:
 
     @classmethod
     async def open(
-        cls, db: str | os.PathLike[str], *, migrate: bool = True, read_only: bool = False
+        cls,
+        db: str | os.PathLike[str],
+        *,
+        migrate: bool = True,
+        read_only: bool = False,
+        lock_wait_s: float = 0.0,
     ) -> Store:
         """Open ``db`` (a path, ``:memory:`` or an async URL).
 
-        ``read_only=True`` is for reports: no migration, ``PRAGMA query_only``; the
-        database must exist. Raises :class:`StoreError`.
+        Migrating (when the schema is behind) holds the run lock, waiting up to
+        ``lock_wait_s`` for another process's migration; the lock is released before
+        this returns (the hub takes it next). ``read_only=True`` is for reports: no
+        migration, ``PRAGMA query_only``; the database must exist at this release's
+        schema. Raises :class:`StoreError`: :class:`NotADatabase` for a file that is
+        not SQLite, :class:`SchemaTooNew` for a database written by a newer release,
+        :class:`SchemaTooOld` (read-only only), :class:`StoreLocked` while a campaign
+        holds the lock of a database that needs migrating.
         """
         url = resolve_url(db)
         file = sqlite_file(url)
-        if read_only and file is not None and not await anyio.Path(file).exists():
-            raise StoreError(f"database {file!r} does not exist")
+        if file is not None:
+            if read_only and not await anyio.Path(file).exists():
+                raise StoreError(f"database {file!r} does not exist")
+            await schema.check_sqlite_file(file)
         try:
             engine = create_engine(url, read_only=read_only)
         except (SQLAlchemyError, ValueError) as exc:
             raise StoreError(f"cannot open database {db!r}: {exc}") from exc
         store = cls(engine, url=url, read_only=read_only)
-        if migrate and not read_only:
-            try:
-                await upgrade(engine)
-            except BaseException:
-                await engine.dispose()
-                raise
+        try:
+            if read_only:
+                await schema.check_readable(engine, schema.display_name(url))
+            elif migrate:
+                await schema.migrate_locked(
+                    engine, url, schema.display_name(url), wait_s=lock_wait_s
+                )
+        except BaseException:
+            await engine.dispose()
+            raise
         return store
 
     async def close(self) -> None:
@@ -166,6 +183,11 @@ class Store:
         """All record ids ever stored."""
         return await queries.known_ids(self.engine)
 
+    async def requeued_pending_ids(self) -> set[str]:
+        """Requeued records not yet dialled in their new round: the ids a poll may
+        refresh with ``refresh_record`` (their source row may have been fixed)."""
+        return await queries.requeued_pending_ids(self.engine)
+
     async def latest_attempts(self, record_ids: Iterable[str]) -> list[queries.StoredAttempt]:
         """The current attempt of records left ``dialing``/``in_call``."""
         return await queries.latest_attempts(self.engine, record_ids)
@@ -175,9 +197,30 @@ class Store:
         return await queries.recent_dial_starts(self.engine, since)
 
     async def report_rows(self, *, status: str | None = None) -> list[dict[str, Any]]:
-        """One dict per record: id, phone, status, attempts, last_reason, last_call_id,
-        updated_at, disposition, next_attempt_at, strategy, error."""
+        """One dict per record in source row order: ``REPORT_COLUMNS`` plus ``lead``
+        (the lead's own columns from the stored metadata)."""
         return await queries.report_rows(self.engine, status=status)
+
+    async def reason_counts(self) -> dict[str, int]:
+        """Records by last reason (one GROUP BY; cheaper than :meth:`report_rows`)."""
+        return await queries.reason_counts(self.engine)
+
+    async def attempt_report_rows(self) -> list[dict[str, Any]]:
+        """One dict per attempt (``ATTEMPT_REPORT_COLUMNS``), in source row order."""
+        return await queries.attempt_report_rows(self.engine)
+
+    async def requeue(
+        self, selection: RequeueFilter, *, now: float, user: str, pid: int, dry_run: bool = False
+    ) -> RequeueResult:
+        """Put the terminal records ``selection`` matches back to ``pending`` (audited).
+
+        The caller must hold the :class:`~dispatch.store.RunLock` (see
+        :mod:`dispatch.store.requeue` for what is reset and what is kept).
+        """
+        if self.read_only:
+            raise StoreError("requeue needs a writable store")
+        return await requeue(self.engine, selection, now=now, user=user, pid=pid,
+                             dry_run=dry_run)
 
     async def counts(self) -> dict[str, int]:
         """Records by status."""
@@ -194,14 +237,15 @@ class Store:
 
 @contextlib.asynccontextmanager
 async def open_store(
-    db: str | os.PathLike[str], *, migrate: bool = True, read_only: bool = False
+    db: str | os.PathLike[str], *, migrate: bool = True, read_only: bool = False,
+    lock_wait_s: float = 0.0,
 ) -> AsyncIterator[Store]:
     """``async with open_store(path) as store:`` -- :meth:`Store.open` then :meth:`Store.close`.
 
     Reports should pass ``read_only=True`` (no migration, ``PRAGMA query_only``),
     which is safe while a campaign runs (WAL readers never block the writer).
     """
-    store = await Store.open(db, migrate=migrate, read_only=read_only)
+    store = await Store.open(db, migrate=migrate, read_only=read_only, lock_wait_s=lock_wait_s)
     try:
         yield store
     finally:

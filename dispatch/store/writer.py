@@ -4,27 +4,47 @@ Callers :meth:`GroupWriter.submit` a list of ops and get a :class:`Ticket`;
 awaiting the ticket waits until the batch holding those ops is committed (or
 raises :class:`StoreError`). Ops of one submission always land in the same
 transaction. Fire-and-forget callers simply do not await the ticket.
+
+One bad submission never fails the others: when a batch's transaction fails
+because of its data (a constraint, a value the driver cannot bind or serialise),
+it is retried in order, split in halves down to single submissions, so only the
+submission that cannot be written gets the error (its own ops stay atomic; the
+write order of the others is kept, so the last update of a row still wins). A
+failure of the database itself (locked, disk full, I/O) fails the whole batch at
+once: retrying each submission would only repeat it.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import cast
 
 import anyio
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from sqlalchemy import Executable
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Executable, Table, func, select
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    ProgrammingError,
+    SQLAlchemyError,
+    StatementError,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dispatch.log import get_logger
 from dispatch.store.errors import StoreClosed, StoreError
+from dispatch.store.models import RecordRow
 from dispatch.store.ops import KIND_ORDER, OpKind, WriteOp, build_statements
 
 __all__ = ["GroupWriter", "Ticket"]
 
 log = get_logger("dispatch.store")
+
+_records = cast(Table, RecordRow.__table__)
 
 #: how long a cancelled writer keeps committing what was already queued
 _FINAL_DRAIN_S = 10.0
@@ -127,20 +147,49 @@ class GroupWriter:
         return items
 
     async def _commit(self, items: list[_Item]) -> None:
-        grouped: dict[OpKind, list[dict[str, object]]] = {kind: [] for kind in KIND_ORDER}
-        for ops, _ticket in items:
-            for op in ops:
-                grouped[op.kind].append(op.params)
-        error: StoreError | None = None
-        try:
-            await execute_grouped(self._engine, self._statements, grouped)
-        except StoreError as exc:
-            error = exc
-            log.error("store batch failed", items=len(items), error=str(exc))
+        """Commit ``items`` in one transaction; on failure, bisect in order."""
+        error = await self._try(items)
         self.batches += 1
-        self.ops_written += sum(len(rows) for rows in grouped.values())
-        for _ops, ticket in items:
-            ticket._finish(error)
+        if error is None:
+            self.ops_written += sum(len(ops) for ops, _ticket in items)
+            for _ops, ticket in items:
+                ticket._finish(None)
+            return
+        if len(items) == 1 or not caused_by_data(error):
+            log.error("store write failed", submissions=len(items), error=str(error))
+            for _ops, ticket in items:
+                ticket._finish(error)
+            return
+        middle = len(items) // 2
+        await self._commit(items[:middle])
+        await self._commit(items[middle:])
+
+    async def _try(self, items: list[_Item]) -> StoreError | None:
+        try:
+            await execute_grouped(self._engine, self._statements, group_ops(items))
+        except StoreError as exc:
+            return exc
+        return None
+
+
+def caused_by_data(error: StoreError) -> bool:
+    """Whether a failed write is about the rows written (worth isolating), not about
+    the database (locked, disk full, I/O: the same for every submission)."""
+    cause = error.__cause__
+    if isinstance(cause, IntegrityError | DataError | ProgrammingError | InterfaceError):
+        return True
+    # parameter processing (e.g. a JSON value that cannot be serialised) fails before
+    # the driver is involved: a StatementError that is not a DBAPIError
+    return isinstance(cause, StatementError) and not isinstance(cause, DBAPIError)
+
+
+def group_ops(items: Sequence[_Item]) -> dict[OpKind, list[dict[str, object]]]:
+    """The params of every op, by kind, in submission order."""
+    grouped: dict[OpKind, list[dict[str, object]]] = {kind: [] for kind in KIND_ORDER}
+    for ops, _ticket in items:
+        for op in ops:
+            grouped[op.kind].append(op.params)
+    return grouped
 
 
 async def execute_grouped(
@@ -148,12 +197,20 @@ async def execute_grouped(
     statements: dict[OpKind, Executable],
     grouped: dict[OpKind, list[dict[str, object]]],
 ) -> None:
-    """Execute grouped ops in one transaction, kinds in :data:`KIND_ORDER`."""
+    """Execute grouped ops in one transaction, kinds in :data:`KIND_ORDER`.
+
+    New records get ``seq`` numbers after the largest stored one, in queue order.
+    """
     try:
         async with engine.begin() as conn:
             for kind in KIND_ORDER:
                 rows = grouped.get(kind)
-                if rows:
-                    await conn.execute(statements[kind], rows)
+                if not rows:
+                    continue
+                if kind is OpKind.INSERT_RECORD:
+                    top = (await conn.execute(select(func.max(_records.c.seq)))).scalar()
+                    base = int(top or 0) + 1
+                    rows = [{**row, "seq": base + i} for i, row in enumerate(rows)]
+                await conn.execute(statements[kind], rows)
     except (SQLAlchemyError, OSError) as exc:
         raise StoreError(f"database write failed: {exc}") from exc

@@ -38,13 +38,16 @@ async def test_wrong_key_gets_invalid_key_then_1008() -> None:
         await good.ws.close()
 
 
-async def test_unknown_and_unparsable_frames_are_ignored(sandbox: Sandbox) -> None:
+async def test_unparsable_frames_ignored_unknown_commands_answered(sandbox: Sandbox) -> None:
     c = await open_client(sandbox)
     await c.ws.send("not json")
     await c.ws.send("[1, 2]")
     await c.send(event="call.dial", agent_id="x", to="+15550000001", **{"from": PHONE})
     await c.handshake()  # frames before connect are ignored, not answered
     await c.send(event="no.such.event", foo=1)
+    error = await c.expect("error")
+    assert (error["code"], error["command"]) == ("UNKNOWN_COMMAND", "no.such.event")
+    assert "no.such.event" in error["error"]
     await c.send(event="ping")
     await c.expect("pong")
     await c.ws.close()
