@@ -6,7 +6,6 @@ import argparse
 import contextlib
 import dataclasses
 import os
-from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -35,9 +34,8 @@ class Campaign:
     async def summary(self) -> tuple[dict[str, int], dict[str, int]]:
         """Counts by status and by last reason, read back from the store."""
         counts: dict[str, int] = await self.store.counts()
-        rows = await self.store.report_rows()
-        reasons = Counter(str(r["last_reason"]) for r in rows if r.get("last_reason"))
-        return counts, dict(reasons)
+        reasons: dict[str, int] = await self.store.reason_counts()
+        return counts, reasons
 
 
 def csv_strategy(args: argparse.Namespace) -> Any:
