@@ -248,6 +248,8 @@ async def settle_write(
 ) -> None:
     """Free the slot and phone at once, persist, then notify and re-check idleness."""
     core.book.live_attempts.pop(entry.id, None)
+    if attempt.dialed_at is not None:
+        core.slot_times.add(now - attempt.dialed_at)
     core.gate.release()
     core.queue.release_phone(entry.record.phone)
     core.book.set_status(entry, status)

@@ -20,6 +20,7 @@ from typing import Any
 import anyio
 
 from dispatch.clock import Clock, SystemClock
+from dispatch.errors import PreflightError, SourceUnusable
 from dispatch.hub.core import HubCore, HubOptions
 from dispatch.hub.dialer import Dialer
 from dispatch.hub.dispatcher import dispatch_loop
@@ -27,8 +28,11 @@ from dispatch.hub.notify import Hooks, Notifier
 from dispatch.hub.polling import poll_loop
 from dispatch.hub.resume import resume
 from dispatch.hub.retry import RetryPolicy
+from dispatch.hub.sources import describe
 from dispatch.hub.stats import HubStatistics, snapshot
 from dispatch.log import get_logger
+from dispatch.phone import is_dialable
+from dispatch.records import DEFAULT_MAX_RECORD_BYTES
 from dispatch.store import RunLock, Store
 from dispatch.strategy import Callback, Strategy
 
@@ -61,7 +65,7 @@ class DispatchHub:
         from_: str | None = None,
         max_calls_per_minute: int | None = None,
         max_concurrent: int | None = None,
-        retry_attempts: int = 0,
+        retry_attempts: int | None = None,
         retry_policy: RetryPolicy | None = None,
         poll_interval_s: float = 5.0,
         db: str | os.PathLike[str] | Store = "dispatch.db",
@@ -78,11 +82,15 @@ class DispatchHub:
         hangup_grace_s: float = 10.0,
         callback_drain_s: float = 30.0,
         drain_timeout_s: float | None = 600.0,
+        max_record_bytes: int | None = DEFAULT_MAX_RECORD_BYTES,
     ) -> None:
-        if retry_attempts < 0:
-            raise ValueError(f"retry_attempts must be >= 0, got {retry_attempts}")
         if poll_interval_s <= 0 or dial_timeout_s <= 0 or claim_batch_size < 1:
             raise ValueError("poll_interval_s, dial_timeout_s and claim_batch_size must be > 0")
+        if max_record_bytes is not None and max_record_bytes < 1:
+            raise ValueError(f"max_record_bytes must be >= 1 or None, got {max_record_bytes}")
+        if from_ is not None and not is_dialable(from_):
+            raise ValueError(f"from_ {from_!r} is not a caller id: it must be E.164 (+ and "
+                             "7-15 digits) or a sip: URI")
         for name, value in (("max_calls_per_minute", max_calls_per_minute),
                             ("max_concurrent", max_concurrent)):
             if value is not None and value < 1:
@@ -91,10 +99,7 @@ class DispatchHub:
         self.strategies = list(strategies)
         self.db = db
         self.clock: Clock = clock or SystemClock()
-        if retry_policy is None:
-            # the default lifetime cap must never cut the retries the caller asked for
-            cap = max(RetryPolicy.max_attempts, 1 + retry_attempts)
-            retry_policy = RetryPolicy(max_attempts=cap)
+        retry_attempts, retry_policy = _retry_settings(retry_attempts, retry_policy)
         self.options = HubOptions(
             from_=from_, max_calls_per_minute=max_calls_per_minute,
             max_concurrent=max_concurrent, retry_attempts=retry_attempts,
@@ -102,7 +107,7 @@ class DispatchHub:
             default_region=default_region, dial_timeout_s=dial_timeout_s,
             detect_turn_end=detect_turn_end, claim_batch_size=claim_batch_size,
             hangup_grace_s=hangup_grace_s, callback_drain_s=callback_drain_s,
-            drain_timeout_s=drain_timeout_s,
+            drain_timeout_s=drain_timeout_s, max_record_bytes=max_record_bytes,
         )
         self.hooks = Hooks(on_dispatched, on_completed, on_failed, on_skipped)
         self._core: HubCore | None = None
@@ -151,6 +156,14 @@ class DispatchHub:
         r"""Run until :meth:`stop`; with ``until_idle`` also return once no record is left
         to dial and a poll found nothing new. Resumes the state in ``db`` first.
 
+        Every strategy's :meth:`~dispatch.strategy.Strategy.preflight` runs first: a
+        :class:`~dispatch.errors.PreflightError` is raised before anything is dialled
+        or stored; a :class:`~dispatch.errors.SourceUnusable` too with ``until_idle``,
+        while a daemon logs it once and keeps polling. Campaign-wide failures found
+        later (:class:`~dispatch.errors.SourceFailing`, a refused key or caller id:
+        :class:`~dispatch.errors.CampaignError`) stop dialling, drain the live calls
+        and are raised then; the records they concern stay ``pending``.
+
         Raises :class:`~dispatch.store.StoreLocked` when another process is running a
         campaign on the same SQLite database, and other ``StoreError``\ s when the
         database cannot be opened.
@@ -160,6 +173,7 @@ class DispatchHub:
         self._running = True
         self._calls_done = anyio.Event()
         try:
+            await self._preflight(until_idle)
             store, owned = await self._open_store()
             lock = RunLock(store.url)
             try:
@@ -175,6 +189,21 @@ class DispatchHub:
             self._calls_done.set()
 
     # -- internals --------------------------------------------------------------------
+
+    async def _preflight(self, until_idle: bool) -> None:
+        for strategy in self.strategies:
+            try:
+                await strategy.preflight()
+            except SourceUnusable as exc:
+                if until_idle:
+                    raise
+                log.warning("source unusable; polling goes on", strategy=strategy.name,
+                            error=str(exc))
+            except PreflightError:
+                raise
+            except Exception as exc:
+                raise PreflightError(
+                    f"strategy {strategy.name!r}: preflight failed: {describe(exc)}") from exc
 
     async def _open_store(self) -> tuple[Store, bool]:
         if isinstance(self.db, Store):
@@ -201,6 +230,8 @@ class DispatchHub:
                     await resume(core)
                     await self._work(core)
                     status = "completed" if core.idle_reached else "stopped"
+                    if core.fatal is not None:
+                        status = "failed"
                     await core.notifier.aclose(self.clock, self.options.callback_drain_s)
                 finally:
                     core.notifier.close()
@@ -209,6 +240,9 @@ class DispatchHub:
             if core.run_id is not None:
                 with anyio.CancelScope(shield=True):
                     await store.end_run(core.run_id, ended_at=self.clock.now(), status=status)
+        if core.fatal is not None:
+            log.error("campaign stopped", error=str(core.fatal))
+            raise core.fatal
 
     async def _work(self, core: HubCore) -> None:
         try:
@@ -247,6 +281,32 @@ class DispatchHub:
         while core.book.live_attempts and core.clock.now() < deadline:
             await core.ended_signal.wait(core.clock, deadline)
         calls.cancel_scope.cancel()
+
+
+def _retry_settings(
+    retry_attempts: int | None, retry_policy: RetryPolicy | None
+) -> tuple[int | None, RetryPolicy]:
+    """One knob: ``retry_attempts=N`` is shorthand for ``max_attempts=N + 1`` dials.
+
+    Without a policy, ``retry_attempts`` (default 0) sets the dials for callee
+    outcomes and the default policy's lifetime cap (5) still lets attempts cut by a
+    crash or a dropped line be retried. With a policy, its ``max_attempts`` rules;
+    ``retry_attempts`` may only narrow it (asking for more dials than the policy
+    allows is a ``ValueError``).
+    """
+    if retry_attempts is not None and retry_attempts < 0:
+        raise ValueError(f"retry_attempts must be >= 0, got {retry_attempts}")
+    if retry_policy is None:
+        wanted = retry_attempts or 0
+        # the default lifetime cap must never cut the retries the caller asked for
+        cap = max(RetryPolicy.max_attempts, 1 + wanted)
+        return wanted, RetryPolicy(max_attempts=cap)
+    if retry_attempts is not None and 1 + retry_attempts > retry_policy.max_attempts:
+        raise ValueError(
+            f"retry_attempts={retry_attempts} asks for {1 + retry_attempts} dials per record "
+            f"but retry_policy.max_attempts={retry_policy.max_attempts}; set only "
+            "RetryPolicy(max_attempts=...)")
+    return retry_attempts, retry_policy
 
 
 async def _hangup(call: Any, record_id: str) -> None:
