@@ -11,6 +11,7 @@ from anyio.abc import TaskGroup
 
 from dispatch.clock import Clock
 from dispatch.errors import CampaignError
+from dispatch.hub.campaign import CampaignGuard
 from dispatch.hub.eta import SlotTimes
 from dispatch.hub.limiter import ConcurrencyGate, SlidingWindowLimiter
 from dispatch.hub.notify import Notifier
@@ -107,6 +108,7 @@ class HubCore:
     polled_dry: bool = False
     idle_reached: bool = False
     slot_times: SlotTimes = dataclasses.field(default_factory=SlotTimes)
+    campaign: CampaignGuard = dataclasses.field(default_factory=CampaignGuard)
     #: the campaign-wide error that ended the run (raised by ``run()`` after draining)
     fatal: CampaignError | None = None
 
