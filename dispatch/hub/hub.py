@@ -20,15 +20,14 @@ from typing import Any
 import anyio
 
 from dispatch.clock import Clock, SystemClock
-from dispatch.errors import PreflightError, SourceUnusable
 from dispatch.hub.core import HubCore, HubOptions
 from dispatch.hub.dialer import Dialer
 from dispatch.hub.dispatcher import dispatch_loop
 from dispatch.hub.notify import Hooks, Notifier
 from dispatch.hub.polling import poll_loop
 from dispatch.hub.resume import resume
-from dispatch.hub.retry import RetryPolicy
-from dispatch.hub.sources import describe
+from dispatch.hub.retry import RetryPolicy, resolve_retry_settings
+from dispatch.hub.sources import preflight
 from dispatch.hub.stats import HubStatistics, snapshot
 from dispatch.log import get_logger
 from dispatch.phone import is_dialable
@@ -99,7 +98,7 @@ class DispatchHub:
         self.strategies = list(strategies)
         self.db = db
         self.clock: Clock = clock or SystemClock()
-        retry_attempts, retry_policy = _retry_settings(retry_attempts, retry_policy)
+        retry_attempts, retry_policy = resolve_retry_settings(retry_attempts, retry_policy)
         self.options = HubOptions(
             from_=from_, max_calls_per_minute=max_calls_per_minute,
             max_concurrent=max_concurrent, retry_attempts=retry_attempts,
@@ -173,7 +172,7 @@ class DispatchHub:
         self._running = True
         self._calls_done = anyio.Event()
         try:
-            await self._preflight(until_idle)
+            await preflight(self.strategies, until_idle=until_idle)
             store, owned = await self._open_store()
             lock = RunLock(store.url)
             try:
@@ -189,21 +188,6 @@ class DispatchHub:
             self._calls_done.set()
 
     # -- internals --------------------------------------------------------------------
-
-    async def _preflight(self, until_idle: bool) -> None:
-        for strategy in self.strategies:
-            try:
-                await strategy.preflight()
-            except SourceUnusable as exc:
-                if until_idle:
-                    raise
-                log.warning("source unusable; polling goes on", strategy=strategy.name,
-                            error=str(exc))
-            except PreflightError:
-                raise
-            except Exception as exc:
-                raise PreflightError(
-                    f"strategy {strategy.name!r}: preflight failed: {describe(exc)}") from exc
 
     async def _open_store(self) -> tuple[Store, bool]:
         if isinstance(self.db, Store):
@@ -281,32 +265,6 @@ class DispatchHub:
         while core.book.live_attempts and core.clock.now() < deadline:
             await core.ended_signal.wait(core.clock, deadline)
         calls.cancel_scope.cancel()
-
-
-def _retry_settings(
-    retry_attempts: int | None, retry_policy: RetryPolicy | None
-) -> tuple[int | None, RetryPolicy]:
-    """One knob: ``retry_attempts=N`` is shorthand for ``max_attempts=N + 1`` dials.
-
-    Without a policy, ``retry_attempts`` (default 0) sets the dials for callee
-    outcomes and the default policy's lifetime cap (5) still lets attempts cut by a
-    crash or a dropped line be retried. With a policy, its ``max_attempts`` rules;
-    ``retry_attempts`` may only narrow it (asking for more dials than the policy
-    allows is a ``ValueError``).
-    """
-    if retry_attempts is not None and retry_attempts < 0:
-        raise ValueError(f"retry_attempts must be >= 0, got {retry_attempts}")
-    if retry_policy is None:
-        wanted = retry_attempts or 0
-        # the default lifetime cap must never cut the retries the caller asked for
-        cap = max(RetryPolicy.max_attempts, 1 + wanted)
-        return wanted, RetryPolicy(max_attempts=cap)
-    if retry_attempts is not None and 1 + retry_attempts > retry_policy.max_attempts:
-        raise ValueError(
-            f"retry_attempts={retry_attempts} asks for {1 + retry_attempts} dials per record "
-            f"but retry_policy.max_attempts={retry_policy.max_attempts}; set only "
-            "RetryPolicy(max_attempts=...)")
-    return retry_attempts, retry_policy
 
 
 async def _hangup(call: Any, record_id: str) -> None:

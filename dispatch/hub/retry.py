@@ -17,7 +17,7 @@ from types import MappingProxyType
 
 from dispatch.reasons import Reason
 
-__all__ = ["DEFAULT_DELAYS_S", "MIN_INFRA_DELAY_S", "RetryPolicy"]
+__all__ = ["DEFAULT_DELAYS_S", "MIN_INFRA_DELAY_S", "RetryPolicy", "resolve_retry_settings"]
 
 #: reasons that retry by default, and the delay before the next dial
 DEFAULT_DELAYS_S: Mapping[Reason, float] = MappingProxyType(
@@ -88,3 +88,29 @@ class RetryPolicy:
                 and attempts >= 1 + retry_attempts):
             return None
         return self.delay_s(reason, attempts)
+
+
+def resolve_retry_settings(
+    retry_attempts: int | None, retry_policy: RetryPolicy | None
+) -> tuple[int | None, RetryPolicy]:
+    """One knob: ``retry_attempts=N`` is shorthand for ``max_attempts=N + 1`` dials.
+
+    Without a policy, ``retry_attempts`` (default 0) sets the dials for callee
+    outcomes and the default policy's lifetime cap (5) still lets attempts cut by a
+    crash or a dropped line be retried. With a policy, its ``max_attempts`` rules;
+    ``retry_attempts`` may only narrow it (asking for more dials than the policy
+    allows is a ``ValueError``).
+    """
+    if retry_attempts is not None and retry_attempts < 0:
+        raise ValueError(f"retry_attempts must be >= 0, got {retry_attempts}")
+    if retry_policy is None:
+        wanted = retry_attempts or 0
+        # the default lifetime cap must never cut the retries the caller asked for
+        cap = max(RetryPolicy.max_attempts, 1 + wanted)
+        return wanted, RetryPolicy(max_attempts=cap)
+    if retry_attempts is not None and 1 + retry_attempts > retry_policy.max_attempts:
+        raise ValueError(
+            f"retry_attempts={retry_attempts} asks for {1 + retry_attempts} dials per record "
+            f"but retry_policy.max_attempts={retry_policy.max_attempts}; set only "
+            "RetryPolicy(max_attempts=...)")
+    return retry_attempts, retry_policy

@@ -10,11 +10,22 @@ ends with :class:`~dispatch.errors.SourceFailing`. A daemon retries forever.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
-from dispatch.errors import SourceFailing, SourceUnusable
-from dispatch.log import redact
+from dispatch.errors import PreflightError, SourceFailing, SourceUnusable
+from dispatch.log import get_logger, redact
+from dispatch.strategy import Strategy
 
-__all__ = ["FIRST_RETRY_S", "GIVE_UP_AFTER", "MAX_RETRY_S", "SourceFailure", "SourceHealth"]
+__all__ = [
+    "FIRST_RETRY_S",
+    "GIVE_UP_AFTER",
+    "MAX_RETRY_S",
+    "SourceFailure",
+    "SourceHealth",
+    "preflight",
+]
+
+log = get_logger("dispatch.hub")
 
 #: the first retry of a failed poll, doubled at each further failure
 FIRST_RETRY_S = 1.0
@@ -96,3 +107,25 @@ class SourceHealth:
         if not self.failing or self.next_retry_at is None:
             return None
         return SourceFailure(self.name, self.failures, self.last_error or "", self.next_retry_at)
+
+
+async def preflight(strategies: Sequence[Strategy], *, until_idle: bool) -> None:
+    """Run every strategy's ``preflight()`` before anything is stored or dialled.
+
+    A :class:`PreflightError` is raised as is; a :class:`SourceUnusable` too in a
+    one-shot run, while a daemon logs it once and polls on (the source may appear).
+    Any other exception becomes a one-line :class:`PreflightError` naming the strategy.
+    """
+    for strategy in strategies:
+        try:
+            await strategy.preflight()
+        except SourceUnusable as exc:
+            if until_idle:
+                raise
+            log.warning("source unusable; polling goes on", strategy=strategy.name,
+                        error=str(exc))
+        except PreflightError:
+            raise
+        except Exception as exc:
+            raise PreflightError(
+                f"strategy {strategy.name!r}: preflight failed: {describe(exc)}") from exc
