@@ -55,6 +55,13 @@ class DispatchHub:
     ``callback_drain_s`` (clock seconds) after the last call ended are cancelled so
     that :meth:`run` returns. Raises ``ValueError`` for bad settings
     and :class:`~dispatch.store.StoreError` when the database fails.
+
+    Retries have one knob: ``retry_policy=RetryPolicy(max_attempts=N)`` gives a record
+    up to N dials; ``retry_attempts=K`` is shorthand for ``K + 1`` dials (see
+    :func:`~dispatch.hub.retry.resolve_retry_settings`). ``max_record_bytes`` (default
+    64 KiB, ``None``: no limit) bounds the serialised metadata, greeting, prompt vars
+    and config of one record; a record over it is skipped ``record_too_large`` before
+    anything of it is stored or sent. ``from_`` must be E.164 or a ``sip:`` URI.
     """
 
     def __init__(
