@@ -12,6 +12,7 @@ from anyio.abc import TaskGroup
 from dispatch.clock import Clock
 from dispatch.errors import CampaignError
 from dispatch.hub.campaign import CampaignGuard
+from dispatch.hub.dialer import Dialer
 from dispatch.hub.eta import SlotTimes
 from dispatch.hub.limiter import ConcurrencyGate, SlidingWindowLimiter
 from dispatch.hub.notify import Notifier
@@ -87,7 +88,7 @@ class StopMode:
 class HubCore:
     """Everything the hub's tasks share. Only touched from the event loop thread."""
 
-    agent: Any
+    agent: Dialer
     store: Store
     clock: Clock
     strategies: Sequence[Strategy]
