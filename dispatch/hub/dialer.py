@@ -10,6 +10,10 @@ Contract of :meth:`Dialer.dial`:
   not answered, ``ConnectionLost``/other ``PinecallConnectionError`` when the link
   failed, ``ConfigurationError`` for bad arguments (nothing was sent).
 
+``AuthenticationError``, ``RegistrationError`` and ``ConfigurationError`` are taken as
+campaign-wide (the same for every record, see :mod:`dispatch.hub.campaign`): the record
+stays ``pending`` and the hub stops dialling once the pattern is clear.
+
 A dial that has not returned ``timeout_s`` plus ``DIAL_GRACE_S`` (30 s) of the hub's
 clock after it started is cancelled by the hub: the call (if ``on_dialing`` gave one)
 is hung up and the attempt ends with reason ``timeout`` (raw ``dial_deadline``).
