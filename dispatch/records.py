@@ -27,8 +27,10 @@ def json_problem(
     value: object, path: str, _depth: int = 0, _seen: tuple[int, ...] = ()
 ) -> str | None:
     """Why ``value`` cannot be sent as JSON (``"field 'metadata.when': not JSON-serialisable
-    (set)"``), or ``None``. Strict: only dicts with string keys, lists/tuples, strings,
-    finite numbers, booleans and ``None``; no cycles."""
+    (set)"``), or ``None``. Only dicts (keys: strings, or numbers, booleans and ``None``
+    that JSON turns into strings), lists/tuples, strings, finite numbers, booleans and
+    ``None``; no cycles. :meth:`Record.wire_problem` calls it to explain why
+    ``json.dumps`` refused a record."""
     if value is None or isinstance(value, str | bool | int):
         return None
     if isinstance(value, float):
@@ -42,7 +44,7 @@ def json_problem(
     seen = (*_seen, id(value))
     if isinstance(value, dict):
         for key, item in value.items():
-            if not isinstance(key, str):
+            if not isinstance(key, str | int | float | bool) and key is not None:
                 return f"field {path!r}: key {key!r} is not a string"
             problem = json_problem(item, f"{path}.{key}", _depth + 1, seen)
             if problem:
@@ -172,14 +174,16 @@ class Record(BaseModel):
             if not isinstance(fields[name], dict):
                 return Reason.INVALID_RECORD, (
                     f"field {name!r}: expected a dict, got {type(fields[name]).__name__}")
-        for name, value in fields.items():
-            problem = json_problem(value, name)
-            if problem:
-                return Reason.INVALID_RECORD, problem
-        if max_bytes is None:
-            return None
-        size = len(json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode())
-        if size > max_bytes:
+        try:  # the fast path, in C; the walk below only explains a refusal
+            text = json.dumps(fields, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        except (TypeError, ValueError, RecursionError) as exc:
+            for name, value in fields.items():
+                problem = json_problem(value, name)
+                if problem:
+                    return Reason.INVALID_RECORD, problem
+            return Reason.INVALID_RECORD, f"not JSON-serialisable ({exc})"
+        size = len(text.encode())
+        if max_bytes is not None and size > max_bytes:
             return Reason.RECORD_TOO_LARGE, (
                 f"metadata, greeting, prompt vars and config take {size:,} bytes; "
                 f"the limit is {max_bytes:,} bytes (max_record_bytes)")
