@@ -59,7 +59,7 @@ class CampaignGuard:
         if not isinstance(exc, _AT_ONCE) and self.streak < STOP_AFTER:
             return None
         dials = "1 dial" if self.streak == 1 else f"{self.streak} dials in a row"
-        error = CampaignError(f"campaign stopped, nothing dialled ({dials} failed the same "
-                              f"way; the records stay pending): {_cause(exc)}")
+        error = CampaignError(f"campaign stopped ({dials} failed the same way; the records "
+                              f"not dialled stay pending): {_cause(exc)}")
         error.__cause__ = exc
         return error
