@@ -16,11 +16,11 @@ class HubStatistics:
     """Counts by status cover the whole database (earlier runs included).
 
     ``next_dial_eta_s`` is 0 when a dial could start now, the seconds until the
-    rate limit or the next due retry allows one, or ``None`` when nothing is
-    waiting, every concurrency slot is taken or the hub is stopping/stopped
-    (``waiting_on``: ``rate``, ``schedule``, ``concurrency``, ``phone``, ``stopped``).
-    With every slot taken the next dial is estimated from the mean call time (and
-    never before the rate limit allows it).
+    rate limit, the next due retry or (every slot taken) the expected end of the
+    oldest live call allows one, or ``None`` when nothing is waiting, the slots are
+    all taken before any call has ended (nothing to estimate from) or the hub is
+    stopping/stopped (``waiting_on``: ``rate``, ``schedule``, ``concurrency``,
+    ``phone``, ``stopped``).
 
     ``eta_s`` is the time until every known record has been dialled and every call
     has ended (see :mod:`dispatch.hub.eta`; ``None`` when stopped or stopping).
