@@ -179,12 +179,12 @@ class DispatchHub:
         self._running = True
         self._calls_done = anyio.Event()
         try:
-            await preflight(self.strategies, until_idle=until_idle)
+            warned = await preflight(self.strategies, until_idle=until_idle)
             store, owned = await self._open_store()
             lock = RunLock(store.url)
             try:
                 lock.acquire()  # one campaign process per database (StoreLocked)
-                await self._run_with(store, until_idle)
+                await self._run_with(store, until_idle, warned)
             finally:
                 lock.release()
                 if owned:
@@ -201,10 +201,12 @@ class DispatchHub:
             return self.db, False
         return await Store.open(self.db), True
 
-    async def _run_with(self, store: Store, until_idle: bool) -> None:
+    async def _run_with(self, store: Store, until_idle: bool, warned: dict[int, str]) -> None:
         core = HubCore(agent=self.agent, store=store, clock=self.clock,
                        strategies=self.strategies, options=self.options,
                        notifier=Notifier(self.hooks), until_idle=until_idle)
+        for index, text in warned.items():
+            core.health[index].last_error = text  # warned once: not again for the same text
         self._core = core
         if self._early_stop is not None:
             core.request_stop(drain=self._early_stop[0], timeout_s=self._early_stop[1])

@@ -109,23 +109,27 @@ class SourceHealth:
         return SourceFailure(self.name, self.failures, self.last_error or "", self.next_retry_at)
 
 
-async def preflight(strategies: Sequence[Strategy], *, until_idle: bool) -> None:
+async def preflight(strategies: Sequence[Strategy], *, until_idle: bool) -> dict[int, str]:
     """Run every strategy's ``preflight()`` before anything is stored or dialled.
 
     A :class:`PreflightError` is raised as is; a :class:`SourceUnusable` too in a
-    one-shot run, while a daemon logs it once and polls on (the source may appear).
-    Any other exception becomes a one-line :class:`PreflightError` naming the strategy.
+    one-shot run, while a daemon logs it once and polls on (the source may appear):
+    the warnings given are returned by strategy index, so that the same error from
+    the first polls is not logged again. Any other exception becomes a one-line
+    :class:`PreflightError` naming the strategy.
     """
-    for strategy in strategies:
+    warned: dict[int, str] = {}
+    for index, strategy in enumerate(strategies):
         try:
             await strategy.preflight()
         except SourceUnusable as exc:
             if until_idle:
                 raise
-            log.warning("source unusable; polling goes on", strategy=strategy.name,
-                        error=str(exc))
+            warned[index] = describe(exc)
+            log.warning("source unusable", strategy=strategy.name, error=warned[index])
         except PreflightError:
             raise
         except Exception as exc:
             raise PreflightError(
                 f"strategy {strategy.name!r}: preflight failed: {describe(exc)}") from exc
+    return warned

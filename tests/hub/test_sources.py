@@ -167,3 +167,25 @@ async def test_a_poll_raising_source_unusable_ends_a_one_shot_run_at_once(tmp_pa
         with anyio.fail_after(30), pytest.raises(SourceUnusable, match="no phone column"):
             await hub.run(until_idle=True)
     assert strategy.polls == 1
+
+
+async def test_a_daemon_warns_once_per_state_change_of_an_unusable_source(tmp_path: Path):
+    from structlog.testing import capture_logs
+
+    clock = FakeClock()
+    missing = SourceUnusable("leads.csv: no such file", source="leads.csv")
+    strategy = Checked(missing, records(1))
+    strategy.poll_error = missing
+    hub = hub_for(tmp_path, [strategy], clock)
+    with capture_logs() as logs:
+        async with clock.autojump(), anyio.create_task_group() as tg:
+            tg.start_soon(hub.run)
+            await eventually(lambda: strategy.polls >= 3)
+            strategy.poll_error = SourceUnusable("leads.csv: empty file", source="leads.csv")
+            await eventually(lambda: strategy.polls >= 5)
+            strategy.poll_error = None
+            await eventually(lambda: hub.statistics().completed == 1)
+            await hub.stop()
+    warnings = [e["error"] for e in logs if e["event"] == "source unusable"]
+    assert warnings == ["SourceUnusable: leads.csv: no such file",
+                        "SourceUnusable: leads.csv: empty file"]
