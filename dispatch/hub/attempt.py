@@ -8,13 +8,13 @@ from typing import Any
 
 import anyio
 
-from dispatch.hub.campaign import is_campaign_wide
+from dispatch.hub.campaign import STOP_AFTER, is_campaign_wide
 from dispatch.hub.core import HubCore
 from dispatch.hub.state import AttemptState, RecordEntry
 from dispatch.hub.waiting import DeadlinePassed, call_before
 from dispatch.log import get_logger
 from dispatch.reasons import Reason
-from dispatch.sdk.errors import DialFailed, PinecallConnectionError
+from dispatch.sdk.errors import ConfigurationError, DialFailed, PinecallConnectionError
 from dispatch.sdk.reasons import normalize_reason
 from dispatch.store import StoreClosed, WriteOp
 from dispatch.strategy import Outcome
@@ -84,11 +84,14 @@ async def _dial_raised(
     core: HubCore, entry: RecordEntry, attempt: AttemptState, exc: Exception
 ) -> None:
     """Settle a dial that raised: an outcome of the record, or a campaign error."""
-    if is_campaign_wide(exc):
+    if is_campaign_wide(exc) and entry.uncounted < STOP_AFTER:
         await _campaign_failure(core, entry, attempt, exc)
         return
     core.campaign.ok()
-    if isinstance(exc, DialFailed):
+    if isinstance(exc, ConfigurationError):  # this record alone, again and again
+        await finish_unanswered(core, entry, attempt, Reason.ERROR, "configuration",
+                                error=f"{type(exc).__name__}: {exc}", exc=exc)
+    elif isinstance(exc, DialFailed):
         reason = exc.reason
         if core.stopping and reason is Reason.CANCELED:
             reason = Reason.INTERRUPTED  # we hung it up to stop: not the callee's doing
@@ -290,7 +293,7 @@ async def settle_write(
     if status == "scheduled" and entry.next_attempt_at is not None:
         core.queue.add_timed(entry.id, entry.next_attempt_at)
     elif status == "pending" and not core.stopping:
-        core.queue.add_ready(entry.id, front=True)
+        core.queue.add_ready(entry.id)  # behind the others: "in a row" spans records
     core.dispatch_signal.set()
     core.ended_signal.set()
     await _durable([entry.update_op(now), attempt.update_op()], core)

@@ -11,9 +11,12 @@ record's retries), and after :data:`STOP_AFTER` in a row (at once for a refused
 key or registration) the hub stops dialling, drains, and ``run()`` raises
 :class:`~dispatch.errors.CampaignError`.
 
-Per-record problems never get here: a bad destination is refused at admission
-(``invalid_phone``), so a ``ConfigurationError`` from the dialer is about the
-campaign's own settings.
+Per-record problems should never get here: a bad destination is refused at
+admission (``invalid_phone``), so a ``ConfigurationError`` from the dialer is about
+the campaign's own settings. A record put back this way goes behind the others;
+one that keeps failing so while other records are dialled fine (a dialer raising
+``ConfigurationError`` for that record alone) is not put back more than
+:data:`STOP_AFTER` times: its next such failure is its own outcome (``error``).
 """
 
 from __future__ import annotations

@@ -107,6 +107,22 @@ async def test_isolated_configuration_errors_do_not_stop_the_campaign(tmp_path: 
     assert {r["status"] for r in rows.values()} == {"completed"}
 
 
+async def test_one_record_that_alone_keeps_failing_so_is_given_up_not_looped(tmp_path: Path):
+    clock = FakeClock()
+    rows_in = records(4)
+    dialer = MemoryDialer(clock, script={rows_in[0].phone: [Raise(NO_NUMBER)]})
+    hub = DispatchHub(dialer, [MemoryStrategy(rows_in)], db=tmp_path / "hub.db", clock=clock,
+                      max_concurrent=1)
+    async with clock.autojump():
+        with anyio.fail_after(30):
+            await hub.run(until_idle=True)  # no CampaignError: the others were dialled fine
+    rows, attempts = await read_db(tmp_path / "hub.db")
+    assert (rows["r0"]["status"], rows["r0"]["last_reason"]) == ("failed", "error")
+    assert [a.raw_reason for a in attempts if a.record_id == "r0"] == [
+        *["campaign_error"] * STOP_AFTER, "configuration"]
+    assert {rows[r]["status"] for r in ("r1", "r2", "r3")} == {"completed"}
+
+
 async def test_an_agent_without_a_number_on_the_real_sandbox(tmp_path: Path):
     async with Sandbox(speed=100) as sandbox, \
             Pinecall("pk_sandbox", sandbox.url, reconnect_base_s=0.05) as pc:
