@@ -22,7 +22,7 @@ class HubStatistics:
     stopping/stopped (``waiting_on``: ``rate``, ``schedule``, ``concurrency``,
     ``phone``, ``stopped``).
 
-    ``eta_s`` is the time until every known record has been dialled and every call
+    ``campaign_eta_s`` is the time until every known record has been dialled and every call
     has ended (see :mod:`dispatch.hub.eta`; ``None`` when stopped or stopping).
     ``failing_sources`` lists the strategies whose ``poll()`` is failing: name,
     consecutive failures, last error and the next retry (hub clock).
@@ -44,7 +44,7 @@ class HubStatistics:
     next_dial_eta_s: float | None
     waiting_on: str | None
     callbacks_pending: int
-    eta_s: float | None = None
+    campaign_eta_s: float | None = None
     failing_sources: tuple[SourceFailure, ...] = ()
 
 
@@ -119,6 +119,6 @@ def snapshot(core: HubCore | None, *, running: bool, max_calls_per_minute: int |
         next_dial_eta_s=eta,
         waiting_on=waiting_on,
         callbacks_pending=core.notifier.pending,
-        eta_s=_campaign_eta(core, now),
+        campaign_eta_s=_campaign_eta(core, now),
         failing_sources=tuple(f for f in (h.snapshot() for h in core.health) if f is not None),
     )
