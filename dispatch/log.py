@@ -3,6 +3,13 @@
 Secrets never reach a log line: keys whose name looks secret are masked, and any
 value registered with :func:`register_secret` (the API key, webhook secrets) is
 replaced wherever it appears inside a string, including exception text.
+
+As a library, ``dispatch`` configures nothing and never prints: until
+:func:`configure_logging` is called (the CLI does), every ``dispatch`` log line
+goes to the standard :mod:`logging` module under the ``dispatch.*`` logger names
+(``dispatch.hub``, ``dispatch.sdk``...), formatted as ``event key=value ...``,
+and the host application's handlers and levels decide what is shown. A host that
+configured structlog itself gets the lines through its own structlog setup.
 """
 
 from __future__ import annotations
@@ -108,8 +115,17 @@ class _RedactingRenderer:
         return redact(str(self._inner(logger, name, event_dict)))
 
 
+_configured = False
+
+#: the library's own loggers stay silent unless the host configures logging
+logging.getLogger("dispatch").addHandler(logging.NullHandler())
+
+
 def configure_logging(*, json: bool = False, level: str = "info", stream: Any = None) -> None:
-    """Configure structlog for the process (CLI, daemon). Libraries need not call it."""
+    """Configure structlog for the process (CLI, daemon): lines to ``stream`` (default
+    stderr). A library user need not call it; see the module docstring."""
+    global _configured
+    _configured = True
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if json
@@ -130,8 +146,52 @@ def configure_logging(*, json: bool = False, level: str = "info", stream: Any = 
     )
 
 
+def _to_stdlib(
+    _logger: Any, _name: str, event_dict: MutableMapping[str, Any]
+) -> tuple[tuple[str], dict[str, Any]]:
+    """The last stage for stdlib logging: one redacted ``event key=value`` message."""
+    exc_info = event_dict.pop("exc_info", None)
+    event_dict.pop("positional_args", None)
+    event = str(event_dict.pop("event", ""))
+    fields = " ".join(f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}"
+                      for key, value in event_dict.items())
+    message = redact(f"{event} {fields}".strip())
+    return (message,), ({"exc_info": exc_info} if exc_info else {})
+
+
+_stdlib_loggers: dict[str, Any] = {}
+
+
+def _stdlib_logger(name: str) -> Any:
+    logger = _stdlib_loggers.get(name)
+    if logger is None:
+        logger = structlog.wrap_logger(
+            secret_safe_logger(name),
+            processors=[structlog.stdlib.filter_by_level, _redact_processor, _to_stdlib],
+            wrapper_class=structlog.stdlib.BoundLogger,
+        )
+        _stdlib_loggers[name] = logger
+    return logger
+
+
+class _LibraryLogger:
+    """Resolves, at every call, where a line goes: structlog when the process
+    configured it (the CLI, or a host using structlog), else stdlib ``logging``."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def _target(self) -> Any:
+        if _configured or structlog.is_configured():
+            return structlog.get_logger(self._name, component=self._name)
+        return _stdlib_logger(self._name)
+
+    def __getattr__(self, method: str) -> Any:
+        return getattr(self._target(), method)
+
+
 def get_logger(name: str) -> Any:
-    """A structlog logger bound to ``component=name``."""
-    # Bind lazily (initial values, not .bind()): a module-level logger must follow a
-    # configure_logging() call made after the module was imported.
-    return structlog.get_logger(name, component=name)
+    """A logger for ``name`` (``dispatch.hub``...); see the module docstring for where
+    its lines go. Resolved per call, so a module-level logger follows a later
+    :func:`configure_logging`."""
+    return _LibraryLogger(name)

@@ -20,6 +20,10 @@ __all__ = [
 #: The shape the voice server accepts: ``+`` then 7 to 15 digits, no leading zero.
 E164_PATTERN = re.compile(r"^\+[1-9]\d{6,14}$")
 
+#: an extension at the end of a number: ``x123``, ``ext. 5``, ``extension 5``, ``#123``,
+#: ``;ext=5`` (RFC 3966); phonenumbers would parse it and E.164 would silently drop it
+_EXTENSION = re.compile(r"(;\s*ext\s*=|\bext(?:ension)?\.?|x|#)\s*(\d+)\s*$", re.IGNORECASE)
+
 
 class InvalidPhone(ValueError):
     """The text is not a phone number that can be dialled. ``str()`` says why.
@@ -49,8 +53,11 @@ def normalize_phone(raw: object, default_region: str | None = None) -> str:
     """Return ``raw`` as an E.164 string, or raise :class:`InvalidPhone`.
 
     National numbers (no ``+``) need ``default_region`` (ISO 3166 alpha-2, e.g.
-    ``"US"``). ``sip:`` URIs are returned unchanged. Numbers that parse but are not
-    possible numbers for their region are refused.
+    ``"US"``). ``sip:`` URIs are returned unchanged; ``tel:`` URIs (RFC 3966, visual
+    separators allowed) are normalised like a bare number. Refused: any letter (no
+    keypad mapping: ``1-800-FLOWERS`` is not dialled), an extension (``x123``,
+    ``ext. 5``, ``#123``, ``;ext=5``: it cannot be dialled), ``tel:`` parameters, and
+    numbers that parse but are not possible numbers for their region.
     """
     if raw is None:
         raise InvalidPhone(raw, "missing")
@@ -59,6 +66,9 @@ def normalize_phone(raw: object, default_region: str | None = None) -> str:
         raise InvalidPhone(raw, "empty")
     if text.lower().startswith("sip:"):
         return text
+    if text.lower().startswith("tel:"):
+        text = text[4:].strip()
+    _refuse_extension_or_letters(raw, text)
     if text.startswith("00"):
         text = "+" + text[2:]
     try:
@@ -68,6 +78,9 @@ def normalize_phone(raw: object, default_region: str | None = None) -> str:
             raise InvalidPhone(raw, "no country code and no default region",
                                no_country_code=True) from exc
         raise InvalidPhone(raw, str(exc)) from exc
+    if parsed.extension:
+        raise InvalidPhone(raw, f"has an extension ({parsed.extension}): extensions cannot be "
+                                "dialled")
     if not phonenumbers.is_possible_number(parsed):
         raise InvalidPhone(raw, "not a possible number (wrong length for its country)")
     formatted = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
@@ -75,6 +88,23 @@ def normalize_phone(raw: object, default_region: str | None = None) -> str:
         raise InvalidPhone(raw, "not E.164 (+ and 7-15 digits)")
     return str(formatted)
 
+
+def _refuse_extension_or_letters(raw: object, text: str) -> None:
+    """Refuse what phonenumbers would quietly turn into some other number.
+
+    It maps letters to keypad digits (``+1555ABC1234`` becomes ``+15552221234``: a
+    stranger's phone) and drops extensions from the E.164 form.
+    """
+    extension = _EXTENSION.search(text)
+    if extension is not None and any(ch.isdigit() for ch in text[: extension.start()]):
+        raise InvalidPhone(raw, f"has an extension ({extension.group(0).strip()}): extensions "
+                                "cannot be dialled")
+    if ";" in text:
+        raise InvalidPhone(raw, "tel: parameters are not supported (only a bare number)")
+    letters = "".join(ch for ch in text if ch.isalpha())
+    if letters:
+        raise InvalidPhone(raw, f"contains letters ({letters[:10]!r}); only digits, '+' and "
+                                "separators are allowed")
 
 def phone_time_zones(e164: str) -> tuple[str, ...]:
     """IANA time zones a number may be in (empty when unknown)."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import math
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
@@ -10,7 +12,49 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 from dispatch.phone import InvalidPhone, normalize_phone
 from dispatch.reasons import Reason
 
-__all__ = ["Record"]
+__all__ = ["DEFAULT_MAX_RECORD_BYTES", "Record", "json_problem"]
+
+#: the default per-record limit on the serialised size of what goes on the wire
+#: (metadata, greeting, prompt vars and config): far below the voice server's frame
+#: limit (the sandbox allows 4 MiB), so that one record can never close the socket
+DEFAULT_MAX_RECORD_BYTES = 65_536
+
+#: containers nested deeper than this are refused (and recursion stays bounded)
+_MAX_DEPTH = 64
+
+
+def json_problem(
+    value: object, path: str, _depth: int = 0, _seen: tuple[int, ...] = ()
+) -> str | None:
+    """Why ``value`` cannot be sent as JSON (``"field 'metadata.when': not JSON-serialisable
+    (set)"``), or ``None``. Only dicts (keys: strings, or numbers, booleans and ``None``
+    that JSON turns into strings), lists/tuples, strings, finite numbers, booleans and
+    ``None``; no cycles. :meth:`Record.wire_problem` calls it to explain why
+    ``json.dumps`` refused a record."""
+    if value is None or isinstance(value, str | bool | int):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"field {path!r}: not a finite number ({value})"
+    if not isinstance(value, dict | list | tuple):
+        return f"field {path!r}: not JSON-serialisable ({type(value).__name__})"
+    if id(value) in _seen:
+        return f"field {path!r}: not JSON-serialisable (it contains itself)"
+    if _depth >= _MAX_DEPTH:
+        return f"field {path!r}: nested more than {_MAX_DEPTH} levels deep"
+    seen = (*_seen, id(value))
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str | int | float | bool) and key is not None:
+                return f"field {path!r}: key {key!r} is not a string"
+            problem = json_problem(item, f"{path}.{key}", _depth + 1, seen)
+            if problem:
+                return problem
+        return None
+    for index, item in enumerate(value):
+        problem = json_problem(item, f"{path}[{index}]", _depth + 1, seen)
+        if problem:
+            return problem
+    return None
 
 
 class Record(BaseModel):
@@ -112,6 +156,38 @@ class Record(BaseModel):
     def not_before_ts(self) -> float | None:
         """``not_before`` as epoch seconds."""
         return self.not_before.timestamp() if self.not_before else None
+
+    def wire_problem(
+        self, max_bytes: int | None = DEFAULT_MAX_RECORD_BYTES
+    ) -> tuple[Reason, str] | None:
+        """Why this record cannot be sent to the voice server, or ``None``.
+
+        ``invalid_record`` when metadata, greeting, prompt vars or config are not
+        plain JSON (the field is named); ``record_too_large`` when, serialised, they
+        are over ``max_bytes`` (``None``: no limit). Fields may have been assigned
+        after validation, so this is checked again by the hub before a record is
+        stored or dialled.
+        """
+        fields = {"metadata": self.metadata, "greeting": self.greeting,
+                  "prompt_vars": self.prompt_vars, "config": self.config}
+        for name in ("metadata", "prompt_vars", "config"):
+            if not isinstance(fields[name], dict):
+                return Reason.INVALID_RECORD, (
+                    f"field {name!r}: expected a dict, got {type(fields[name]).__name__}")
+        try:  # the fast path, in C; the walk below only explains a refusal
+            text = json.dumps(fields, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        except (TypeError, ValueError, RecursionError) as exc:
+            for name, value in fields.items():
+                problem = json_problem(value, name)
+                if problem:
+                    return Reason.INVALID_RECORD, problem
+            return Reason.INVALID_RECORD, f"not JSON-serialisable ({exc})"
+        size = len(text.encode())
+        if max_bytes is not None and size > max_bytes:
+            return Reason.RECORD_TOO_LARGE, (
+                f"metadata, greeting, prompt vars and config take {size:,} bytes; "
+                f"the limit is {max_bytes:,} bytes (max_record_bytes)")
+        return None
 
     def payload(self) -> dict[str, Any]:
         """What the store keeps besides id and phone (JSON-safe)."""

@@ -63,6 +63,67 @@ def test_invalid_phones_say_why(raw: str | None) -> None:
     assert info.value.why
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "+1 (415) abc-0000",  # phonenumbers would dial +14152220000
+        "+1555ABC1234",  # ... and +15552221234
+        "1-800-FLOWERS",
+        "tel:+1555ABC1234",
+    ],
+)
+def test_a_phone_with_letters_is_refused_not_mapped_to_keypad_digits(raw: str) -> None:
+    with pytest.raises(InvalidPhone, match="letters"):
+        normalize_phone(raw, "US")
+
+
+@pytest.mark.parametrize(
+    ("raw", "extension"),
+    [
+        ("+1 415 555 0100 x123", "x123"),
+        ("+14155550100x123", "x123"),
+        ("+1 415 555 0100 ext. 5", "ext. 5"),
+        ("+1 415 555 0100 extension 12", "extension 12"),
+        ("+14155550100;ext=5", ";ext=5"),
+        ("tel:+14155550100;ext=5", ";ext=5"),
+        ("+14155550100#123", "#123"),
+        ("415 555 0100 x9", "x9"),
+    ],
+)
+def test_a_phone_with_an_extension_is_refused_saying_so(raw: str, extension: str) -> None:
+    with pytest.raises(InvalidPhone) as info:
+        normalize_phone(raw, "US")
+    assert f"extension ({extension})" in info.value.why
+    assert "cannot be dialled" in info.value.why
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("tel:+14155550100", "+14155550100"),
+        ("tel:+1-415-555-0100", "+14155550100"),
+        ("TEL:+1 (415) 555.0100", "+14155550100"),
+    ],
+)
+def test_tel_uris_are_accepted_as_e164(raw: str, expected: str) -> None:
+    assert normalize_phone(raw) == expected
+    assert Record(id="t", phone=raw).phone == expected
+
+
+def test_tel_uri_parameters_other_than_a_bare_number_are_refused() -> None:
+    with pytest.raises(InvalidPhone, match="parameters"):
+        normalize_phone("tel:+14155550100;phone-context=example.com")
+
+
+def test_no_country_code_is_still_flagged_for_the_region_hint() -> None:
+    with pytest.raises(InvalidPhone) as info:
+        normalize_phone("415 555 0100")
+    assert info.value.no_country_code
+    with pytest.raises(InvalidPhone) as info:
+        normalize_phone("+1555ABC1234")
+    assert not info.value.no_country_code
+
+
 def test_record_never_fails_on_a_bad_phone() -> None:
     record = Record(id="r1", phone="555-12")
     assert record.phone == "555-12"

@@ -1,6 +1,7 @@
 """The dispatch hub: pacing, deduplication, retries and durable state.
 
-Public names: :class:`DispatchHub`, :class:`RetryPolicy`, :class:`HubStatistics`,
+Public names: :class:`DispatchHub`, :class:`RetryPolicy`, :class:`HubStatistics` (and
+the :class:`SourceFailure` entries it lists),
 the :class:`Dialer`/:class:`CallLike` interface, and the pure limiter functions.
 """
 
@@ -15,6 +16,7 @@ from dispatch.hub.limiter import (
     tokens_available,
 )
 from dispatch.hub.retry import DEFAULT_DELAYS_S, RetryPolicy
+from dispatch.hub.sources import SourceFailure
 from dispatch.hub.stats import HubStatistics
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "HubStatistics",
     "RetryPolicy",
     "SlidingWindowLimiter",
+    "SourceFailure",
     "earliest_start",
     "in_window",
     "tokens_available",

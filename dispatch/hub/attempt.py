@@ -8,6 +8,7 @@ from typing import Any
 
 import anyio
 
+from dispatch.hub.campaign import STOP_AFTER, is_campaign_wide
 from dispatch.hub.core import HubCore
 from dispatch.hub.state import AttemptState, RecordEntry
 from dispatch.hub.waiting import DeadlinePassed, call_before
@@ -69,27 +70,62 @@ async def _dial(core: HubCore, entry: RecordEntry, attempt: AttemptState) -> Any
     # a dialer that never returns must not hold a slot, a phone and the record forever
     deadline = core.clock.now() + core.options.dial_timeout_s + DIAL_GRACE_S
     try:
-        return await call_before(core.clock, deadline, dial)
+        call = await call_before(core.clock, deadline, dial)
+        core.campaign.ok()
+        return call
     except DeadlinePassed:
         await _abandon_dial(core, entry, attempt)
-    except DialFailed as exc:
+    except Exception as exc:
+        await _dial_raised(core, entry, attempt, exc)
+    return None
+
+
+async def _dial_raised(
+    core: HubCore, entry: RecordEntry, attempt: AttemptState, exc: Exception
+) -> None:
+    """Settle a dial that raised: an outcome of the record, or a campaign error."""
+    if is_campaign_wide(exc) and entry.uncounted < STOP_AFTER:
+        await _campaign_failure(core, entry, attempt, exc)
+        return
+    core.campaign.ok()
+    if isinstance(exc, ConfigurationError):  # this record alone, again and again
+        await finish_unanswered(core, entry, attempt, Reason.ERROR, "configuration",
+                                error=f"{type(exc).__name__}: {exc}", exc=exc)
+    elif isinstance(exc, DialFailed):
         reason = exc.reason
         if core.stopping and reason is Reason.CANCELED:
             reason = Reason.INTERRUPTED  # we hung it up to stop: not the callee's doing
         await finish_unanswered(core, entry, attempt, reason, exc.raw_reason, call_id=exc.call_id)
-    except PinecallConnectionError as exc:
+    elif isinstance(exc, PinecallConnectionError):
         await finish_unanswered(
             core, entry, attempt, Reason.DISCONNECTED, type(exc).__name__, error=str(exc), exc=exc
         )
-    except ConfigurationError as exc:
-        await finish_unanswered(core, entry, attempt, Reason.ERROR, "configuration", error=str(exc))
-    except Exception as exc:
+    else:
         log.exception("dial raised", record_id=entry.id, error=str(exc))
         text = f"{type(exc).__name__}: {exc}"
         await finish_unanswered(
             core, entry, attempt, Reason.ERROR, "exception", error=text, exc=exc
         )
-    return None
+
+
+async def _campaign_failure(
+    core: HubCore, entry: RecordEntry, attempt: AttemptState, exc: Exception
+) -> None:
+    """A dial failed for a reason every dial shares: the record goes back to ``pending``
+    (this attempt does not count), and the campaign stops once the pattern is clear."""
+    text = f"{type(exc).__name__}: {exc}"
+    log.error("dial refused for the whole campaign", record_id=entry.id, error=text,
+              in_a_row=core.campaign.streak + 1)
+    now = core.clock.now()
+    attempt.ended_at = now
+    attempt.reason, attempt.raw_reason = Reason.ERROR.value, "campaign_error"
+    attempt.note_error(text)
+    entry.uncounted += 1
+    entry.next_attempt_at = None
+    error = core.campaign.failed(exc)
+    if error is not None:
+        core.fail(error)
+    await settle_write(core, entry, attempt, "pending", None, now)
 
 
 async def _abandon_dial(core: HubCore, entry: RecordEntry, attempt: AttemptState) -> None:
@@ -191,7 +227,8 @@ async def finish_unanswered(
     entry.last_reason = reason.value
     entry.last_call_id = attempt.call_id or entry.last_call_id
     delay_s = core.options.retry_policy.next_delay_s(
-        reason, answered=False, attempts=entry.attempts, retry_attempts=core.options.retry_attempts
+        reason, answered=False, attempts=entry.counted_attempts,
+        retry_attempts=core.options.retry_attempts,
     )
     if delay_s is None:
         entry.next_attempt_at = None
@@ -248,11 +285,15 @@ async def settle_write(
 ) -> None:
     """Free the slot and phone at once, persist, then notify and re-check idleness."""
     core.book.live_attempts.pop(entry.id, None)
+    if attempt.dialed_at is not None and attempt.call_id is not None:
+        core.slot_times.add(now - attempt.dialed_at)  # a call that really held the slot
     core.gate.release()
     core.queue.release_phone(entry.record.phone)
     core.book.set_status(entry, status)
     if status == "scheduled" and entry.next_attempt_at is not None:
         core.queue.add_timed(entry.id, entry.next_attempt_at)
+    elif status == "pending" and not core.stopping:
+        core.queue.add_ready(entry.id)  # behind the others: "in a row" spans records
     core.dispatch_signal.set()
     core.ended_signal.set()
     await _durable([entry.update_op(now), attempt.update_op()], core)

@@ -10,10 +10,15 @@ import anyio
 from anyio.abc import TaskGroup
 
 from dispatch.clock import Clock
+from dispatch.errors import CampaignError
+from dispatch.hub.campaign import CampaignGuard
+from dispatch.hub.dialer import Dialer
+from dispatch.hub.eta import SlotTimes
 from dispatch.hub.limiter import ConcurrencyGate, SlidingWindowLimiter
 from dispatch.hub.notify import Notifier
 from dispatch.hub.retry import RetryPolicy
 from dispatch.hub.scheduling import DialQueue
+from dispatch.hub.sources import SourceHealth
 from dispatch.hub.state import Book
 from dispatch.hub.waiting import wait_event_until
 from dispatch.store import Store
@@ -44,7 +49,7 @@ class HubOptions:
     from_: str | None
     max_calls_per_minute: int | None
     max_concurrent: int | None
-    retry_attempts: int
+    retry_attempts: int | None
     retry_policy: RetryPolicy
     poll_interval_s: float
     default_region: str | None
@@ -54,6 +59,7 @@ class HubOptions:
     hangup_grace_s: float
     callback_drain_s: float
     drain_timeout_s: float | None
+    max_record_bytes: int | None = 65_536
 
     def summary(self, strategies: Sequence[Strategy]) -> dict[str, Any]:
         """JSON-safe config for the ``runs`` table (no secrets)."""
@@ -67,6 +73,7 @@ class HubOptions:
             "poll_interval_s": self.poll_interval_s,
             "dial_timeout_s": self.dial_timeout_s,
             "default_region": self.default_region,
+            "max_record_bytes": self.max_record_bytes,
             "strategies": [s.name for s in strategies],
         }
 
@@ -81,7 +88,7 @@ class StopMode:
 class HubCore:
     """Everything the hub's tasks share. Only touched from the event loop thread."""
 
-    agent: Any
+    agent: Dialer
     store: Store
     clock: Clock
     strategies: Sequence[Strategy]
@@ -101,10 +108,15 @@ class HubCore:
     stop_mode: StopMode | None = None
     polled_dry: bool = False
     idle_reached: bool = False
+    slot_times: SlotTimes = dataclasses.field(default_factory=SlotTimes)
+    campaign: CampaignGuard = dataclasses.field(default_factory=CampaignGuard)
+    #: the campaign-wide error that ended the run (raised by ``run()`` after draining)
+    fatal: CampaignError | None = None
 
     def __post_init__(self) -> None:
         self.window = SlidingWindowLimiter(self.options.max_calls_per_minute)
         self.gate = ConcurrencyGate(self.options.max_concurrent)
+        self.health = [SourceHealth(strategy.name) for strategy in self.strategies]
         self.strategy_by_name: dict[str, Strategy] = {}
         for strategy in self.strategies:
             self.strategy_by_name.setdefault(strategy.name, strategy)
@@ -126,10 +138,26 @@ class HubCore:
             self.control_scope.cancel()
         self.ended_signal.set()
 
+    def fail(self, error: CampaignError) -> None:
+        """End the campaign: stop dialling, drain live calls; ``run()`` raises ``error``."""
+        if self.fatal is None:
+            self.fatal = error
+        self.request_stop(drain=True, timeout_s=None)
+
     def check_idle(self) -> None:
-        """In ``until_idle`` mode, stop once nothing is left and a poll found nothing new."""
+        """In ``until_idle`` mode, stop once nothing is left and a poll found nothing new.
+
+        A failing source is never "nothing new": the run waits for its retries and,
+        once it has failed often enough, ends with :class:`SourceFailing`.
+        """
         if not self.until_idle or self.stopping or self.book.active:
             return
+        given_up = next((h for h in self.health if h.given_up), None)
+        if given_up is not None:
+            self.fail(given_up.error())
+            return
+        if any(h.failing for h in self.health):
+            return  # the poll loop retries it on its backoff
         if self.polled_dry:
             self.idle_reached = True
             self.request_stop(drain=True, timeout_s=None)

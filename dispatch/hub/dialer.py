@@ -1,13 +1,18 @@
 """The only thing the hub needs from a voice platform: :class:`Dialer`.
 
 ``dispatch.sdk.Agent`` satisfies it structurally; ``dispatch.testing.MemoryDialer``
-implements it in memory. Contract of :meth:`Dialer.dial`:
+implements it in memory (``mypy`` proves both in :mod:`dispatch.hub.conformance`).
+Contract of :meth:`Dialer.dial`:
 
 - returns once the callee answered, with a :class:`CallLike`;
 - calls ``on_dialing(call)`` (sync or async) when the platform assigned a call id;
 - raises ``DialFailed`` (``.reason``, ``.raw_reason``, ``.call_id``) when the call was
   not answered, ``ConnectionLost``/other ``PinecallConnectionError`` when the link
   failed, ``ConfigurationError`` for bad arguments (nothing was sent).
+
+``AuthenticationError``, ``RegistrationError`` and ``ConfigurationError`` are taken as
+campaign-wide (the same for every record, see :mod:`dispatch.hub.campaign`): the record
+stays ``pending`` and the hub stops dialling once the pattern is clear.
 
 A dial that has not returned ``timeout_s`` plus ``DIAL_GRACE_S`` (30 s) of the hub's
 clock after it started is cancelled by the hub: the call (if ``on_dialing`` gave one)
@@ -16,7 +21,7 @@ is hung up and the attempt ends with reason ``timeout`` (raw ``dial_deadline``).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 from dispatch.reasons import Reason
@@ -56,7 +61,7 @@ class CallLike(Protocol):
         """Return once the call has ended (``end_reason`` is then set)."""
         ...
 
-    async def set_prompt_vars(self, vars: Mapping[str, str]) -> Any:
+    async def set_prompt_vars(self, variables: dict[str, str], /) -> Any:
         """Replace ``{{name}}`` placeholders of the agent prompt for this call."""
         ...
 
@@ -65,7 +70,8 @@ class CallLike(Protocol):
         ...
 
 
-OnDialing = Callable[[Any], Awaitable[None] | None]
+#: ``on_dialing(call)``: sync or async; its result is awaited when awaitable
+OnDialing = Callable[[Any], Any]
 
 
 @runtime_checkable
@@ -80,8 +86,9 @@ class Dialer(Protocol):
         greeting: str | None = ...,
         metadata: dict[str, Any] | None = ...,
         config: dict[str, Any] | None = ...,
+        detect_turn_end: bool = ...,
         timeout_s: float = ...,
-        on_dialing: Any = ...,
-    ) -> Any:
+        on_dialing: OnDialing | None = ...,
+    ) -> CallLike:
         """Dial ``to``; see the module docstring for the contract."""
         ...

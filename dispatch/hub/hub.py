@@ -26,9 +26,12 @@ from dispatch.hub.dispatcher import dispatch_loop
 from dispatch.hub.notify import Hooks, Notifier
 from dispatch.hub.polling import poll_loop
 from dispatch.hub.resume import resume
-from dispatch.hub.retry import RetryPolicy
+from dispatch.hub.retry import RetryPolicy, resolve_retry_settings
+from dispatch.hub.sources import preflight
 from dispatch.hub.stats import HubStatistics, snapshot
 from dispatch.log import get_logger
+from dispatch.phone import is_dialable
+from dispatch.records import DEFAULT_MAX_RECORD_BYTES
 from dispatch.store import RunLock, Store
 from dispatch.strategy import Callback, Strategy
 
@@ -52,6 +55,13 @@ class DispatchHub:
     ``callback_drain_s`` (clock seconds) after the last call ended are cancelled so
     that :meth:`run` returns. Raises ``ValueError`` for bad settings
     and :class:`~dispatch.store.StoreError` when the database fails.
+
+    Retries have one knob: ``retry_policy=RetryPolicy(max_attempts=N)`` gives a record
+    up to N dials; ``retry_attempts=K`` is shorthand for ``K + 1`` dials (see
+    :func:`~dispatch.hub.retry.resolve_retry_settings`). ``max_record_bytes`` (default
+    64 KiB, ``None``: no limit) bounds the serialised metadata, greeting, prompt vars
+    and config of one record; a record over it is skipped ``record_too_large`` before
+    anything of it is stored or sent. ``from_`` must be E.164 or a ``sip:`` URI.
     """
 
     def __init__(
@@ -61,7 +71,7 @@ class DispatchHub:
         from_: str | None = None,
         max_calls_per_minute: int | None = None,
         max_concurrent: int | None = None,
-        retry_attempts: int = 0,
+        retry_attempts: int | None = None,
         retry_policy: RetryPolicy | None = None,
         poll_interval_s: float = 5.0,
         db: str | os.PathLike[str] | Store = "dispatch.db",
@@ -78,11 +88,15 @@ class DispatchHub:
         hangup_grace_s: float = 10.0,
         callback_drain_s: float = 30.0,
         drain_timeout_s: float | None = 600.0,
+        max_record_bytes: int | None = DEFAULT_MAX_RECORD_BYTES,
     ) -> None:
-        if retry_attempts < 0:
-            raise ValueError(f"retry_attempts must be >= 0, got {retry_attempts}")
         if poll_interval_s <= 0 or dial_timeout_s <= 0 or claim_batch_size < 1:
             raise ValueError("poll_interval_s, dial_timeout_s and claim_batch_size must be > 0")
+        if max_record_bytes is not None and max_record_bytes < 1:
+            raise ValueError(f"max_record_bytes must be >= 1 or None, got {max_record_bytes}")
+        if from_ is not None and not is_dialable(from_):
+            raise ValueError(f"from_ {from_!r} is not a caller id: it must be E.164 (+ and "
+                             "7-15 digits) or a sip: URI")
         for name, value in (("max_calls_per_minute", max_calls_per_minute),
                             ("max_concurrent", max_concurrent)):
             if value is not None and value < 1:
@@ -91,10 +105,7 @@ class DispatchHub:
         self.strategies = list(strategies)
         self.db = db
         self.clock: Clock = clock or SystemClock()
-        if retry_policy is None:
-            # the default lifetime cap must never cut the retries the caller asked for
-            cap = max(RetryPolicy.max_attempts, 1 + retry_attempts)
-            retry_policy = RetryPolicy(max_attempts=cap)
+        retry_attempts, retry_policy = resolve_retry_settings(retry_attempts, retry_policy)
         self.options = HubOptions(
             from_=from_, max_calls_per_minute=max_calls_per_minute,
             max_concurrent=max_concurrent, retry_attempts=retry_attempts,
@@ -102,7 +113,7 @@ class DispatchHub:
             default_region=default_region, dial_timeout_s=dial_timeout_s,
             detect_turn_end=detect_turn_end, claim_batch_size=claim_batch_size,
             hangup_grace_s=hangup_grace_s, callback_drain_s=callback_drain_s,
-            drain_timeout_s=drain_timeout_s,
+            drain_timeout_s=drain_timeout_s, max_record_bytes=max_record_bytes,
         )
         self.hooks = Hooks(on_dispatched, on_completed, on_failed, on_skipped)
         self._core: HubCore | None = None
@@ -151,6 +162,14 @@ class DispatchHub:
         r"""Run until :meth:`stop`; with ``until_idle`` also return once no record is left
         to dial and a poll found nothing new. Resumes the state in ``db`` first.
 
+        Every strategy's :meth:`~dispatch.strategy.Strategy.preflight` runs first: a
+        :class:`~dispatch.errors.PreflightError` is raised before anything is dialled
+        or stored; a :class:`~dispatch.errors.SourceUnusable` too with ``until_idle``,
+        while a daemon logs it once and keeps polling. Campaign-wide failures found
+        later (:class:`~dispatch.errors.SourceFailing`, a refused key or caller id:
+        :class:`~dispatch.errors.CampaignError`) stop dialling, drain the live calls
+        and are raised then; the records they concern stay ``pending``.
+
         Raises :class:`~dispatch.store.StoreLocked` when another process is running a
         campaign on the same SQLite database, and other ``StoreError``\ s when the
         database cannot be opened.
@@ -160,11 +179,12 @@ class DispatchHub:
         self._running = True
         self._calls_done = anyio.Event()
         try:
+            warned = await preflight(self.strategies, until_idle=until_idle)
             store, owned = await self._open_store()
             lock = RunLock(store.url)
             try:
                 lock.acquire()  # one campaign process per database (StoreLocked)
-                await self._run_with(store, until_idle)
+                await self._run_with(store, until_idle, warned)
             finally:
                 lock.release()
                 if owned:
@@ -181,10 +201,12 @@ class DispatchHub:
             return self.db, False
         return await Store.open(self.db), True
 
-    async def _run_with(self, store: Store, until_idle: bool) -> None:
+    async def _run_with(self, store: Store, until_idle: bool, warned: dict[int, str]) -> None:
         core = HubCore(agent=self.agent, store=store, clock=self.clock,
                        strategies=self.strategies, options=self.options,
                        notifier=Notifier(self.hooks), until_idle=until_idle)
+        for index, text in warned.items():
+            core.health[index].last_error = text  # warned once: not again for the same text
         self._core = core
         if self._early_stop is not None:
             core.request_stop(drain=self._early_stop[0], timeout_s=self._early_stop[1])
@@ -201,6 +223,8 @@ class DispatchHub:
                     await resume(core)
                     await self._work(core)
                     status = "completed" if core.idle_reached else "stopped"
+                    if core.fatal is not None:
+                        status = "failed"
                     await core.notifier.aclose(self.clock, self.options.callback_drain_s)
                 finally:
                     core.notifier.close()
@@ -209,6 +233,9 @@ class DispatchHub:
             if core.run_id is not None:
                 with anyio.CancelScope(shield=True):
                     await store.end_run(core.run_id, ended_at=self.clock.now(), status=status)
+        if core.fatal is not None:
+            log.error("campaign stopped", error=str(core.fatal))
+            raise core.fatal
 
     async def _work(self, core: HubCore) -> None:
         try:

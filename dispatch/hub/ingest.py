@@ -12,8 +12,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from dispatch.phone import is_dialable
 from dispatch.reasons import Reason
-from dispatch.records import Record
+from dispatch.records import DEFAULT_MAX_RECORD_BYTES, Record
 
 __all__ = ["Admission", "Skip", "admit", "describe_validation_error"]
 
@@ -58,11 +59,18 @@ def _placeholder(item: dict[str, Any], record_id: str) -> Record:
     )
 
 
-def _coerce(item: object, admission: Admission, seen: set[str], known: set[str]) -> Record | None:
+def _coerce(
+    index: int, item: object, admission: Admission, seen: set[str], known: set[str]
+) -> Record | None:
     if isinstance(item, Record):
-        return item
+        if isinstance(item.id, str) and item.id:
+            return item
+        admission.rejected.append(f"item {index} of the poll: a Record without a usable id "
+                                  f"({item.id!r})")
+        return None
     if not isinstance(item, dict):
-        admission.rejected.append(f"poll returned {type(item).__name__}, expected Record or dict")
+        admission.rejected.append(
+            f"item {index} of the poll: {type(item).__name__}, expected a Record or a dict")
         return None
     try:
         return Record.model_validate(item)
@@ -82,7 +90,13 @@ def _coerce(item: object, admission: Admission, seen: set[str], known: set[str])
         return None
 
 
-def admit(items: Iterable[object], *, known: set[str], default_region: str | None) -> Admission:
+def admit(
+    items: Iterable[object],
+    *,
+    known: set[str],
+    default_region: str | None,
+    max_record_bytes: int | None = DEFAULT_MAX_RECORD_BYTES,
+) -> Admission:
     """Classify one poll's items.
 
     - an id in ``known`` is ignored (strategies may return records again);
@@ -92,12 +106,17 @@ def admit(items: Iterable[object], *, known: set[str], default_region: str | Non
       no region of its own) is skipped ``invalid_phone``;
     - a dict failing validation, or a record a strategy marked invalid
       (``metadata["_invalid"]``, e.g. an empty greeting field), is skipped
-      ``invalid_record`` with the row and field named.
+      ``invalid_record`` with the row and field named;
+    - metadata, greeting, prompt vars or config that are not plain JSON are skipped
+      ``invalid_record`` naming the field; over ``max_record_bytes`` serialised, they
+      are skipped ``record_too_large`` (nothing of such a record is sent);
+    - an item that is neither a ``Record`` nor a dict is rejected (``rejected``),
+      naming its index and type; the rest of the poll goes on.
     """
     admission = Admission()
     seen: set[str] = set()
-    for item in items:
-        record = _coerce(item, admission, seen, known)
+    for index, item in enumerate(items):
+        record = _coerce(index, item, admission, seen, known)
         if record is None or record.id in known:
             continue
         if record.id in seen:
@@ -110,11 +129,27 @@ def admit(items: Iterable[object], *, known: set[str], default_region: str | Non
             error = f"record {record.id!r}: {record.invalid_detail}"
             admission.skipped.append(Skip(record, record.invalid_reason, error, persist=True))
             continue
-        if record.phone_error is not None and default_region and not record.default_region:
-            record.normalize(default_region)
-        if record.phone_error is not None:
-            error = f"record {record.id!r}: field 'phone': {record.phone_error}"
-            admission.skipped.append(Skip(record, Reason.INVALID_PHONE, error, persist=True))
+        skip = _check(record, default_region, max_record_bytes)
+        if skip is not None:
+            admission.skipped.append(skip)
             continue
         admission.new.append(record)
     return admission
+
+
+def _check(record: Record, default_region: str | None, max_bytes: int | None) -> Skip | None:
+    """The phone, then what goes on the wire: a :class:`Skip`, or ``None`` to dial."""
+    if record.phone_error is not None and default_region and not record.default_region:
+        record.normalize(default_region)
+    if record.phone_error is None and not is_dialable(record.phone):
+        record.normalize(default_region)  # assigned after validation: check it now
+    if record.phone_error is not None:
+        error = f"record {record.id!r}: field 'phone': {record.phone_error}"
+        return Skip(record, Reason.INVALID_PHONE, error, persist=True)
+    problem = record.wire_problem(max_bytes)
+    if problem is None:
+        return None
+    reason, text = problem
+    if reason is Reason.RECORD_TOO_LARGE:
+        record = _placeholder({"phone": record.phone}, record.id)  # never store the bulk
+    return Skip(record, reason, f"record {record.id!r}: {text}", persist=True)

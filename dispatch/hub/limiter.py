@@ -97,6 +97,22 @@ class SlidingWindowLimiter:
         """Earliest time ``>= now`` at which a dial may start."""
         return earliest_start(self._starts, now, self.max_per_window, self.window_s)
 
+    def nth_allowed_at(self, now: float, n: int) -> float:
+        """When the last of ``n`` more dials may start, each started as early as allowed.
+
+        The k-th future start is ``max(now, starts[k] + window_s)`` over the ``cap``
+        starts that still count (``now`` where there are fewer), and every later one
+        comes one window after the start ``cap`` places before it: O(1) in ``n``.
+        """
+        if self.max_per_window is None or n <= 0:
+            return now
+        cap = self.max_per_window
+        counting = list(self._starts)[len(self._starts) - self._counting(now):][-cap:]
+        pad = cap - len(counting)
+        index, rounds = (n - 1) % cap, (n - 1) // cap
+        first = now if index < pad else max(now, counting[index - pad] + self.window_s)
+        return first + rounds * self.window_s
+
     def record(self, t: float, count: int = 1) -> None:
         """Log ``count`` starts at ``t`` (``t`` never decreases)."""
         if self._starts and t < self._starts[-1]:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from dispatch.hub.core import HubCore
 from dispatch.hub.ingest import admit
+from dispatch.hub.sources import SourceHealth
 from dispatch.hub.state import RecordEntry
 from dispatch.log import get_logger
 from dispatch.store import WriteOp, insert_record
@@ -20,26 +21,35 @@ _MAX_BATCHES_PER_ROUND = 1000
 
 
 async def poll_loop(core: HubCore) -> None:
-    """Poll every ``poll_interval_s``, or at once when signalled (idle checks)."""
+    """Poll every ``poll_interval_s``, or at once when signalled (idle checks); a
+    failing strategy is polled again on its own backoff (see :mod:`.sources`)."""
     while True:
         active_at_start = core.book.active
         changed = await poll_round(core)
         # only a dry poll that began with nothing in play proves the sources have
-        # nothing new: rows may appear while the last calls are still going
-        core.polled_dry = changed == 0 and active_at_start == 0
+        # nothing new: rows may appear while the last calls are still going; a
+        # failing source proves nothing at all
+        failing = any(h.failing for h in core.health)
+        core.polled_dry = changed == 0 and active_at_start == 0 and not failing
         core.check_idle()
-        await core.poll_signal.wait(core.clock, core.clock.now() + core.options.poll_interval_s)
+        await core.poll_signal.wait(core.clock, _next_poll_at(core))
+
+
+def _next_poll_at(core: HubCore) -> float:
+    at = core.clock.now() + core.options.poll_interval_s
+    retries = [h.next_retry_at for h in core.health if h.next_retry_at is not None]
+    return min([at, *retries])
 
 
 async def poll_round(core: HubCore) -> int:
     """Poll each strategy (again while it ``has_more``); return records admitted or skipped."""
     changed = 0
-    for strategy in core.strategies:
+    for strategy, health in zip(core.strategies, core.health, strict=True):
+        if not health.due(core.clock.now()):
+            continue
         for _ in range(_MAX_BATCHES_PER_ROUND):
-            try:
-                items = await strategy.poll()
-            except Exception as exc:
-                log.exception("strategy poll failed", strategy=strategy.name, error=str(exc))
+            items = await _poll_once(core, strategy, health)
+            if items is None:
                 break
             changed += await admit_items(core, strategy, items)
             if not strategy.has_more:
@@ -47,9 +57,47 @@ async def poll_round(core: HubCore) -> int:
     return changed
 
 
+async def _poll_once(
+    core: HubCore, strategy: Strategy, health: SourceHealth
+) -> list[object] | None:
+    """One ``poll()``: its items, or ``None`` after a failure (recorded in ``health``)."""
+    try:
+        result = await strategy.poll()
+        if result is None or isinstance(result, str | bytes | dict) or not isinstance(
+            result, Iterable
+        ):
+            raise TypeError(f"poll() returned {type(result).__name__}, expected a sequence "
+                            "of Records")
+        items: list[object] = list(result)
+    except Exception as exc:
+        _poll_failed(core, strategy, health, exc)
+        return None
+    if health.succeeded():
+        log.info("strategy poll recovered", strategy=strategy.name)
+    return items
+
+
+def _poll_failed(core: HubCore, strategy: Strategy, health: SourceHealth, exc: Exception) -> None:
+    previous = health.last_error
+    delay_s = health.failed(exc, core.clock.now(), core.options.poll_interval_s)
+    if health.unusable is not None:
+        if core.until_idle:
+            core.fail(health.unusable)  # one-shot: an unreadable source ends the run (exit 2)
+        elif health.last_error != previous:
+            log.warning("source unusable", strategy=strategy.name, error=health.last_error)
+        return
+    fields = {"strategy": strategy.name, "error": health.last_error,
+              "consecutive_failures": health.failures, "retry_in_s": delay_s}
+    if health.failures == 1:
+        log.exception("strategy poll failed", **fields)
+    else:
+        log.error("strategy poll failed", **fields)
+
+
 async def admit_items(core: HubCore, strategy: Strategy, items: Sequence[object]) -> int:
     """Store new records (and skipped ones), queue them, report skips."""
-    admission = admit(items, known=core.book.known, default_region=core.options.default_region)
+    admission = admit(items, known=core.book.known, default_region=core.options.default_region,
+                      max_record_bytes=core.options.max_record_bytes)
     for text in admission.rejected:
         log.error("bad record from strategy", strategy=strategy.name, error=text)
     now = core.clock.now()

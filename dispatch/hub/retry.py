@@ -1,11 +1,12 @@
 """When to dial a record again: :class:`RetryPolicy`.
 
-``retry_attempts`` (the JS library's option) is the number of extra dials after
-the first for ordinary failures (busy, no answer...). The policy adds which
-reasons retry at all, the delay before each, and a lifetime cap. Reasons caused
-by our side (a crash, a lost connection: ``interrupted``, unanswered
-``disconnected``) retry up to the lifetime cap even when ``retry_attempts`` is
-used up, and never immediately. Answered calls are never retried.
+One knob: ``RetryPolicy(max_attempts=N)`` gives a record up to N dials in total.
+The hub's ``retry_attempts=K`` (the JS library's option) is shorthand for
+``max_attempts=K + 1`` for ordinary failures (busy, no answer, failed, timeout);
+without a policy the hub keeps the default lifetime cap (5) above it so that
+attempts cut by our side (a crash, a lost connection: ``interrupted``, unanswered
+``disconnected``) are still retried, within that cap, and never immediately.
+Answered calls are never retried.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from types import MappingProxyType
 
 from dispatch.reasons import Reason
 
-__all__ = ["DEFAULT_DELAYS_S", "MIN_INFRA_DELAY_S", "RetryPolicy"]
+__all__ = ["DEFAULT_DELAYS_S", "MIN_INFRA_DELAY_S", "RetryPolicy", "resolve_retry_settings"]
 
 #: reasons that retry by default, and the delay before the next dial
 DEFAULT_DELAYS_S: Mapping[Reason, float] = MappingProxyType(
@@ -77,14 +78,43 @@ class RetryPolicy:
         return min(self.max_delay_s, base * self.backoff ** max(0, attempts - 1))
 
     def next_delay_s(
-        self, reason: Reason, *, answered: bool, attempts: int, retry_attempts: int
+        self, reason: Reason, *, answered: bool, attempts: int, retry_attempts: int | None = None
     ) -> float | None:
         """Seconds until the next dial, or ``None`` when the record is given up.
 
         ``attempts`` is how many dials the record has had (including this one).
+        ``retry_attempts`` (the hub's, when set) narrows the dials for callee
+        outcomes to ``1 + retry_attempts``; ``None``: ``max_attempts`` alone.
         """
         if answered or reason not in self.delays_s or attempts >= self.max_attempts:
             return None
-        if reason not in self.infra_reasons and attempts >= 1 + retry_attempts:
+        if (reason not in self.infra_reasons and retry_attempts is not None
+                and attempts >= 1 + retry_attempts):
             return None
         return self.delay_s(reason, attempts)
+
+
+def resolve_retry_settings(
+    retry_attempts: int | None, retry_policy: RetryPolicy | None
+) -> tuple[int | None, RetryPolicy]:
+    """One knob: ``retry_attempts=N`` is shorthand for ``max_attempts=N + 1`` dials.
+
+    Without a policy, ``retry_attempts`` (default 0) sets the dials for callee
+    outcomes and the default policy's lifetime cap (5) still lets attempts cut by a
+    crash or a dropped line be retried. With a policy, its ``max_attempts`` rules;
+    ``retry_attempts`` may only narrow it (asking for more dials than the policy
+    allows is a ``ValueError``).
+    """
+    if retry_attempts is not None and retry_attempts < 0:
+        raise ValueError(f"retry_attempts must be >= 0, got {retry_attempts}")
+    if retry_policy is None:
+        wanted = retry_attempts or 0
+        # the default lifetime cap must never cut the retries the caller asked for
+        cap = max(RetryPolicy.max_attempts, 1 + wanted)
+        return wanted, RetryPolicy(max_attempts=cap)
+    if retry_attempts is not None and 1 + retry_attempts > retry_policy.max_attempts:
+        raise ValueError(
+            f"retry_attempts={retry_attempts} asks for {1 + retry_attempts} dials per record "
+            f"but retry_policy.max_attempts={retry_policy.max_attempts}; set only "
+            "RetryPolicy(max_attempts=...)")
+    return retry_attempts, retry_policy

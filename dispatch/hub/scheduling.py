@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 from collections import deque
 from collections.abc import Callable
 
@@ -31,6 +32,7 @@ class DialQueue:
         self._live_phones: dict[str, str] = {}
         self._by_phone: dict[str, deque[str]] = {}
         self._parked = 0
+        self._last_due = -math.inf  # the latest due time ever timed (for the ETA)
 
     # -- adding -----------------------------------------------------------------------
 
@@ -42,6 +44,7 @@ class DialQueue:
 
     def add_timed(self, record_id: str, due_at: float) -> None:
         heapq.heappush(self._timed, (due_at, next(self._seq), record_id))
+        self._last_due = max(self._last_due, due_at)
 
     def promote_due(self, now: float) -> int:
         """Move every timed record due at ``now`` to ``ready``; return how many."""
@@ -89,6 +92,10 @@ class DialQueue:
 
     def next_due_at(self) -> float | None:
         return self._timed[0][0] if self._timed else None
+
+    def last_due_at(self) -> float | None:
+        """The latest due time of a timed record (an upper bound once some came due)."""
+        return self._last_due if self._timed else None
 
     @property
     def ready_count(self) -> int:

@@ -32,10 +32,17 @@ class RecordEntry:
     next_attempt_at: float | None = None
     disposition: str | None = None
     error: str | None = None
+    #: dials of this run stopped by a campaign-wide error: they do not count
+    uncounted: int = 0
 
     @property
     def id(self) -> str:
         return self.record.id
+
+    @property
+    def counted_attempts(self) -> int:
+        """Dials that count toward the retry policy (``attempts`` is every dial row)."""
+        return self.attempts - self.uncounted
 
     def update_op(self, now: float) -> WriteOp:
         return update_record(

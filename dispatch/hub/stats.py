@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 from dispatch.hub.core import HubCore
+from dispatch.hub.eta import campaign_eta_s
+from dispatch.hub.sources import SourceFailure
 
 __all__ = ["HubStatistics", "snapshot"]
 
@@ -14,9 +16,16 @@ class HubStatistics:
     """Counts by status cover the whole database (earlier runs included).
 
     ``next_dial_eta_s`` is 0 when a dial could start now, the seconds until the
-    rate limit or the next due retry allows one, or ``None`` when nothing is
-    waiting, every concurrency slot is taken or the hub is stopping/stopped
-    (``waiting_on``: ``rate``, ``schedule``, ``concurrency``, ``phone``, ``stopped``).
+    rate limit, the next due retry or (every slot taken) the expected end of the
+    oldest live call allows one, or ``None`` when nothing is waiting, the slots are
+    all taken before any call has ended (nothing to estimate from) or the hub is
+    stopping/stopped (``waiting_on``: ``rate``, ``schedule``, ``concurrency``,
+    ``phone``, ``stopped``).
+
+    ``campaign_eta_s`` is the time until every known record has been dialled and every call
+    has ended (see :mod:`dispatch.hub.eta`; ``None`` when stopped or stopping).
+    ``failing_sources`` lists the strategies whose ``poll()`` is failing: name,
+    consecutive failures, last error and the next retry (hub clock).
     """
 
     running: bool
@@ -35,6 +44,8 @@ class HubStatistics:
     next_dial_eta_s: float | None
     waiting_on: str | None
     callbacks_pending: int
+    campaign_eta_s: float | None = None
+    failing_sources: tuple[SourceFailure, ...] = ()
 
 
 def _eta(core: HubCore, now: float) -> tuple[float | None, str | None]:
@@ -46,16 +57,40 @@ def _eta(core: HubCore, now: float) -> tuple[float | None, str | None]:
         return None, "stopped"  # what waits is left for the next run
     if not queue.ready_count and due is None:
         return None, "phone"
-    if core.gate.available() <= 0:
-        return None, "concurrency"
     # tokens only grow while nobody dials, so the first time both the rate and the
     # schedule allow a dial is the later of the two (the window is asked about now)
     rate_at = core.window.next_allowed_at(now)
-    if queue.ready_count:
-        return max(0.0, rate_at - now), ("rate" if rate_at > now else None)
-    assert due is not None
-    at = max(due, rate_at)
-    return max(0.0, at - now), ("schedule" if due >= rate_at else "rate")
+    at, waiting_on = rate_at, "rate"
+    if not queue.ready_count:
+        assert due is not None
+        at, waiting_on = max(due, rate_at), ("schedule" if due >= rate_at else "rate")
+    if core.gate.available() <= 0:
+        slot_at = _slot_free_at(core, now)
+        if slot_at is None:
+            return None, "concurrency"  # no call has ended yet: nothing to estimate from
+        if slot_at >= at:
+            return slot_at - now, "concurrency"
+    return max(0.0, at - now), (waiting_on if at > now else None)
+
+
+def _live_started(core: HubCore) -> list[float]:
+    return [a.dialed_at for a in core.book.live_attempts.values() if a.dialed_at is not None]
+
+
+def _slot_free_at(core: HubCore, now: float) -> float | None:
+    """When the first live call is expected to end (``None`` before any estimate)."""
+    started = _live_started(core)
+    if not started or not core.slot_times.count:
+        return None
+    return max(now, min(started) + core.slot_times.mean_s(started, now))
+
+
+def _campaign_eta(core: HubCore, now: float) -> float | None:
+    if core.stopping:
+        return None
+    started = _live_started(core)
+    slot_s = core.slot_times.mean_s(started, now)
+    return campaign_eta_s(core.queue, core.window, core.gate, started, slot_s, now)
 
 
 def snapshot(core: HubCore | None, *, running: bool, max_calls_per_minute: int | None,
@@ -84,4 +119,6 @@ def snapshot(core: HubCore | None, *, running: bool, max_calls_per_minute: int |
         next_dial_eta_s=eta,
         waiting_on=waiting_on,
         callbacks_pending=core.notifier.pending,
+        campaign_eta_s=_campaign_eta(core, now),
+        failing_sources=tuple(f for f in (h.snapshot() for h in core.health) if f is not None),
     )

@@ -43,6 +43,11 @@ class FakeClock:
         self._drop_woken()
         return self._sleepers[0][0] if self._sleepers else None
 
+    def sleepers_due_by(self, deadline: float) -> int:
+        """How many tasks sleep until ``deadline`` or earlier: a test stepping the clock
+        with :meth:`advance` waits for the tasks it expects before moving time on."""
+        return sum(1 for at, _seq, event in self._sleepers if at <= deadline and not event.is_set())
+
     def _drop_woken(self) -> None:
         while self._sleepers and self._sleepers[0][2].is_set():
             heapq.heappop(self._sleepers)

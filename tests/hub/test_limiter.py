@@ -132,3 +132,28 @@ def test_limits_must_be_positive(bad: int):
         SlidingWindowLimiter(bad)
     with pytest.raises(ValueError, match="max_concurrent"):
         ConcurrencyGate(bad)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    cap=st.integers(min_value=1, max_value=6),
+    gaps=st.lists(st.floats(min_value=0, max_value=40), max_size=12),
+    wait=st.floats(min_value=0, max_value=90),
+    n=st.integers(min_value=1, max_value=20),
+)
+def test_nth_allowed_at_is_where_dialling_as_early_as_allowed_puts_the_last_dial(
+    cap: int, gaps: list[float], wait: float, n: int
+):
+    limiter = SlidingWindowLimiter(cap)
+    t = 0.0
+    for gap in gaps:  # an allowed history of starts
+        t = limiter.next_allowed_at(t + gap)
+        limiter.record(t)
+    now = t + wait
+    # brute force: start n more dials one by one, each at the earliest allowed time
+    starts = list(limiter._starts)  # a copy of the log
+    at = now
+    for _ in range(n):
+        at = earliest_start(starts, at, cap)
+        starts.append(at)
+    assert limiter.nth_allowed_at(now, n) == pytest.approx(at)

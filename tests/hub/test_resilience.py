@@ -9,8 +9,10 @@ from typing import Any
 import anyio
 import pytest
 
+from dispatch.errors import SourceFailing
 from dispatch.hub import DispatchHub
 from dispatch.hub.attempt import DIAL_GRACE_S
+from dispatch.hub.sources import GIVE_UP_AFTER
 from dispatch.reasons import Reason
 from dispatch.records import Record
 from dispatch.store import Store, insert_attempt, insert_record, update_record
@@ -173,6 +175,9 @@ async def test_a_poll_that_always_raises_still_lets_stored_work_finish(tmp_path:
     strategy = MemoryStrategy()
     strategy.poll_error = OSError("source unreachable")
     hub = DispatchHub(dialer, [strategy], db=path, clock=clock, poll_interval_s=1.0)
-    await run_idle(hub, clock)
+    # the stored work is done, but a failing source is never "idle, all done"
+    async with clock.autojump():
+        with pytest.raises(SourceFailing, match=r"'memory'.*source unreachable"):
+            await hub.run(until_idle=True)
     rows, _ = await read_db(path)
-    assert rows["kept"]["status"] == "completed" and strategy.polls >= 1
+    assert rows["kept"]["status"] == "completed" and strategy.polls >= GIVE_UP_AFTER

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 
-from dispatch.hub import DEFAULT_DELAYS_S, RetryPolicy
+from dispatch.hub import DEFAULT_DELAYS_S, DispatchHub, RetryPolicy
 from dispatch.reasons import Reason
+from dispatch.sdk.errors import ConnectionLost
+from dispatch.testing import Answer, Fail, FakeClock, MemoryDialer, MemoryStrategy, Raise
+
+from .helpers import read_db, records
 
 
 @pytest.mark.parametrize(
@@ -60,3 +67,53 @@ def test_interrupted_never_immediate():
         RetryPolicy(max_attempts=0)
     with pytest.raises(ValueError, match="negative"):
         RetryPolicy(delays_s={Reason.BUSY: -1.0})
+
+
+def test_max_attempts_alone_is_the_knob():
+    policy = RetryPolicy(max_attempts=3)
+    delays = [policy.next_delay_s(Reason.BUSY, answered=False, attempts=n) for n in (1, 2, 3)]
+    assert delays == [120.0, 120.0, None]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("options", "dials"),
+    [
+        ({"retry_policy": RetryPolicy(max_attempts=3)}, 3),  # main: 1 (retry_attempts needed)
+        ({"retry_attempts": 2}, 3),
+        ({"retry_attempts": 1, "retry_policy": RetryPolicy(max_attempts=3)}, 2),  # narrows
+        ({}, 1),
+    ],
+)
+async def test_a_record_gets_the_dials_the_one_knob_says(
+    tmp_path: Path, options: dict[str, Any], dials: int
+):
+    clock = FakeClock()
+    dialer = MemoryDialer(clock, default="busy")
+    hub = DispatchHub(dialer, [MemoryStrategy(records(1))], db=tmp_path / "hub.db", clock=clock,
+                      **options)
+    async with clock.autojump():
+        await hub.run(until_idle=True)
+    assert len(dialer.dials) == dials
+    rows, _ = await read_db(tmp_path / "hub.db")
+    assert (rows["r0"]["status"], rows["r0"]["attempts"]) == ("failed", dials)
+
+
+def test_asking_for_more_dials_than_the_policy_allows_is_refused(tmp_path: Path):
+    with pytest.raises(ValueError, match=r"retry_attempts=4 asks for 5 dials.*max_attempts=3"):
+        DispatchHub(MemoryDialer(FakeClock()), [], retry_attempts=4,
+                    retry_policy=RetryPolicy(max_attempts=3), db=tmp_path / "x.db")
+
+
+@pytest.mark.anyio
+async def test_an_interrupted_attempt_is_retried_within_the_lifetime_cap(tmp_path: Path):
+    clock = FakeClock()
+    dialer = MemoryDialer(clock, default=Fail("canceled"))
+    phone = records(1)[0].phone
+    dialer.set_script(phone, [Raise(ConnectionLost("socket dropped")), Answer(1)])
+    hub = DispatchHub(dialer, [MemoryStrategy(records(1))], db=tmp_path / "hub.db", clock=clock)
+    async with clock.autojump():
+        await hub.run(until_idle=True)  # default: no retries for callee outcomes
+    rows, attempts = await read_db(tmp_path / "hub.db")
+    assert rows["r0"]["status"] == "completed"
+    assert [a.reason for a in attempts] == ["disconnected", "hangup"]
