@@ -8,8 +8,6 @@ minute against the limit, ETA). Elsewhere: one structured log line every
 from __future__ import annotations
 
 import dataclasses
-import time
-from collections import deque
 from typing import Any
 
 from rich.console import Console, Group
@@ -17,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 __all__ = [
-    "EtaEstimator",
+    "campaign_eta",
     "next_dial_text",
     "render_panel",
     "render_summary",
@@ -47,75 +45,13 @@ def stats_fields(stats: Any) -> dict[str, Any]:
     return {k: v for k, v in vars(stats).items() if not k.startswith("_")}
 
 
-class EtaEstimator:
-    """Estimates the time to completion from :func:`stats_fields` snapshots.
-
-    A time the hub computes itself (an ``eta_s`` field) wins. Otherwise, while the
-    calls-per-minute limit holds dials back, the estimate is the time until the last
-    waiting record may be dialled. Under an exact sliding window every dial frees its
-    token 60 s after it started, so the estimator remembers when dials started (from
-    ``dials_total`` between snapshots) and replays that pattern forward: the estimate
-    counts down one second per second even when dials leave in bursts (a completion
-    rate measured across bursts makes the estimate climb between them). Else it is
-    the records left divided by the rate they finished at over the last ``window_s``.
-    """
-
-    def __init__(self, window_s: float = 60.0) -> None:
-        self._window_s = window_s
-        self._done: deque[tuple[float, int]] = deque()
-        self._dials: deque[tuple[float, int]] = deque()  # (time, dials started then)
-        self._dials_total: int | None = None
-
-    def update(self, fields: dict[str, Any], now: float | None = None) -> float | None:
-        """Feed one snapshot; return the seconds left, or ``None`` when unknown."""
-        now = time.monotonic() if now is None else now
-        self._observe_dials(fields, now)
-        throughput_s = self._throughput_s(done_count(fields), remaining_count(fields), now)
-        if fields.get("eta_s") is not None:
-            return max(0.0, float(fields["eta_s"]))
-        if remaining_count(fields) == 0:
-            return 0.0 if done_count(fields) else None  # nothing read yet: unknown
-        rate_s = self._rate_bound_s(fields, now)
-        if rate_s is None:
-            return throughput_s
-        if fields.get("waiting_on") == "concurrency" and throughput_s is not None:
-            return max(rate_s, throughput_s)  # both limits bind: the slower one wins
-        return rate_s
-
-    def _observe_dials(self, fields: dict[str, Any], now: float) -> None:
-        total = fields.get("dials_total")
-        if total is None:
-            return
-        if self._dials_total is not None and int(total) > self._dials_total:
-            self._dials.append((now, int(total) - self._dials_total))
-        self._dials_total = int(total)
-        while self._dials and now - self._dials[0][0] >= 60.0:
-            self._dials.popleft()
-
-    def _rate_bound_s(self, fields: dict[str, Any], now: float) -> float | None:
-        """Seconds until the limit lets the last waiting record go (``None``: no wait)."""
-        cap = int(fields.get("max_calls_per_minute") or 0)
-        waiting = int(fields.get("pending") or 0) + int(fields.get("scheduled") or 0)
-        free = max(0, cap - int(fields.get("dials_last_60s") or 0))
-        if not cap or waiting <= free:
-            return None
-        # when each token is next free: now for the free ones, 60 s after each dial seen,
-        # and the hub's next-dial time for dials made before we started watching
-        seen = [t + 60.0 for t, n in self._dials for _ in range(n) if t + 60.0 > now]
-        first = now + float(fields.get("next_dial_eta_s") or 0.0)
-        tokens = sorted([now] * free + [first] * max(0, cap - free - len(seen)) + seen)[:cap]
-        last = waiting - 1  # the last waiting record's place in the line
-        return max(0.0, tokens[last % cap] + 60.0 * (last // cap) - now)
-
-    def _throughput_s(self, done: int, remaining: int, now: float) -> float | None:
-        self._done.append((now, done))
-        while self._done and now - self._done[0][0] > self._window_s:
-            self._done.popleft()
-        first_t, first_done = self._done[0]
-        elapsed = now - first_t
-        if elapsed < 1.0 or done <= first_done:
-            return None
-        return remaining / ((done - first_done) / elapsed)
+def campaign_eta(fields: dict[str, Any]) -> float | None:
+    """The hub's own ETA (``campaign_eta_s``: a model of its pacing, see
+    :mod:`dispatch.hub.eta`), or ``None`` when unknown (before the first poll, draining)."""
+    if remaining_count(fields) == 0:
+        return 0.0 if done_count(fields) else None
+    value = fields.get("campaign_eta_s")
+    return None if value is None else max(0.0, float(value))
 
 
 def _fmt_duration(seconds: float | None) -> str:
@@ -160,9 +96,18 @@ def render_panel(
         _fmt_duration(eta_s),
     )
     parts: list[Text | Table] = [Text(title, style="bold"), counts, line]
+    for failure in fields.get("failing_sources") or ():
+        parts.append(Text(failing_source_text(failure), style="bold red"))
     if footer:
         parts.append(Text(footer, style="bold yellow"))
     return Group(*parts)
+
+
+def failing_source_text(failure: Any) -> str:
+    """One line for a strategy whose ``poll()`` keeps failing (a dict or a SourceFailure)."""
+    get = failure.get if isinstance(failure, dict) else lambda k: getattr(failure, k)
+    return (f"source {get('strategy')!r} failing ({get('consecutive_failures')} in a row): "
+            f"{get('last_error')}")
 
 
 _WAITING_TEXT = {

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import itertools
 import os
 import signal
 import sys
@@ -214,29 +213,24 @@ async def _on_signals(hub: Any, output: Output, stop: _StopState) -> None:
 
 
 async def progress_loop(hub: Any, output: Output, title: str, stop: _StopState) -> None:
-    """Refresh the live panel (terminal) or log a progress line every 10 s (elsewhere).
-
-    The ETA estimator is fed often in both modes: it learns the dial pattern from it.
-    """
-    eta = progress.EtaEstimator()
+    """Refresh the live panel (terminal) or log a progress line every 10 s (elsewhere)."""
     if output.interactive:
-        await _live_panel(hub, output, title, stop, eta)
-    for tick in itertools.count(1):
-        await anyio.sleep(1.0)
+        await _live_panel(hub, output, title, stop)
+    while True:
+        await anyio.sleep(10.0)
         fields = progress.stats_fields(hub.statistics())
-        seconds = eta.update(fields)
-        if tick % 10 == 0:
-            log.info("progress", eta_s=None if seconds is None else round(seconds), **fields)
+        seconds = progress.campaign_eta(fields)
+        fields.pop("campaign_eta_s", None)
+        log.info("progress", eta_s=None if seconds is None else round(seconds), **fields)
 
 
-async def _live_panel(hub: Any, output: Output, title: str, stop: _StopState,
-                      eta: progress.EtaEstimator) -> NoReturn:
+async def _live_panel(hub: Any, output: Output, title: str, stop: _StopState) -> NoReturn:
     from rich.live import Live
 
     with Live(console=output.console, refresh_per_second=4, transient=False) as live:
         while True:
             fields = progress.stats_fields(hub.statistics())
             footer = progress.drain_footer(stop.signal_name, fields) if stop.interrupted else None
-            live.update(progress.render_panel(fields, eta.update(fields), title=title,
-                                              footer=footer))
+            live.update(progress.render_panel(fields, progress.campaign_eta(fields),
+                                              title=title, footer=footer))
             await anyio.sleep(0.25)

@@ -125,19 +125,22 @@ class MemoryCall:
             raise RequestFailed(self._step.prompt_vars_error, code="REQUEST_REJECTED")
         self.prompt_vars = dict(vars)
 
-    async def _wait_hangup_or(self, seconds: float | None) -> bool:
-        """True when hung up before ``seconds`` of the dialer's clock passed."""
+    async def _wait_hangup_or(self, seconds: float | None, since: float | None = None) -> bool:
+        """True when hung up before ``seconds`` of the dialer's clock passed ``since``
+        (default: now)."""
         clock = self._dialer.clock
-        deadline = None if seconds is None else clock.now() + seconds
+        start = clock.now() if since is None else since
+        deadline = None if seconds is None else start + seconds
         await wait_event_until(self._hangup, clock, deadline)
         return self._hangup.is_set()
 
-    def _end(self, raw: str) -> None:
+    def _end(self, raw: str, *, at: float | None = None) -> None:
         if self._ended.is_set():
             return
         self.end_reason_raw = raw
         self.end_reason = normalize_reason(raw)
-        self.ended_at = self._dialer.clock.now()
+        now = self._dialer.clock.now()
+        self.ended_at = now if at is None else min(now, at)
         self._dialer._call_ended(self)
         self._ended.set()
 
@@ -146,11 +149,16 @@ class MemoryCall:
         if not self._ended.is_set() and not self._dialer._driving(self):
             step = self._step
             duration = step.duration_s if isinstance(step, Answer) else None
-            hung_up = await self._wait_hangup_or(duration)
+            # a real call runs from its answer, however late the app starts waiting
+            hung_up = await self._wait_hangup_or(duration, since=self.started_at)
             if isinstance(step, Answer):
                 self.tool_results = list(step.tool_results)
                 self.disposition = step.disposition
-            self._end("hangup" if hung_up or not isinstance(step, Answer) else step.reason)
+            scripted_end = None
+            if not hung_up and duration is not None and self.started_at is not None:
+                scripted_end = self.started_at + duration  # it ended then, even if seen late
+            self._end("hangup" if hung_up or not isinstance(step, Answer) else step.reason,
+                      at=scripted_end)
         await self._ended.wait()
         return self
 

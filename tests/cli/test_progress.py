@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 import pytest
@@ -40,58 +39,18 @@ def test_a_known_eta_is_shown_and_the_drain_line_is_added() -> None:
     assert "ETA 2m05s" in text and "draining: 2 live call(s) left" in text
 
 
-def test_the_eta_is_unknown_before_anything_was_read_and_zero_when_done() -> None:
-    estimator = progress.EtaEstimator()
-    assert estimator.update({}, now=0.0) is None
-    assert estimator.update({"completed": 3}, now=1.0) == 0.0
+def test_the_eta_is_the_hubs_own_and_unknown_before_anything_was_read() -> None:
+    assert progress.campaign_eta({}) is None
+    assert progress.campaign_eta({"completed": 3}) == 0.0
+    assert progress.campaign_eta({"pending": 5, "campaign_eta_s": 30.0}) == 30.0
+    assert progress.campaign_eta({"pending": 5, "campaign_eta_s": None}) is None
 
 
-def test_the_hubs_own_eta_wins() -> None:
-    assert progress.EtaEstimator().update({"pending": 5, "eta_s": 30.0}, now=0.0) == 30.0
-
-
-class _RateBoundCampaign:
-    """40 records, 10 calls per minute, 20 s calls, concurrency 10: the exact sliding
-    window lets dials out in bursts of 10 at t = 0, 60, 120, 180."""
-
-    cap, records, call_s = 10, 40, 20.0
-
-    def fields(self, t: float) -> dict[str, Any]:
-        dial_times = [60.0 * (i // self.cap) for i in range(self.records)]
-        dialled = [d for d in dial_times if d <= t]
-        ended = [d for d in dialled if d + self.call_s <= t]
-        window = [d for d in dialled if d > t - 60.0]
-        pending = self.records - len(dialled)
-        next_s = (min(window) + 60.0 - t) if pending and len(window) >= self.cap else 0.0
-        return {
-            "pending": pending, "scheduled": 0, "dialing": 0,
-            "active": len(dialled) - len(ended), "completed": len(ended), "failed": 0,
-            "skipped": 0, "dials_last_60s": len(window), "dials_total": len(dialled),
-            "max_calls_per_minute": self.cap, "max_concurrent": 10,
-            "next_dial_eta_s": next_s if pending else None,
-            "waiting_on": "rate" if pending and next_s > 0 else None,
-        }
-
-
-def test_the_eta_of_a_rate_bound_campaign_counts_down_to_the_last_dial() -> None:
-    campaign, estimator = _RateBoundCampaign(), progress.EtaEstimator()
-    last_dial_at = 180.0
-    etas = []
-    for step in range(0, 4 * 179):  # the live panel samples 4 times a second
-        t = step / 4
-        eta = estimator.update(campaign.fields(t), now=t)
-        if t >= 1.0:
-            assert eta == pytest.approx(last_dial_at - t, abs=0.5), t
-            etas.append(eta)
-    assert all(b < a for a, b in itertools.pairwise(etas)), "it never climbs"
-
-
-def test_the_eta_without_a_rate_limit_follows_the_completion_rate() -> None:
-    estimator = progress.EtaEstimator()
-    for t in range(0, 31):  # one record finishes every second, 100 records
-        fields = {"pending": 100 - t, "completed": t}
-        eta = estimator.update(fields, now=float(t))
-    assert eta == pytest.approx(70.0)
+def test_a_failing_source_is_shown_in_the_panel() -> None:
+    failure = {"strategy": "csv", "consecutive_failures": 4, "last_error": "OSError: gone",
+               "next_retry_at": 0.0}
+    text = _text({"pending": 1, "failing_sources": [failure]}, None)
+    assert "source 'csv' failing (4 in a row): OSError: gone" in text
 
 
 def test_drain_message_names_the_live_calls_and_the_second_signal() -> None:
