@@ -5,8 +5,8 @@ Times are campaign seconds; ``rate`` is dials per 60 campaign seconds.
 - ``rate``: everything at t = 0, short calls; the rate cap binds (the concurrency
   cap binds briefly at the start of every window).
 - ``concurrency``: everything at t = 0, call lengths spread like real conversations
-  (log-normal, median 25 s, a long tail up to 5 min; ``quick``: median 10 s, up to
-  1 min); the concurrency cap binds.
+  (log-normal, median 25 s, a long tail up to 5 min; ``quick``: median 10 s, at most
+  30 s); the concurrency cap binds.
 - ``edges``: bursts of ``rate`` records released at k*60 - 1 s and k*60 + 1 s, just
   before and after each window boundary: a fixed-window or leaky-bucket limiter lets
   about twice the cap through in one 60 s window there.
@@ -33,7 +33,7 @@ def _phone(n: int) -> str:
 
 def _rate(quick: bool) -> Workload:
     rng = random.Random(1)
-    n = 150 if quick else 600
+    n = 130 if quick else 600
     jobs = tuple(Job(f"r{i}", _phone(i), 0.0, rng.uniform(2.0, 8.0)) for i in range(n))
     return Workload("rate", f"rate-bound: {n} records, 120 per 60 s, concurrency 50, calls 2-8 s",
                     jobs, rate=120, concurrency=50)
@@ -41,8 +41,8 @@ def _rate(quick: bool) -> Workload:
 
 def _concurrency(quick: bool) -> Workload:
     rng = random.Random(2)
-    # quick: shorter calls (median 10 s, up to 1 min) so that each slot still turns over
-    n, concurrency, mu, top_s = (60, 15, 2.3, 60.0) if quick else (400, 20, 3.2, 300.0)
+    # quick: shorter calls (median 10 s, at most 30 s) so that each slot still turns over
+    n, concurrency, mu, top_s = (45, 15, 2.3, 30.0) if quick else (400, 20, 3.2, 300.0)
     jobs = tuple(
         Job(f"c{i}", _phone(i), 0.0, min(top_s, max(3.0, rng.lognormvariate(mu, 0.8))))
         for i in range(n)
@@ -71,7 +71,7 @@ def _edges(quick: bool) -> Workload:
 
 def _phones(quick: bool) -> Workload:
     rng = random.Random(4)
-    n_phones, top_s = (12, 20.0) if quick else (75, 40.0)
+    n_phones, top_s = (10, 15.0) if quick else (75, 40.0)
     unique = [
         Job(f"p{i}", _phone(i % n_phones), 0.0, rng.uniform(5.0, top_s))
         for i in range(4 * n_phones)
