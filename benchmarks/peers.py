@@ -93,6 +93,7 @@ def run_child(runner: str, workload_file: Path, window_s: float,
 
 def measure(workload: Workload, result: dict[str, Any], ideal_s: float) -> dict[str, Any]:
     """The table's figures, from the far-end log alone."""
+    # _bench_common imports dispatch: only the parent loads it, never a peer's process
     from _bench_common import peak_live, phone_overlaps, worst_window
 
     log = result["log"]
