@@ -33,7 +33,9 @@ own:
 
     python benchmarks/peers.py [--quick] [--window-s 1] [--workload NAME ...] [--runner NAME ...]
 
-Needs the ``bench`` extra (``pip install -e '.[bench]'``).
+Needs the ``bench`` extra (``pip install -e '.[bench]'``). When the hub's far-end window
+exceeds its cap, ``benchmarks/_peers_explain.py WORKLOAD`` compares the hub's own
+window stamps with the far end's departures.
 """
 
 from __future__ import annotations
