@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import heapq
+import math
 import socket
 import subprocess
 import sys
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from dispatch.hub.limiter import in_window
+from dispatch.hub.limiter import WINDOW_S, SlidingWindowLimiter, in_window
 from dispatch.store import StoredAttempt
 
 
@@ -78,3 +81,92 @@ def duplicate_dials(attempts: Sequence[StoredAttempt]) -> int:
         seen.add(key)
     call_ids = [a.call_id for a in attempts if a.call_id]
     return dup + len(call_ids) - len(set(call_ids))
+
+
+# -- far-end logs as plain intervals (peers.py) ----------------------------------------
+
+
+def worst_window(starts: Sequence[float], window_s: float = WINDOW_S) -> int:
+    """The most starts in any half-open window ``[t, t + window_s)``."""
+    ordered = sorted(starts)
+    best, lo = 0, 0
+    for hi, t in enumerate(ordered):
+        while not in_window(ordered[lo], t, window_s):
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best
+
+
+def peak_live(intervals: Sequence[tuple[float, float]]) -> int:
+    """The most intervals ``[start, end)`` open at one instant (an end frees its slot
+    before a start at the same instant takes one)."""
+    events = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    live = best = 0
+    for _t, delta in events:
+        live += delta
+        best = max(best, live)
+    return best
+
+
+def phone_overlaps(calls: Sequence[tuple[str, float, float]]) -> int:
+    """Calls ``(phone, start, end)`` that started while another call to their phone was live."""
+    by_phone: dict[str, list[tuple[float, float]]] = {}
+    for phone, start, end in calls:
+        by_phone.setdefault(phone, []).append((start, end))
+    overlaps = 0
+    for spans in by_phone.values():
+        latest_end = -math.inf
+        for start, end in sorted(spans):
+            overlaps += start < latest_end
+            latest_end = max(latest_end, end)
+    return overlaps
+
+
+def greedy_makespan(
+    jobs: Sequence[tuple[float, str, float]],
+    rate: int | None,
+    concurrency: int | None,
+    window_s: float = WINDOW_S,
+) -> float:
+    """End of the last call of a greedy earliest-start schedule of ``jobs``.
+
+    ``jobs`` are ``(release_s, phone, duration_s)``, served in release order (then
+    the given order). At every instant the simulation dials every released job it
+    may: a token free in the exact sliding window (:class:`SlidingWindowLimiter`), a
+    concurrency slot free, and no live call to the job's phone; a job whose phone is
+    busy is passed over, not waited for. Time then jumps to the next release, call
+    end or token. With every release at 0 and distinct phones this is the same
+    schedule as ``makespan.py``'s ``ideal_makespan``.
+    """
+    window = SlidingWindowLimiter(rate, window_s)
+    arrivals = deque(sorted(jobs, key=lambda job: job[0]))
+    ready: list[tuple[float, str, float]] = []
+    live: list[tuple[float, str]] = []  # heap of (end, phone)
+    busy: set[str] = set()
+    t = last_end = 0.0
+    while arrivals or ready:
+        while live and live[0][0] <= t:
+            busy.discard(heapq.heappop(live)[1])
+        while arrivals and arrivals[0][0] <= t:
+            ready.append(arrivals.popleft())
+        tokens = window.available(t)
+        slots = math.inf if concurrency is None else concurrency - len(live)
+        waiting: list[tuple[float, str, float]] = []
+        for job in ready:
+            if tokens >= 1 and slots >= 1 and job[1] not in busy:
+                window.record(t)
+                heapq.heappush(live, (t + job[2], job[1]))
+                busy.add(job[1])
+                last_end = max(last_end, t + job[2])
+                tokens, slots = tokens - 1, slots - 1
+            else:
+                waiting.append(job)
+        ready = waiting
+        candidates = [arrivals[0][0]] if arrivals else []
+        candidates += [live[0][0]] if live else []
+        candidates += [window.next_allowed_at(t)] if ready else []
+        later = [c for c in candidates if c > t]
+        if not later:
+            break  # unreachable: something waiting always has a later event
+        t = min(later)
+    return last_end
