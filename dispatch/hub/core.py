@@ -19,7 +19,7 @@ from dispatch.hub.notify import Notifier
 from dispatch.hub.retry import RetryPolicy
 from dispatch.hub.scheduling import DialQueue
 from dispatch.hub.sources import SourceHealth
-from dispatch.hub.state import Book
+from dispatch.hub.state import Book, RecordEntry
 from dispatch.hub.waiting import wait_event_until
 from dispatch.store import Store
 from dispatch.strategy import Strategy
@@ -107,6 +107,8 @@ class HubCore:
     control_scope: anyio.CancelScope | None = None
     stop_mode: StopMode | None = None
     polled_dry: bool = False
+    #: requeued records held until the first poll round may refresh them (.requeued)
+    held: dict[str, RecordEntry] = dataclasses.field(default_factory=dict)
     idle_reached: bool = False
     slot_times: SlotTimes = dataclasses.field(default_factory=SlotTimes)
     campaign: CampaignGuard = dataclasses.field(default_factory=CampaignGuard)

@@ -16,7 +16,7 @@ from dispatch.phone import is_dialable
 from dispatch.reasons import Reason
 from dispatch.records import DEFAULT_MAX_RECORD_BYTES, Record
 
-__all__ = ["Admission", "Skip", "admit", "describe_validation_error"]
+__all__ = ["Admission", "Skip", "admit", "describe_validation_error", "recheck"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -125,16 +125,21 @@ def admit(
             continue
         seen.add(record.id)
         admission.order.append(record.id)
-        if record.invalid_detail is not None:
-            error = f"record {record.id!r}: {record.invalid_detail}"
-            admission.skipped.append(Skip(record, record.invalid_reason, error, persist=True))
-            continue
-        skip = _check(record, default_region, max_record_bytes)
+        skip = recheck(record, default_region, max_record_bytes)
         if skip is not None:
             admission.skipped.append(skip)
             continue
         admission.new.append(record)
     return admission
+
+
+def recheck(record: Record, default_region: str | None, max_bytes: int | None) -> Skip | None:
+    """Everything but the id: a strategy's own verdict (``metadata["_invalid"]``), the
+    phone, then what goes on the wire. A :class:`Skip`, or ``None`` to dial."""
+    if record.invalid_detail is not None:
+        error = f"record {record.id!r}: {record.invalid_detail}"
+        return Skip(record, record.invalid_reason, error, persist=True)
+    return _check(record, default_region, max_bytes)
 
 
 def _check(record: Record, default_region: str | None, max_bytes: int | None) -> Skip | None:

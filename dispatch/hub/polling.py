@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 
 from dispatch.hub.core import HubCore
 from dispatch.hub.ingest import admit
+from dispatch.hub.requeued import refresh_held, release_held, split_held
 from dispatch.hub.sources import SourceHealth
 from dispatch.hub.state import RecordEntry
 from dispatch.log import get_logger
@@ -23,9 +24,13 @@ _MAX_BATCHES_PER_ROUND = 1000
 async def poll_loop(core: HubCore) -> None:
     """Poll every ``poll_interval_s``, or at once when signalled (idle checks); a
     failing strategy is polled again on its own backoff (see :mod:`.sources`)."""
+    first = True
     while True:
         active_at_start = core.book.active
         changed = await poll_round(core)
+        if first:
+            await release_held(core)  # requeued records no strategy returned again
+            first = False
         # only a dry poll that began with nothing in play proves the sources have
         # nothing new: rows may appear while the last calls are still going; a
         # failing source proves nothing at all
@@ -51,6 +56,9 @@ async def poll_round(core: HubCore) -> int:
             items = await _poll_once(core, strategy, health)
             if items is None:
                 break
+            items, refreshed = split_held(core, items)
+            if refreshed:
+                changed += await refresh_held(core, strategy, refreshed)
             changed += await admit_items(core, strategy, items)
             if not strategy.has_more:
                 break

@@ -19,9 +19,11 @@ as answered is never re-dialled.
 
 Dials of earlier runs in the last 60 s (by ``dialed_at``, else ``claimed_at``) seed
 the rate window, so a restart never starts a second burst inside the same minute.
-A stored record whose payload no longer validates is closed (``skipped``, or
-``failed`` when it was dialled) with reason ``invalid_record`` instead of staying
-active forever.
+Requeued records not yet dialled in their new round are held until the first
+poll round (:mod:`dispatch.hub.requeued`). Dials stopped by a campaign-wide error
+stay uncounted across restarts. A stored record whose payload no longer validates
+is closed (``skipped``, or ``failed`` when it was dialled) with reason
+``invalid_record`` instead of staying active forever.
 """
 
 from __future__ import annotations
@@ -75,6 +77,8 @@ async def resume(core: HubCore) -> None:
     for status in TERMINAL_STATUSES:
         core.book.count_terminal(status, counts.get(status, 0))
     rows = await store.load_active()
+    requeued = await store.requeued_pending_ids()
+    uncounted = await store.uncounted_attempts()
     live_ids = [row.id for row in rows if row.status in ("dialing", "in_call")]
     attempts = {a.record_id: a for a in await store.latest_attempts(live_ids)}
     verdicts = await ask_all(core.agent, _probes(rows, attempts), core.clock, RECONCILE_WAIT_S)
@@ -92,9 +96,12 @@ async def resume(core: HubCore) -> None:
             record, core.strategy_by_name.get(row.strategy), row.strategy, row.status,
             attempts=row.attempts, last_reason=row.last_reason, last_call_id=row.last_call_id,
             next_attempt_at=row.next_attempt_at, disposition=row.disposition, error=row.error,
+            uncounted=uncounted.get(row.id, 0),
         )
         core.book.add(entry)
-        if row.status in ("dialing", "in_call"):
+        if row.id in requeued and row.status == "pending":
+            core.held[row.id] = entry  # its source row may have been fixed: see .requeued
+        elif row.status in ("dialing", "in_call"):
             verdict = verdicts.get(row.id) if verdicts is not None else None
             outcome = _recover(core, entry, attempts.get(row.id), now, ops, verdict)
             if outcome is not None:

@@ -143,6 +143,20 @@ async def known_ids(engine: AsyncEngine) -> set[str]:
     return {row["id"] for row in rows}
 
 
+async def uncounted_attempts(engine: AsyncEngine) -> dict[str, int]:
+    """Per active record, its dials of the current round stopped by a campaign-wide
+    error (``raw_reason = 'campaign_error'``): they never count toward retries."""
+    query = (
+        select(_attempts.c.record_id, func.count().label("n"))
+        .join(_records, _records.c.id == _attempts.c.record_id)
+        .where(and_(_records.c.status.in_(sorted(ACTIVE_STATUSES)),
+                    _attempts.c.raw_reason == "campaign_error",
+                    _attempts.c.requeue_round == _records.c.requeue_count))
+        .group_by(_attempts.c.record_id)
+    )
+    return {row["record_id"]: int(row["n"]) for row in await _all(engine, query)}
+
+
 async def requeued_pending_ids(engine: AsyncEngine) -> set[str]:
     """Ids of requeued records not dialled yet in their new round (see ``refresh_record``)."""
     query = select(_records.c.id).where(

@@ -183,6 +183,10 @@ class Store:
         """All record ids ever stored."""
         return await queries.known_ids(self.engine)
 
+    async def uncounted_attempts(self) -> dict[str, int]:
+        """Active records' dials stopped by a campaign-wide error (not counted)."""
+        return await queries.uncounted_attempts(self.engine)
+
     async def requeued_pending_ids(self) -> set[str]:
         """Requeued records not yet dialled in their new round: the ids a poll may
         refresh with ``refresh_record`` (their source row may have been fixed)."""
