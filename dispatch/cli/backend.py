@@ -84,6 +84,7 @@ async def open_campaign(
         except StoreError as exc:
             raise CliError(str(exc), 2) from exc
         _check_not_running(store)
+        embedded = embedded_sandbox(args, key)
         url, key, from_ = await _voice_server(args, key, output, stack)
         agent = await _ready_agent(args, url, key, from_, stack)
         hub = DispatchHub(
@@ -93,7 +94,7 @@ async def open_campaign(
             max_calls_per_minute=args.rate,
             max_concurrent=args.concurrency,
             retry_attempts=args.retries,
-            retry_policy=_retry_policy(args),
+            retry_policy=_retry_policy(args, embedded),
             poll_interval_s=args.poll,
             db=store,
             default_region=args.region,
@@ -156,17 +157,26 @@ def _check_not_running(store: Any) -> None:
         probe.release()
 
 
-def _retry_policy(args: argparse.Namespace) -> Any:
-    """``--retry-delay`` sets one delay for every retryable reason; else the hub's defaults."""
-    if args.retry_delay is None:
+def _retry_policy(args: argparse.Namespace, embedded: bool) -> Any:
+    """``--retry-delay`` sets one delay for every retryable reason; else the hub's defaults.
+
+    On the embedded sandbox a crashed run's calls died with its process (the sandbox
+    ran inside it), so an attempt the new sandbox cannot find is retried as
+    ``interrupted`` (``retry_unknown``) instead of being closed ``unknown``.
+    """
+    if args.retry_delay is None and not embedded:
         return None
     from dispatch.hub import RetryPolicy
     from dispatch.hub.retry import DEFAULT_DELAYS_S, MIN_INFRA_DELAY_S
 
-    delay_s = max(args.retry_delay, MIN_INFRA_DELAY_S)
+    delays_s = DEFAULT_DELAYS_S
+    if args.retry_delay is not None:
+        delay_s = max(args.retry_delay, MIN_INFRA_DELAY_S)
+        delays_s = {reason: delay_s for reason in DEFAULT_DELAYS_S}
     return RetryPolicy(
-        delays_s={reason: delay_s for reason in DEFAULT_DELAYS_S},
+        delays_s=delays_s,
         max_attempts=max(RetryPolicy.max_attempts, 1 + args.retries),
+        retry_unknown=embedded,
     )
 
 

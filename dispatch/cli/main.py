@@ -28,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="dispatch",
         description="Outbound call campaigns for Pinecall voice agents.",
     )
+    from dispatch.cli.options import one_line_errors
+
+    one_line_errors(parser)  # `dispatch run x.csv --bogus` is reported here: one line too
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for name in _COMMAND_MODULES:
