@@ -9,6 +9,14 @@ that appends in the few microseconds between that last check and the rename
 can still lose its write; true exclusion would need the writers' cooperation
 (a lock file), which plain CSV producers do not offer.
 
+Spreadsheet formulas: every value *dispatch* writes (the status word in the
+user's file, every cell of the results file) goes through
+:func:`dispatch.csvsafe.neutralize_cell`, so a disposition such as
+``=HYPERLINK("http://x","y")`` is written as ``'=HYPERLINK(...)``. The user's own
+cells are their data: status write-back never escapes or edits them (each keeps
+its value; only the quoting polars chooses may differ from the original bytes),
+so a file that holds formulas on purpose keeps them.
+
 Everything here blocks: call it from a worker thread.
 """
 
@@ -24,6 +32,7 @@ from typing import BinaryIO
 
 import polars as pl
 
+from dispatch.csvsafe import neutralize_cell
 from strategies._csv_index import Columns, row_keys
 from strategies._csv_text import (
     BOM,
@@ -94,8 +103,9 @@ class StatusWriteBack:
             if not words or not set(columns) <= set(frame.columns):
                 continue
             keys = row_keys(frame, columns)
+            safe = [neutralize_cell(word) for word in words.values()]
             new = keys.replace_strict(
-                list(words), list(words.values()), default=None, return_dtype=pl.String
+                list(words), safe, default=None, return_dtype=pl.String
             ).alias(_WORD)
             hit = new.is_not_null()
             rows_updated += int(hit.sum())
@@ -149,7 +159,11 @@ class ResultsFile:
         self.path = path
 
     def append(self, rows: list[dict[str, str]]) -> None:
-        """Append ``rows`` (keys: :data:`RESULT_FIELDS`). Raises :class:`OSError`."""
+        """Append ``rows`` (keys: :data:`RESULT_FIELDS`), every cell neutralised.
+
+        Raises :class:`OSError`.
+        """
+        rows = [{k: neutralize_cell(v) for k, v in row.items()} for row in rows]
         new = not self.path.exists() or self.path.stat().st_size == 0
         with open(self.path, "a", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=RESULT_FIELDS, extrasaction="ignore")

@@ -121,3 +121,38 @@ async def test_results_file(tmp_path: Path) -> None:
     ]
     assert rows[0]["attempts"] == "1" and rows[0]["call_id"] == "CA1" and rows[0]["at"]
     assert path.read_text() == "phone\n+14155550001\n+14155550002\n"  # source untouched
+
+
+FORMULAS = ['=HYPERLINK("http://x","y")', "=2+3"]
+
+
+async def test_written_words_are_neutralised_user_cells_kept(tmp_path: Path) -> None:
+    path, results = tmp_path / "leads.csv", tmp_path / "results.csv"
+    write(path, "name,phone,note\n=1+1,+14155550001,@keep\nBo,+14155550002,-x\n")
+    strategy = CsvStrategy(path, write_back="status", results_file=results)
+    one, two = await drain(strategy)
+    await strategy.record_outcome(outcome(one, Reason.HANGUP, FORMULAS[0]))
+    await strategy.record_outcome(outcome(two, Reason.HANGUP, FORMULAS[1]))
+    await strategy.aclose()
+    assert path.read_text() == (
+        "name,phone,note,status\n"
+        '=1+1,+14155550001,@keep,"\'=HYPERLINK(""http://x"",""y"")"\n'
+        "Bo,+14155550002,-x,'=2+3\n"
+    )
+    rows = read_rows(results)
+    assert [(r["status"], r["disposition"], r["phone"]) for r in rows] == [
+        ("'" + FORMULAS[0], "'" + FORMULAS[0], "+14155550001"),
+        ("'=2+3", "'=2+3", "+14155550002"),
+    ]
+
+
+async def test_results_file_neutralises_every_cell(tmp_path: Path) -> None:
+    path, results = tmp_path / "leads.csv", tmp_path / "results.csv"
+    write(path, "id,phone\n=cmd|' /C calc'!A0,+14155550001\n")
+    strategy = CsvStrategy(path, results_file=results)
+    (record,) = await drain(strategy)
+    await strategy.record_outcome(outcome(record, Reason.HANGUP))
+    await strategy.aclose()
+    (row,) = read_rows(results)
+    assert row["id"] == "'=cmd|' /C calc'!A0"
+    assert all(not v.startswith(("=", "@")) for v in row.values())
