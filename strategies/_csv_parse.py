@@ -95,23 +95,32 @@ def _utf8_header(fmt: CsvFormat) -> bytes:
     return fmt.header.decode(fmt.encoding, "replace").encode("utf-8")
 
 
+def _frame(rows: list[list[str]], lines: list[int], columns: list[str]) -> pl.DataFrame:
+    """A frame like polars would give: every column String, empty -> null, ragged fixed."""
+    width = len(columns)
+    if any(len(r) != width for r in rows):  # ragged rows: pad or truncate
+        rows = [(r + [""] * width)[:width] for r in rows]
+    cells = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
+    frame = pl.DataFrame(
+        [pl.Series(ROW, lines, dtype=pl.UInt32)]
+        + [pl.Series(name, values, dtype=pl.String) for name, values in
+           zip(columns, cells, strict=True)]
+    )
+    return frame.with_columns(
+        pl.when(pl.col(c) != "").then(pl.col(c)).alias(c) for c in columns
+    )
+
+
 def _slow(body: bytes, fmt: CsvFormat, columns: list[str], first_line: int,
           final: bool) -> Block:
+    frames: list[pl.DataFrame] = []
+
+    def sink(rows: list[list[str]], lines: list[int]) -> None:
+        frames.append(_frame(rows, lines, columns))
+
     read = read_rows(body, encoding=fmt.encoding, delimiter=fmt.delimiter,
-                     first_line=first_line, final=final)
-    width = len(columns)
-    cells: list[list[str | None]] = [[] for _ in columns]
-    for fields in read.rows:
-        fields = (fields + [""] * width)[:width]  # ragged rows: pad or truncate
-        for column, value in zip(cells, fields, strict=True):
-            column.append(value or None)
-    frame = pl.DataFrame(
-        {name: pl.Series(name, values, dtype=pl.String) for name, values in
-         zip(columns, cells, strict=True)}
-    )
-    frame = frame.with_columns(pl.Series(ROW, read.lines, dtype=pl.UInt32)).select(
-        ROW, *columns
-    )
+                     first_line=first_line, final=final, on_rows=sink)
+    frame = pl.concat(frames) if frames else _frame([], [], columns)
     return Block(frame, read.bad, read.end, fallback=True)
 
 

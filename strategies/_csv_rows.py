@@ -25,6 +25,7 @@ import codecs
 import csv
 import dataclasses
 import hashlib
+from collections.abc import Callable
 
 __all__ = ["MAX_FIELD_LINES", "BadRow", "RowsRead", "excerpt", "read_rows"]
 
@@ -67,12 +68,15 @@ class BadRow:
 
 @dataclasses.dataclass(slots=True)
 class RowsRead:
-    """Good rows (fields, first line), bad rows, and the bytes consumed."""
+    """Bad rows and the bytes consumed (good rows in flight to the sink)."""
 
     rows: list[list[str]] = dataclasses.field(default_factory=list)
     lines: list[int] = dataclasses.field(default_factory=list)
     bad: list[BadRow] = dataclasses.field(default_factory=list)
     end: int = 0
+
+
+RowSink = Callable[[list[list[str]], list[int]], None]
 
 
 class _Runaway(Exception):
@@ -99,18 +103,43 @@ class _Lines:
         return self.texts[self.pos - 1]
 
 
-def _decode_lines(raw: list[bytes], encoding: str) -> tuple[list[str], set[int]]:
-    """Decode each physical line; the indexes of lines with undecodable bytes."""
-    decoder = codecs.lookup(encoding)
+Lines = tuple[list[str], set[int], list[bytes] | None]
+
+
+def _split_lines(body: bytes, encoding: str, final: bool) -> tuple[Lines, int]:
+    """Decoded physical lines (with their ``\\n``), the indexes of lines holding
+    undecodable bytes, the raw lines when there are such (else ``None``: the text
+    re-encodes to the same bytes), and the byte length of the lines returned.
+
+    The text after the last newline is included only when ``final``.
+    """
+    cut = body.rfind(b"\n") + 1
+    size = len(body) if final else cut
+    codec = codecs.lookup(encoding).name
+    try:  # the common case: one decode, one split
+        parts = body[:size].decode(codec).split("\n")
+    except UnicodeDecodeError:
+        return _decode_each(body[:size], codec), size
+    last = parts.pop()
+    texts = [part + "\n" for part in parts]
+    if last:
+        texts.append(last)
+    return (texts, set(), None), size
+
+
+def _decode_each(data: bytes, codec: str) -> Lines:
+    raw = data.split(b"\n")
+    last = raw.pop()
+    lines = [line + b"\n" for line in raw] + ([last] if last else [])
     texts: list[str] = []
     broken: set[int] = set()
-    for i, line in enumerate(raw):
+    for i, line in enumerate(lines):
         try:
-            texts.append(line.decode(decoder.name))
+            texts.append(line.decode(codec))
         except UnicodeDecodeError:
-            texts.append(line.decode(decoder.name, "replace"))
+            texts.append(line.decode(codec, "replace"))
             broken.add(i)
-    return texts, broken
+    return texts, broken, lines
 
 
 def _why(exc: Exception) -> str:
@@ -129,25 +158,22 @@ def _encoding_hint(encoding: str) -> str:
     return f"bytes that are not valid {name} (wrong encoding? try {fix})"
 
 
-def read_rows(body: bytes, *, encoding: str, delimiter: str, first_line: int,
-              final: bool) -> RowsRead:
+def read_rows(body: bytes, *, encoding: str, delimiter: str, first_line: int, final: bool,
+              on_rows: RowSink, chunk_rows: int = 65536) -> RowsRead:
     """Read the records in ``body`` (which starts on a record boundary).
 
+    Good rows are handed to ``on_rows(rows, lines)`` in chunks of at most
+    ``chunk_rows`` (so a large block is never held as Python lists at once).
     ``first_line`` is the file line number of ``body``'s first line. Unless
     ``final``, an unterminated last line and a quoted field still open at the end
     are held back (``end`` stops before them); when ``final`` they are taken (an
     open quote then makes a :class:`BadRow`).
     """
-    raw = body.split(b"\n")
-    tail = raw.pop()  # the text after the last newline ("" when body ends with one)
-    raw = [line + b"\n" for line in raw]
-    if tail and final:
-        raw.append(tail)
-    texts, broken = _decode_lines(raw, encoding)
-    out = RowsRead()
+    (texts, broken, raw), size = _split_lines(body, encoding, final)
+    out = RowsRead(end=size)
     src = _Lines(texts)
     reader = csv.reader(src, delimiter=delimiter, strict=True)
-    offsets = _LineOffsets(raw)
+    check_nul = b"\x00" in body
     while src.pos < len(texts):
         src.start = src.pos
         try:
@@ -155,39 +181,40 @@ def read_rows(body: bytes, *, encoding: str, delimiter: str, first_line: int,
         except StopIteration:
             break
         except (csv.Error, _Runaway) as exc:
-            if "end of data" in str(exc) and not final:
-                src.pos = src.start  # an open quoted field that may still be completed
+            if "end of data" in str(exc) and not final:  # may still be completed
+                out.end = (
+                    len("".join(texts[: src.start]).encode(encoding)) if raw is None
+                    else sum(len(line) for line in raw[: src.start])
+                )
                 break
             out.bad.append(BadRow(first_line + src.start, "invalid_row", _why(exc),
                                   texts[src.start]))
             src.pos = src.start + 1
             reader = csv.reader(src, delimiter=delimiter, strict=True)
             continue
-        _keep(out, fields, src, broken, first_line, encoding)
-    out.end = offsets.at(src.pos)
+        if not fields:
+            continue
+        if (broken or check_nul) and _is_bad(out, fields, src, broken, first_line, encoding):
+            continue
+        out.rows.append(fields)
+        out.lines.append(first_line + src.start)
+        if len(out.rows) >= chunk_rows:
+            on_rows(out.rows, out.lines)
+            out.rows, out.lines = [], []
+    if out.rows:
+        on_rows(out.rows, out.lines)
+        out.rows, out.lines = [], []
     return out
 
 
-def _keep(out: RowsRead, fields: list[str], src: _Lines, broken: set[int], first_line: int,
-          encoding: str) -> None:
+def _is_bad(out: RowsRead, fields: list[str], src: _Lines, broken: set[int], first_line: int,
+            encoding: str) -> bool:
     line = first_line + src.start
-    if not fields:
-        return
     text = "".join(src.texts[src.start : src.pos])
     if any(i in broken for i in range(src.start, src.pos)):
         out.bad.append(BadRow(line, "invalid_encoding", _encoding_hint(encoding), text))
-    elif any(_NUL in f for f in fields):
+        return True
+    if any(_NUL in f for f in fields):
         out.bad.append(BadRow(line, "invalid_row", "NUL byte in the row", text.replace(_NUL, "")))
-    else:
-        out.rows.append(fields)
-        out.lines.append(line)
-
-
-class _LineOffsets:
-    """Byte offset of the start of line ``i`` (computed once, on demand)."""
-
-    def __init__(self, raw: list[bytes]) -> None:
-        self._raw = raw
-
-    def at(self, index: int) -> int:
-        return sum(len(line) for line in self._raw[:index])
+        return True
+    return False

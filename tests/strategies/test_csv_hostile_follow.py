@@ -89,6 +89,18 @@ async def open_quote_completed_later(path: Path) -> None:
     assert records[0].metadata["notes"] == "first\nsecond"
 
 
+async def open_quote_after_an_invalid_byte(path: Path) -> None:
+    header = HEADER.replace("\n", ",notes\n")
+    write(path, (header + f"nMARK2,{phone_for(2)},x\n" + f'n3,{phone_for(3)},"first\n').encode()
+          .replace(b"MARK", b"\xe9"))
+    strategy = CsvStrategy(path)
+    records = await drain(strategy)
+    assert good(records) == [] and bad(records) == [("line 2", "invalid_encoding")]
+    append(path, 'second"\n' + f"n5,{phone_for(5)},x\n")
+    records = await drain(strategy)
+    assert good(records) == [phone_for(3), phone_for(5)] and bad(records) == []
+
+
 async def conflict_appended_later(path: Path) -> None:
     write(path, "id,phone\n" + f"a1,{phone_for(2)}\n")
     strategy = CsvStrategy(path)
@@ -139,6 +151,7 @@ SCENARIOS: list[Callable[[Path], Awaitable[None]]] = [
     deleted_then_recreated,
     half_written_last_line,
     open_quote_completed_later,
+    open_quote_after_an_invalid_byte,
     conflict_appended_later,
     appended_to_cr_only_file,
     appended_to_utf16_file,
