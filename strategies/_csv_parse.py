@@ -26,7 +26,13 @@ from strategies._csv_index import ROW
 from strategies._csv_rows import MAX_FIELD_LINES, BadRow, read_rows
 from strategies._csv_text import CsvFormat, is_utf8, last_record_end, parse_csv, quotes_balanced
 
-__all__ = ["Block", "frame_lines", "header_columns", "parse_block"]
+__all__ = ["ROWS_WINDOW_BYTES", "WINDOW_BYTES", "Block", "frame_lines", "header_columns",
+           "parse_block"]
+
+#: polars reads a block in windows of this many bytes (rounded up to a line end).
+WINDOW_BYTES = 8 << 20
+#: A window polars refuses is halved down to this size, then read row by row.
+ROWS_WINDOW_BYTES = 128 << 10
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -66,14 +72,20 @@ def frame_lines(frame: pl.DataFrame, first_line: int, newlines: int) -> pl.DataF
     return frame.with_columns((pl.col(ROW) + shift).alias(ROW))
 
 
-def _fast(body: bytes, fmt: CsvFormat, first_line: int, final: bool) -> Block | None:
-    end = last_record_end(body)
-    if end < len(body):
-        if final and quotes_balanced(body, end):
-            end = len(body)
-        elif final or b"\n" in body[end:]:
+def _polars_window(
+    body: bytes, pos: int, stop: int, fmt: CsvFormat, columns: list[str], line: int, final: bool
+) -> tuple[pl.DataFrame, int] | None:
+    """polars on the complete records of ``body[pos:stop]``: (frame, end), or ``None``
+    when it refuses them or its result cannot be trusted (see the module docstring)."""
+    end = last_record_end(body, pos, stop)
+    if end < stop:
+        if final and quotes_balanced(body[end:stop]):
+            end = stop
+        elif final or body.find(b"\n", end, stop) >= 0:
             return None  # quote parity is unreliable here: read row by row
-    part = body[:end]
+    if end == pos:
+        return None
+    part = body[pos:end]
     if b"\x00" in part:
         return None
     if not is_utf8(fmt.encoding):
@@ -85,8 +97,10 @@ def _fast(body: bytes, fmt: CsvFormat, first_line: int, final: bool) -> Block | 
         frame = parse_csv(_utf8_header(fmt) + part, fmt)
     except pl.exceptions.PolarsError:
         return None
-    lined = frame_lines(frame, first_line, part.count(b"\n"))
-    return None if lined is None else Block(lined, [], end, fallback=False)
+    if frame.columns != columns:
+        return None
+    lined = frame_lines(frame, line, part.count(b"\n"))
+    return None if lined is None else (lined, end)
 
 
 def _utf8_header(fmt: CsvFormat) -> bytes:
@@ -111,28 +125,69 @@ def _frame(rows: list[list[str]], lines: list[int], columns: list[str]) -> pl.Da
     )
 
 
-def _slow(body: bytes, fmt: CsvFormat, columns: list[str], first_line: int,
-          final: bool) -> Block:
+def _rows_window(body: bytes, fmt: CsvFormat, columns: list[str], line: int,
+                 final: bool) -> tuple[list[pl.DataFrame], list[BadRow], int]:
     frames: list[pl.DataFrame] = []
 
     def sink(rows: list[list[str]], lines: list[int]) -> None:
         frames.append(_frame(rows, lines, columns))
 
     read = read_rows(body, encoding=fmt.encoding, delimiter=fmt.delimiter,
-                     first_line=first_line, final=final, on_rows=sink)
-    frame = pl.concat(frames) if frames else _frame([], [], columns)
-    return Block(frame, read.bad, read.end, fallback=True)
+                     first_line=line, final=final, on_rows=sink)
+    return frames, read.bad, read.end
+
+
+def _window_stop(body: bytes, pos: int, size: int) -> int:
+    """The end of the line at ``pos + size`` (or the end of ``body``)."""
+    if pos + size >= len(body):
+        return len(body)
+    nl = body.find(b"\n", pos + size)
+    return len(body) if nl < 0 else nl + 1
 
 
 def parse_block(body: bytes, fmt: CsvFormat, columns: list[str], first_line: int, *,
-                final: bool) -> Block:
+                final: bool, window_bytes: int = 0, rows_window_bytes: int = 0) -> Block:
     """Parse ``body`` (records after the header, starting on a record boundary).
 
     ``first_line`` is the file line number of ``body``'s first line. Unless
     ``final``, an incomplete last record is held back (``end`` stops before it).
     Never raises for bad content: unreadable records come back as ``bad``.
+
+    polars reads windows of up to ``window_bytes`` (:data:`WINDOW_BYTES`); a window
+    it refuses is halved until it is ``rows_window_bytes`` (:data:`ROWS_WINDOW_BYTES`)
+    small, and that window is read row by row, so a bad spot costs a few small
+    re-reads, not the whole block.
     """
-    block = _fast(body, fmt, first_line, final)
-    if block is not None and block.frame.width - 1 == len(columns):
-        return block
-    return _slow(body, fmt, columns, first_line, final)
+    window_bytes = window_bytes or WINDOW_BYTES
+    rows_window_bytes = rows_window_bytes or ROWS_WINDOW_BYTES
+    frames: list[pl.DataFrame] = []
+    bad: list[BadRow] = []
+    pos, line, size, fallback = 0, first_line, window_bytes, False
+    rows_size = rows_window_bytes  # grows while one record is longer than it
+    while pos < len(body):
+        stop = _window_stop(body, pos, size)
+        done = _polars_window(body, pos, stop, fmt, columns, line, final and stop == len(body))
+        if done is None and size > rows_window_bytes:
+            size //= 2
+            continue
+        if done is not None:
+            frame, end = done
+            frames.append(frame)
+            size = min(window_bytes, size * 2)
+        else:
+            fallback = True
+            stop = _window_stop(body, pos, rows_size)
+            last = stop == len(body)
+            more, wrong, used = _rows_window(body[pos:stop], fmt, columns, line, final and last)
+            frames += more
+            bad += wrong
+            if used == 0 and last:
+                break  # an incomplete last record: held back
+            if used == 0:
+                rows_size *= 2  # one record longer than the window: widen it
+                continue
+            end, rows_size = pos + used, rows_window_bytes
+        line += body.count(b"\n", pos, end)
+        pos = end
+    frame = pl.concat(frames) if frames else _frame([], [], columns)
+    return Block(frame, bad, pos, fallback)

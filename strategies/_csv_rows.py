@@ -194,7 +194,15 @@ def read_rows(body: bytes, *, encoding: str, delimiter: str, first_line: int, fi
             continue
         if not fields:
             continue
-        if (broken or check_nul) and _is_bad(out, fields, src, broken, first_line, encoding):
+        if broken and _spans(src, broken):
+            text = "".join(src.texts[src.start : src.pos])
+            out.bad.append(BadRow(first_line + src.start, "invalid_encoding",
+                                  _encoding_hint(encoding), text))
+            continue
+        if check_nul and any(_NUL in f for f in fields):
+            text = "".join(src.texts[src.start : src.pos]).replace(_NUL, "")
+            out.bad.append(BadRow(first_line + src.start, "invalid_row", "NUL byte in the row",
+                                  text))
             continue
         out.rows.append(fields)
         out.lines.append(first_line + src.start)
@@ -207,14 +215,8 @@ def read_rows(body: bytes, *, encoding: str, delimiter: str, first_line: int, fi
     return out
 
 
-def _is_bad(out: RowsRead, fields: list[str], src: _Lines, broken: set[int], first_line: int,
-            encoding: str) -> bool:
-    line = first_line + src.start
-    text = "".join(src.texts[src.start : src.pos])
-    if any(i in broken for i in range(src.start, src.pos)):
-        out.bad.append(BadRow(line, "invalid_encoding", _encoding_hint(encoding), text))
-        return True
-    if any(_NUL in f for f in fields):
-        out.bad.append(BadRow(line, "invalid_row", "NUL byte in the row", text.replace(_NUL, "")))
-        return True
-    return False
+def _spans(src: _Lines, broken: set[int]) -> bool:
+    """Whether the record just read covers a line with undecodable bytes."""
+    if src.pos - src.start == 1:
+        return src.start in broken
+    return not broken.isdisjoint(range(src.start, src.pos))
