@@ -183,6 +183,9 @@ class CsvSource:
         if sniffed.binary:
             self._partial = False
             raise SourceError(f"{self.path} is not a text CSV file ({sniffed.binary})")
+        if not raw_head.strip() and st.st_size <= len(raw_head):
+            self._partial = False  # empty or whitespace only: no header yet
+            return None
         data = to_parseable(_pread(fd, 0, st.st_size), sniffed) if sniffed.utf16 else None
         head = data if data is not None else to_parseable(raw_head, sniffed)
         fmt = self._detect(head, st, whole=data is not None or len(head) == st.st_size)
