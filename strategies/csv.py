@@ -28,7 +28,6 @@ mistake before anyone is dialled (:mod:`strategies._csv_preflight`).
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -54,10 +53,11 @@ from strategies._csv_mapping import (
     content_id,
     find_phone_column,
 )
+from strategies._csv_outcomes import OutcomeWriter
 from strategies._csv_preflight import CsvChecks, run_checks
 from strategies._csv_rows import BadRow
 from strategies._csv_source import CsvSource, SourceError
-from strategies._csv_writeback import ResultsFile, StatusWriteBack, WriteBackError
+from strategies._csv_writeback import ResultsFile, StatusWriteBack
 
 __all__ = ["CsvStatistics", "CsvStrategy"]
 
@@ -152,21 +152,21 @@ class CsvStrategy(Strategy):
         self._source = CsvSource(
             self.path, encoding=encoding, delimiter=delimiter, settle_s=settle_s, clock=self._clock
         )
-        self._status_writer = (
-            StatusWriteBack(self.path, write_back, encoding=encoding, delimiter=delimiter)
-            if write_back
-            else None
-        )
-        self._results = ResultsFile(Path(results_file)) if results_file else None
         self._index = EmittedIndex()
+        self._outcomes = OutcomeWriter(
+            self.path, self._index, self._clock,
+            status_writer=(
+                StatusWriteBack(self.path, write_back, encoding=encoding, delimiter=delimiter)
+                if write_back else None
+            ),
+            results=ResultsFile(Path(results_file)) if results_file else None,
+        )
         self._builder = BatchBuilder(self._index, self._map, self._explicit_id)
         self._identity: tuple[str, ...] = ()
         self._pending = pl.DataFrame()
         self._bad_pending: list[BadRow] = []
         self._bad_seen: set[str] = set()
         self._bind_error: MappingError | None = None
-        self._status_outbox: dict[str, str] = {}
-        self._results_outbox: list[dict[str, str]] = []
         self._state = "new"
         self._polls = 0
         self._lock = anyio.Lock()
@@ -192,7 +192,7 @@ class CsvStrategy(Strategy):
         """
         async with self._lock:
             self._polls += 1
-            await self._flush_outcomes()
+            await self._outcomes.flush()
             await self._refresh()
             if self._pending.height == 0 and not self._bad_pending:
                 return []
@@ -204,18 +204,14 @@ class CsvStrategy(Strategy):
 
     async def record_outcome(self, outcome: Outcome) -> None:
         """Queue the outcome for write-back; it is written at the next poll or at close."""
-        word = outcome.disposition or outcome.reason.value
         if outcome.record.id in self._bad_seen:
             return  # an unreadable row: there is no row to write its outcome into
-        if self._status_writer is not None:
-            self._status_outbox[outcome.record.id] = word
-        if self._results is not None:
-            self._results_outbox.append(_result_row(outcome, word, self._clock.now()))
+        self._outcomes.queue(outcome)
 
     async def aclose(self) -> None:
         """Flush queued write-backs (failures are logged)."""
         async with self._lock:
-            await self._flush_outcomes()
+            await self._outcomes.flush()
 
     def statistics(self) -> CsvStatistics:
         stats = self._source.stats
@@ -227,7 +223,7 @@ class CsvStrategy(Strategy):
             bytes_parsed=stats.bytes_parsed,
             rows_pending=self._pending.height,
             records_emitted=len(self._index),
-            outcomes_queued=len(self._status_outbox) + len(self._results_outbox),
+            outcomes_queued=self._outcomes.queued,
             fallback_parses=stats.fallback_parses,
             bad_rows=len(self._bad_seen),
         )
@@ -353,42 +349,6 @@ class CsvStrategy(Strategy):
                 metadata={INVALID_KEY: problem},
             )
 
-    # -- outcomes -------------------------------------------------------------------
-
-    async def _flush_outcomes(self) -> None:
-        if self._results is not None and self._results_outbox:
-            rows, self._results_outbox = self._results_outbox, []
-            try:
-                await anyio.to_thread.run_sync(self._results.append, rows)
-            except OSError as exc:
-                self._results_outbox = rows + self._results_outbox
-                log.warning(
-                    "csv results file not written", path=str(self._results.path), error=repr(exc)
-                )
-        if self._status_writer is not None and self._status_outbox:
-            await self._flush_status(self._status_writer)
-
-    async def _flush_status(self, writer: StatusWriteBack) -> None:
-        outbox, self._status_outbox = self._status_outbox, {}
-        known = self._index.keys_of(list(outbox))
-        updates = {
-            cols: {key: outbox[rid] for rid, key in ids.items()} for cols, ids in known.items()
-        }
-        try:
-            result = await anyio.to_thread.run_sync(writer.flush, updates)
-        except (OSError, WriteBackError, pl.exceptions.PolarsError) as exc:
-            self._status_outbox = {**outbox, **self._status_outbox}
-            log.warning("csv status write-back postponed", path=str(self.path), error=repr(exc))
-            return
-        lost = [
-            rid
-            for cols, ids in known.items()
-            for rid, key in ids.items()
-            if key not in result.matched.get(cols, set())
-        ]
-        if lost:
-            log.warning("csv rows for outcomes not found", path=str(self.path), ids=lost[:20])
-
     def _set_state(self, state: str, event: str | None, **fields: Any) -> None:
         if state == self._state:
             return
@@ -414,16 +374,3 @@ def _whitespace_rows(frame: pl.DataFrame, columns: list[str], phone: str | None)
         [pl.col(c).is_null() | (pl.col(c).str.strip_chars() == "") for c in columns]
     )
     return suspect.filter(blank).get_column(ROW)
-
-
-def _result_row(outcome: Outcome, word: str, now_s: float) -> dict[str, str]:
-    return {
-        "id": outcome.record.id,
-        "phone": outcome.record.phone,
-        "status": word,
-        "reason": outcome.reason.value,
-        "attempts": str(outcome.attempts),
-        "call_id": outcome.call_id or "",
-        "disposition": outcome.disposition or "",
-        "at": dt.datetime.fromtimestamp(now_s, dt.UTC).isoformat(),
-    }

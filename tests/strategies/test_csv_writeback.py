@@ -82,7 +82,7 @@ async def test_rows_appended_during_write_back_survive(tmp_path: Path) -> None:
                 f.write(b"5550002\nCy,+14155550003\n")
             super()._replace(content, st, copied_from)
 
-    strategy._status_writer = RacingWriteBack(path, "status")
+    strategy._outcomes.status_writer = RacingWriteBack(path, "status")
     await strategy.record_outcome(outcome(ana, Reason.HANGUP, "confirmed"))
     records = await drain(strategy)
     assert path.read_text() == (
