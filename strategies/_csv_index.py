@@ -52,9 +52,6 @@ class EmittedIndex:
     def __len__(self) -> int:
         return sum(len(g.ids) for g in self._gens.values())
 
-    def knows(self, record_id: str) -> bool:
-        return any(record_id in g.ids for g in self._gens.values())
-
     def entry(self, columns: Columns, record_id: str) -> tuple[int | None, int | None] | None:
         """``(row key, first line)`` of a known id; the key is ``None`` when it was
         emitted under other columns (not comparable). ``None`` for a new id."""

@@ -146,8 +146,12 @@ def _window_stop(body: bytes, pos: int, size: int) -> int:
 
 
 def parse_block(body: bytes, fmt: CsvFormat, columns: list[str], first_line: int, *,
-                final: bool, window_bytes: int = 0, rows_window_bytes: int = 0) -> Block:
-    """Parse ``body`` (records after the header, starting on a record boundary).
+                final: bool, start: int = 0, window_bytes: int = 0,
+                rows_window_bytes: int = 0) -> Block:
+    """Parse ``body[start:]`` (records after the header, from a record boundary).
+
+    ``start`` saves copying a large file to cut its header off; ``end`` in the
+    result counts from ``start``.
 
     ``first_line`` is the file line number of ``body``'s first line. Unless
     ``final``, an incomplete last record is held back (``end`` stops before it).
@@ -162,7 +166,7 @@ def parse_block(body: bytes, fmt: CsvFormat, columns: list[str], first_line: int
     rows_window_bytes = rows_window_bytes or ROWS_WINDOW_BYTES
     frames: list[pl.DataFrame] = []
     bad: list[BadRow] = []
-    pos, line, size, fallback = 0, first_line, window_bytes, False
+    pos, line, size, fallback = start, first_line, window_bytes, False
     rows_size = rows_window_bytes  # grows while one record is longer than it
     while pos < len(body):
         stop = _window_stop(body, pos, size)
@@ -190,4 +194,4 @@ def parse_block(body: bytes, fmt: CsvFormat, columns: list[str], first_line: int
         line += body.count(b"\n", pos, end)
         pos = end
     frame = pl.concat(frames) if frames else _frame([], [], columns)
-    return Block(frame, bad, pos, fallback)
+    return Block(frame, bad, pos - start, fallback)

@@ -118,7 +118,7 @@ def run_checks(checks: CsvChecks) -> None:
     if phone is None or checks.default_region:
         return
     first_line = 1 + fmt.header.count(b"\n")
-    block = parse_block(data[fmt.header_end :], fmt, columns, first_line, final=True)
+    block = parse_block(data, fmt, columns, first_line, final=True, start=fmt.header_end)
     sample = block.frame.head(SAMPLE_ROWS).get_column(phone).drop_nulls()
     phones = [p for p in sample.str.strip_chars().to_list() if p]
     _check_region(checks, phones)

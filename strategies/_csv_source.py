@@ -205,9 +205,9 @@ class CsvSource:
             return Chunk(frame, [], replaced=True)
         if data is None:
             data = to_parseable(_pread(fd, 0, st.st_size), sniffed)
-        block = self._parse(data[fmt.header_end :], fmt, first_line, st)
+        block = self._parse(data, fmt, first_line, st, start=fmt.header_end)
         end = fmt.header_end + block.end
-        self._commit(fd, st, end, first_line + data[fmt.header_end : end].count(b"\n"))
+        self._commit(fd, st, end, first_line + data.count(b"\n", fmt.header_end, end))
         self.fmt, self._head = fmt, raw_head[: fmt.header_end]
         return Chunk(block.frame, block.bad, replaced=True)
 
@@ -258,15 +258,17 @@ class CsvSource:
             return None
         self.stats.incremental_reads += 1
         self.stats.bytes_parsed += len(self.fmt.header)
-        lines = self._line + data[: block.end].count(b"\n")
+        lines = self._line + data.count(b"\n", 0, block.end)
         self._commit(fd, st, self._offset + block.end, lines)
         return Chunk(block.frame, block.bad, replaced=False)
 
-    def _parse(self, body: bytes, fmt: CsvFormat, first_line: int, st: os.stat_result) -> Block:
-        block = parse_block(body, fmt, self.columns, first_line, final=self._settled(st))
+    def _parse(self, body: bytes, fmt: CsvFormat, first_line: int, st: os.stat_result, *,
+               start: int = 0) -> Block:
+        block = parse_block(body, fmt, self.columns, first_line, final=self._settled(st),
+                            start=start)
         self.stats.bytes_parsed += block.end
         self.stats.fallback_parses += block.fallback
-        self._partial = block.end < len(body)
+        self._partial = start + block.end < len(body)
         return block
 
     def _commit(self, fd: int, st: os.stat_result, end: int, lines: int) -> None:

@@ -17,7 +17,6 @@ __all__ = [
     "BOM",
     "CsvFormat",
     "Sniffed",
-    "decode_to_utf8",
     "detect_format",
     "first_record_end",
     "last_record_end",
@@ -170,13 +169,6 @@ def detect_format(
         header_end=end,
         cr_only=cr_only,
     )
-
-
-def decode_to_utf8(data: bytes, encoding: str) -> bytes:
-    """Re-encode ``data`` from ``encoding`` to UTF-8 (no-op for UTF-8)."""
-    if is_utf8(encoding):
-        return data
-    return data.decode(encoding, errors="replace").encode("utf-8")
 
 
 def is_utf8(encoding: str) -> bool:

@@ -92,8 +92,8 @@ class StatusWriteBack:
         first_line = 1 + fmt.header.count(b"\n")
         # complete lines only: a half-written last line is copied verbatim (_merge_tail)
         complete = max(data.rfind(b"\n") + 1, fmt.header_end)
-        block = parse_block(data[fmt.header_end : complete], fmt, columns, first_line,
-                            final=True)
+        block = parse_block(data[:complete], fmt, columns, first_line, final=True,
+                            start=fmt.header_end)
         words, result = _match(block.frame, updates)
         if not words:
             return result
