@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import polars as pl
@@ -234,12 +235,15 @@ class CsvSource:
             return None
         if _pread(fd, st.st_size - 1, 1) != b"\n":
             return None
-        newlines, nul = _scan(fd, fmt.header_end, st.st_size - fmt.header_end)
-        if nul:
-            return None
-        try:
-            frame = parse_csv(str(self.path), fmt)
-        except pl.exceptions.PolarsError:
+        # the byte scan (NULs, line count) overlaps polars, which releases the GIL
+        with ThreadPoolExecutor(1, thread_name_prefix="csv-scan") as pool:
+            scan = pool.submit(_scan, fd, fmt.header_end, st.st_size - fmt.header_end)
+            try:
+                frame: pl.DataFrame | None = parse_csv(str(self.path), fmt)
+            except pl.exceptions.PolarsError:
+                frame = None
+            newlines, nul = scan.result()
+        if frame is None or nul:
             return None
         if _signature(os.stat(self.path)) != _signature(st) or frame.columns != self.columns:
             return None
