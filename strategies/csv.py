@@ -63,6 +63,8 @@ __all__ = ["CsvStatistics", "CsvStrategy"]
 
 log = get_logger("dispatch.strategies.csv")
 
+_BAD_ROWS_LOGGED = 20  # unreadable rows logged one by one; the rest are in the store
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class CsvStatistics:
@@ -327,8 +329,12 @@ class CsvStrategy(Strategy):
 
     def _bad_record(self, bad: BadRow) -> Record:
         self._bad_seen.add(bad.record_id)
-        log.warning("csv row cannot be read", path=str(self.path), reason=bad.reason,
-                    problem=bad.message)
+        if len(self._bad_seen) <= _BAD_ROWS_LOGGED:
+            log.warning("csv row cannot be read", path=str(self.path), reason=bad.reason,
+                        problem=bad.message)
+        elif len(self._bad_seen) == _BAD_ROWS_LOGGED + 1:
+            log.warning("csv has more unreadable rows; they are not logged one by one",
+                        path=str(self.path), hint="dispatch report lists every skipped row")
         return bad_row_record(bad)
 
     def _explicit_id(self, row: Row, record: Record) -> bool:
