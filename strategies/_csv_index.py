@@ -39,6 +39,8 @@ def row_keys(frame: pl.DataFrame, columns: Columns) -> pl.Series:
 class _Generation:
     done: list[pl.Series] = dataclasses.field(default_factory=list)
     ids: dict[str, int] = dataclasses.field(default_factory=dict)
+    #: first line of ids chosen by the file (id column, map_row), for conflict messages
+    lines: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 class EmittedIndex:
@@ -50,11 +52,24 @@ class EmittedIndex:
     def __len__(self) -> int:
         return sum(len(g.ids) for g in self._gens.values())
 
-    def knows(self, record_id: str) -> bool:
-        return any(record_id in g.ids for g in self._gens.values())
+    def entry(self, columns: Columns, record_id: str) -> tuple[int | None, int | None] | None:
+        """``(row key, first line)`` of a known id; the key is ``None`` when it was
+        emitted under other columns (not comparable). ``None`` for a new id."""
+        gen = self._gens.get(columns)
+        if gen is not None and record_id in gen.ids:
+            return gen.ids[record_id], gen.lines.get(record_id)
+        for other in self._gens.values():
+            if record_id in other.ids:
+                return None, other.lines.get(record_id)
+        return None
 
-    def add_id(self, columns: Columns, record_id: str, key: int) -> None:
-        self._gens.setdefault(columns, _Generation()).ids[record_id] = key
+    def add_id(
+        self, columns: Columns, record_id: str, key: int, *, line: int | None = None
+    ) -> None:
+        gen = self._gens.setdefault(columns, _Generation())
+        gen.ids[record_id] = key
+        if line is not None:
+            gen.lines[record_id] = line
 
     def add_done(self, columns: Columns, keys: pl.Series) -> None:
         """Remember row keys whose rows were handled (emitted, collapsed or rejected)."""

@@ -13,14 +13,16 @@ The default mapping (no ``map_row``):
 * not_before: the ``not_before`` column, an ISO-8601 datetime, when present.
 
 A row that cannot be mapped (empty greeting field, bad ``not_before``) still
-becomes a Record, carrying ``metadata["_invalid"] = "row 7: ..."``; the hub skips
-such records with reason ``invalid_record``.
+becomes a Record, carrying ``metadata["_invalid"] = "line 7: ..."`` (the file
+line the row starts on); the hub skips such records with reason ``invalid_record``.
+Values are never expanded as templates: a name of ``{phone}`` stays literal.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 import string
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -35,11 +37,14 @@ __all__ = [
     "RowMapper",
     "content_id",
     "find_phone_column",
+    "greeting_problem",
+    "missing_phone_message",
 ]
 
 INVALID_KEY = "_invalid"
 PHONE_COLUMN_NAMES = ("phone", "phone_number", "number", "mobile", "tel")
 _ID_DIGEST_BYTES = 12
+_PHONE_LIKE = re.compile(r"\+?[\d\s().\-]{7,}")
 
 Row = dict[str, str | None]
 RowMapper = Callable[[Row], "Record | Mapping[str, Any] | None"]
@@ -77,6 +82,40 @@ def _template_fields(template: str) -> list[str]:
     return [field for _, field, _, _ in string.Formatter().parse(template) if field]
 
 
+def missing_phone_message(source: str, columns: list[str], wanted: str | None = None) -> str:
+    """One line saying why ``source`` has no usable phone column (or no header at all)."""
+    names = wanted or ", ".join(PHONE_COLUMN_NAMES)
+    found = ", ".join(columns) or "(none)"
+    if any(_PHONE_LIKE.fullmatch(c.strip()) for c in columns):
+        return (
+            f"{source} has no header row: its first line looks like data ({found}); "
+            f"expected a header line naming the phone column ({names})"
+        )
+    return f"{source} has no phone column: expected one of {names}; found columns: {found}"
+
+
+def greeting_problem(template: str, columns: list[str], source: str) -> str | None:
+    """Why ``template`` cannot be rendered from ``source``'s columns, or ``None``."""
+    listed = ", ".join(columns)
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as exc:
+        return f"--greeting template is not valid: {exc} (write a literal brace as {{{{ or }}}})"
+    for field in fields:
+        if not field or field.isdigit() or "." in field or "[" in field:
+            return f"--greeting field {{{field}}} must name a column, e.g. {{name}}"
+        if field not in columns:
+            return (
+                f"--greeting uses {{{field}}} but {source} has no column {field!r} "
+                f"(columns: {listed})"
+            )
+    try:
+        template.format_map({c: "x" for c in columns})
+    except (ValueError, KeyError, IndexError) as exc:
+        return f"--greeting template cannot be rendered: {exc}"
+    return None
+
+
 class DefaultMapper:
     """The mapping used when no ``map_row`` is given (see the module docstring).
 
@@ -92,7 +131,9 @@ class DefaultMapper:
         not_before_column: str = "not_before",
         default_region: str | None = None,
         exclude: Iterable[str] = (),
+        source: str = "the csv file",
     ) -> None:
+        self.source = source
         self._greeting = greeting
         self._phone_wanted = phone_column
         self._id_wanted = id_column
@@ -108,8 +149,7 @@ class DefaultMapper:
         """Resolve columns; return warnings. Raises :class:`MappingError` without a phone column."""
         phone = find_phone_column(columns, self._phone_wanted)
         if phone is None:
-            wanted = self._phone_wanted or " / ".join(PHONE_COLUMN_NAMES)
-            raise MappingError(f"no phone column ({wanted}) among columns {columns}")
+            raise MappingError(missing_phone_message(self.source, columns, self._phone_wanted))
         self._phone = phone
         self._id = self._id_wanted if self._id_wanted in columns else None
         self._not_before = self._not_before_wanted if self._not_before_wanted in columns else None
@@ -126,7 +166,7 @@ class DefaultMapper:
             greeting = self._render_greeting(row)
             not_before = self._parse_not_before(row)
         except ValueError as exc:
-            problem = f"row {row_no}: {exc}"
+            problem = f"line {row_no}: {exc}"
         metadata: dict[str, Any] = dict(fields)
         if problem:
             metadata[INVALID_KEY] = problem
@@ -139,6 +179,10 @@ class DefaultMapper:
             not_before=not_before,
             default_region=self._default_region,
         )
+
+    def explicit_id(self, row: Row) -> bool:
+        """Whether this row's id comes from the id column (not from its content)."""
+        return bool(self._id and (row.get(self._id) or "").strip())
 
     def _record_id(self, row: Row) -> str:
         explicit = (row.get(self._id) or "").strip() if self._id else ""

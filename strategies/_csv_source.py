@@ -10,9 +10,16 @@ offset. At each poll:
 * anything else (new inode, shrink, in-place edit at equal size, header or
   fingerprint changed) -> the whole file is re-read.
 
-An unterminated last line is held back until it is completed, or until the
-file has been quiet for ``settle_s`` seconds (files saved without a final
-newline). Everything here blocks: call it from a worker thread.
+An unterminated last line (or a quoted field still open at the end) is held
+back until it is completed, or until the file has been quiet for ``settle_s``
+seconds (files saved without a final newline); then it is taken, and an open
+quote makes it a bad row. Records that cannot be read come back as
+:class:`~strategies._csv_rows.BadRow` (see :mod:`strategies._csv_parse`); they
+never stop the rows after them from being read.
+
+UTF-16 files (with a BOM) are transcoded and always re-read whole; CR-only
+files are read as LF. A file that is not text at all raises
+:class:`SourceError`. Everything here blocks: call it from a worker thread.
 """
 
 from __future__ import annotations
@@ -20,29 +27,33 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import polars as pl
 
 from dispatch.clock import Clock
+from strategies._csv_parse import Block, frame_lines, header_columns, parse_block
+from strategies._csv_rows import BadRow
 from strategies._csv_text import (
     CsvFormat,
-    decode_to_utf8,
+    Sniffed,
     detect_format,
     is_utf8,
-    last_record_end,
     parse_csv,
-    quotes_balanced,
+    sniff,
+    to_parseable,
 )
 
 __all__ = ["Chunk", "CsvSource", "SourceError", "SourceStats"]
 
 _HEAD_BYTES = 64 * 1024
 _TAIL_WINDOW_BYTES = 4096
+_SCAN_BYTES = 1 << 20
 
 
 class SourceError(Exception):
-    """The file's content cannot be parsed (malformed CSV)."""
+    """The file cannot be used at all (binary content); ``str()`` is one line naming it."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -50,12 +61,12 @@ class Chunk:
     """Rows parsed at one poll.
 
     ``replaced`` means the frame holds the whole file (first load or re-read) and
-    replaces everything known before; otherwise the rows were appended.
-    ``first_row`` is the number of data records before the first row of ``frame``.
+    replaces everything known before; otherwise the rows were appended. ``frame``
+    has the ROW column (line numbers); ``bad`` are the records that cannot be read.
     """
 
     frame: pl.DataFrame
-    first_row: int
+    bad: list[BadRow]
     replaced: bool
 
 
@@ -66,6 +77,7 @@ class SourceStats:
     full_reads: int = 0
     incremental_reads: int = 0
     bytes_parsed: int = 0
+    fallback_parses: int = 0
 
 
 def _signature(st: os.stat_result) -> tuple[int, int, int, int]:
@@ -74,6 +86,19 @@ def _signature(st: os.stat_result) -> tuple[int, int, int, int]:
 
 def _pread(fd: int, offset: int, size: int) -> bytes:
     return os.pread(fd, max(0, size), offset) if size > 0 else b""
+
+
+def _scan(fd: int, start: int, size: int) -> tuple[int, bool]:
+    """(newlines, whether there is a NUL byte) in ``size`` bytes from ``start``."""
+    newlines, nul, pos = 0, False, start
+    while pos < start + size:
+        chunk = _pread(fd, pos, min(_SCAN_BYTES, start + size - pos))
+        if not chunk:
+            break
+        newlines += chunk.count(b"\n")
+        nul = nul or b"\x00" in chunk
+        pos += len(chunk)
+    return newlines, nul
 
 
 def _fingerprint(fd: int, offset: int) -> bytes:
@@ -95,20 +120,20 @@ class CsvSource:
     ) -> None:
         self.path = path
         self.fmt: CsvFormat | None = None
+        self.columns: list[str] = []
         self.stats = SourceStats()
         self._encoding = encoding
         self._delimiter = delimiter
         self._settle_s = settle_s
         self._clock = clock
+        self._sniffed = Sniffed()
         self._seen: tuple[int, int, int, int] | None = None
         self._sig: tuple[int, int, int, int] | None = None  # at the last parse
         self._head = b""
         self._offset = 0
+        self._line = 1  # file line number at _offset
         self._fingerprint = b""
-        self._rows = 0
         self._partial = False
-        #: Why the rest of the file cannot be consumed although it is settled.
-        self.stalled: str | None = None
 
     def needs_read(self, st: os.stat_result) -> bool:
         """Whether :meth:`read` could find something new (cheap; no I/O)."""
@@ -125,8 +150,8 @@ class CsvSource:
         """Parse what is new; ``None`` when no complete record was added.
 
         Raises :class:`OSError` when the file cannot be opened or read and
-        :class:`SourceError` when its content cannot be parsed (the same bytes
-        are not retried until the file changes).
+        :class:`SourceError` when it is not text (the same bytes are not retried
+        until the file changes). Malformed records never raise: they are ``bad``.
         """
         with open(self.path, "rb") as f:
             fd = f.fileno()
@@ -143,96 +168,116 @@ class CsvSource:
         old = self._sig
         if self.fmt is None or old is None or old[:2] != _signature(st)[:2]:
             return True
+        if self._sniffed.utf16:
+            return True
         if st.st_size < self._offset or (st.st_size == old[2] and st.st_mtime_ns != old[3]):
             return True
         if _pread(fd, 0, len(self._head)) != self._head:
             return True
         return _fingerprint(fd, self._offset) != self._fingerprint
 
-    def _complete_end(self, data: bytes, start: int, st: os.stat_result) -> int:
-        """End of the last complete record in ``data`` (see ``settle_s``)."""
-        end = last_record_end(data, start)
-        self.stalled = None
-        if end < len(data) and self._settled(st):
-            if quotes_balanced(data, end):
-                end = len(data)
-            else:
-                where = self._offset + end if start == 0 else end
-                self.stalled = f"unbalanced quote in the record starting at byte {where}"
-        self._partial = end < len(data)
-        return end
-
     def _read_full(self, fd: int, st: os.stat_result) -> Chunk | None:
         self.stats.full_reads += 1
-        size = st.st_size
-        head = _pread(fd, 0, min(size, _HEAD_BYTES))
-        fmt = self._detect(head, st)
-        if fmt is None and size > len(head):
-            head = _pread(fd, 0, size)
-            fmt = self._detect(head, st)
-        if fmt is None:
-            self.fmt, self._sig, self._partial = None, _signature(st), size > 0
+        self.fmt, self._sig = None, _signature(st)
+        raw_head = _pread(fd, 0, min(st.st_size, _HEAD_BYTES))
+        self._sniffed = sniffed = sniff(raw_head)
+        if sniffed.binary:
+            self._partial = False
+            raise SourceError(f"{self.path} is not a text CSV file ({sniffed.binary})")
+        if not raw_head.strip() and st.st_size <= len(raw_head):
+            self._partial = False  # empty or whitespace only: no header yet
             return None
-        frame, end = self._parse_whole(fd, st, fmt)
-        self.fmt, self._head = fmt, head[: fmt.header_end]
-        self._commit(fd, st, end, rows=frame.height)
-        return Chunk(frame, 0, replaced=True)
+        data = to_parseable(_pread(fd, 0, st.st_size), sniffed) if sniffed.utf16 else None
+        head = data if data is not None else to_parseable(raw_head, sniffed)
+        fmt = self._detect(head, st, whole=data is not None or len(head) == st.st_size)
+        if fmt is None and data is None and st.st_size > len(head):
+            data = to_parseable(_pread(fd, 0, st.st_size), sniffed)
+            fmt = self._detect(data, st, whole=True)
+        if fmt is None:
+            self._partial = st.st_size > 0
+            return None
+        self.columns = header_columns(fmt)
+        first_line = 1 + fmt.header.count(b"\n")
+        fast = self._fast_whole(fd, st, fmt, first_line) if data is None else None
+        if fast is not None:
+            frame, newlines = fast
+            self._commit(fd, st, st.st_size, first_line + newlines)
+            self.fmt, self._head = fmt, raw_head[: fmt.header_end]
+            return Chunk(frame, [], replaced=True)
+        if data is None:
+            data = to_parseable(_pread(fd, 0, st.st_size), sniffed)
+        block = self._parse(data, fmt, first_line, st, start=fmt.header_end)
+        end = fmt.header_end + block.end
+        self._commit(fd, st, end, first_line + data.count(b"\n", fmt.header_end, end))
+        self.fmt, self._head = fmt, raw_head[: fmt.header_end]
+        return Chunk(block.frame, block.bad, replaced=True)
 
-    def _detect(self, head: bytes, st: os.stat_result) -> CsvFormat | None:
-        at_eof = len(head) == st.st_size and self._settled(st)
+    def _detect(self, head: bytes, st: os.stat_result, *, whole: bool) -> CsvFormat | None:
         return detect_format(
-            head, encoding=self._encoding, delimiter=self._delimiter, at_eof=at_eof
+            head,
+            encoding="utf-8" if self._sniffed.utf16 else self._encoding,
+            delimiter=self._delimiter,
+            at_eof=whole and self._settled(st),
+            cr_only=self._sniffed.cr_only,
         )
 
-    def _parse_whole(self, fd: int, st: os.stat_result, fmt: CsvFormat) -> tuple[pl.DataFrame, int]:
-        """Parse the file up to its last complete record: (frame, end offset)."""
-        if is_utf8(fmt.encoding) and _pread(fd, st.st_size - 1, 1) == b"\n":
-            frame = self._parse_path_fast(st, fmt)
-            if frame is not None:
-                self._partial, self.stalled = False, None
-                return frame, st.st_size
-        data = _pread(fd, 0, st.st_size)
-        end = max(self._complete_end(data, fmt.header_end, st), fmt.header_end)
-        start = 3 if fmt.bom else 0
-        return self._parse(data[start:end], fmt), end
+    def _fast_whole(
+        self, fd: int, st: os.stat_result, fmt: CsvFormat, first_line: int
+    ) -> tuple[pl.DataFrame, int] | None:
+        """Let polars read the path itself (fastest) when that is safe and checkable.
 
-    def _parse_path_fast(self, st: os.stat_result, fmt: CsvFormat) -> pl.DataFrame | None:
-        """Let polars read the path itself (fastest) when the file ends on a record.
-
-        ``None`` when polars refuses the file (e.g. an unterminated quote at the end)
-        or the file changed while polars read it.
+        Only for plain UTF-8 files ending on a newline, without NUL bytes; ``None``
+        (the caller parses the bytes) when polars refuses the file, a field spans
+        too many lines, or the file changed while polars read it. Returns the frame
+        and the number of newlines after the header (the file is consumed whole).
         """
-        try:
-            frame = parse_csv(str(self.path), fmt)
-        except pl.exceptions.PolarsError:
+        if not is_utf8(fmt.encoding) or self._sniffed.cr_only:
             return None
-        if _signature(os.stat(self.path)) != _signature(st):
+        if _pread(fd, st.st_size - 1, 1) != b"\n":
+            return None
+        # the byte scan (NULs, line count) overlaps polars, which releases the GIL
+        with ThreadPoolExecutor(1, thread_name_prefix="csv-scan") as pool:
+            scan = pool.submit(_scan, fd, fmt.header_end, st.st_size - fmt.header_end)
+            try:
+                frame: pl.DataFrame | None = parse_csv(str(self.path), fmt)
+            except pl.exceptions.PolarsError:
+                frame = None
+            newlines, nul = scan.result()
+        if frame is None or nul:
+            return None
+        if _signature(os.stat(self.path)) != _signature(st) or frame.columns != self.columns:
+            return None
+        lined = frame_lines(frame, first_line, newlines)
+        if lined is None:
             return None
         self.stats.bytes_parsed += st.st_size
-        return frame
+        self._partial = False
+        return lined, newlines
 
     def _read_appended(self, fd: int, st: os.stat_result) -> Chunk | None:
         assert self.fmt is not None
-        data = _pread(fd, self._offset, st.st_size - self._offset)
-        end = self._complete_end(data, 0, st)
-        if end == 0:
+        data = to_parseable(_pread(fd, self._offset, st.st_size - self._offset), self._sniffed)
+        block = self._parse(data, self.fmt, self._line, st)
+        if block.end == 0 and not block.bad:
             return None
-        frame = self._parse(self.fmt.header + data[:end], self.fmt)
         self.stats.incremental_reads += 1
-        first_row = self._rows
-        self._offset += end
-        self._commit(fd, st, self._offset, rows=first_row + frame.height)
-        return Chunk(frame, first_row, replaced=False)
+        self.stats.bytes_parsed += len(self.fmt.header)
+        lines = self._line + data.count(b"\n", 0, block.end)
+        self._commit(fd, st, self._offset + block.end, lines)
+        return Chunk(block.frame, block.bad, replaced=False)
 
-    def _parse(self, body: bytes, fmt: CsvFormat) -> pl.DataFrame:
-        self.stats.bytes_parsed += len(body)
-        try:
-            return parse_csv(decode_to_utf8(body, fmt.encoding), fmt)
-        except pl.exceptions.PolarsError as exc:
-            raise SourceError(f"cannot parse {self.path}: {exc}".splitlines()[0]) from exc
+    def _parse(self, body: bytes, fmt: CsvFormat, first_line: int, st: os.stat_result, *,
+               start: int = 0) -> Block:
+        block = parse_block(body, fmt, self.columns, first_line, final=self._settled(st),
+                            start=start)
+        self.stats.bytes_parsed += block.end
+        self.stats.fallback_parses += block.fallback
+        self._partial = start + block.end < len(body)
+        return block
 
-    def _commit(self, fd: int, st: os.stat_result, end: int, *, rows: int) -> None:
+    def _commit(self, fd: int, st: os.stat_result, end: int, lines: int) -> None:
         self._sig = _signature(st)
         self._offset = end
-        self._rows = rows
+        self._line = lines
         self._fingerprint = _fingerprint(fd, end)
+

@@ -16,12 +16,14 @@ import polars as pl
 __all__ = [
     "BOM",
     "CsvFormat",
-    "decode_to_utf8",
+    "Sniffed",
     "detect_format",
     "first_record_end",
     "last_record_end",
     "parse_csv",
     "quotes_balanced",
+    "sniff",
+    "to_parseable",
 ]
 
 BOM = codecs.BOM_UTF8
@@ -42,10 +44,64 @@ class CsvFormat:
     crlf: bool
     header: bytes
     header_end: int
+    cr_only: bool = False
 
     @property
     def line_terminator(self) -> str:
+        if self.cr_only:
+            return "\r"
         return "\r\n" if self.crlf else "\n"
+
+
+_SNIFF_BYTES = 4096
+_UTF16_BOMS = ((codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+_CONTROL = bytes(b for b in range(32) if b not in (9, 10, 13))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Sniffed:
+    """What the first bytes of a file say about how to read it.
+
+    ``utf16``: the codec when the file starts with a UTF-16 BOM (it is then
+    transcoded to UTF-8 as a whole); ``cr_only``: lines end with a lone CR (read
+    as LF, byte for byte); ``binary``: why the file is not text at all.
+    """
+
+    utf16: str | None = None
+    cr_only: bool = False
+    binary: str | None = None
+
+
+def sniff(head: bytes) -> Sniffed:
+    """Classify a file from its first bytes (see :class:`Sniffed`)."""
+    for bom, codec in _UTF16_BOMS:
+        if head.startswith(bom):
+            return Sniffed(utf16=codec)
+    sample = head[:_SNIFF_BYTES]
+    first_line = sample.split(b"\n", 1)[0]
+    if b"\x00" in first_line or sample.count(b"\x00") * 100 > len(sample):
+        return Sniffed(binary="it contains NUL bytes: binary data, or UTF-16 without a BOM")
+    controls = sum(sample.count(bytes([b])) for b in _CONTROL)
+    if sample and controls * 10 > len(sample):
+        return Sniffed(binary="it is mostly control bytes: binary data")
+    nl, cr = sample.find(b"\n"), sample.find(b"\r")
+    # the first line ends with a CR that is not part of a CRLF
+    cr_only = cr >= 0 and (nl < 0 or cr < nl) and sample[cr + 1 : cr + 2] != b"\n"
+    return Sniffed(cr_only=cr_only)
+
+
+def to_parseable(data: bytes, sniffed: Sniffed) -> bytes:
+    """Bytes the parser can read: UTF-16 transcoded to UTF-8, lone CRs made LF.
+
+    CR -> LF keeps every byte offset, so incremental reads still work; a UTF-16
+    file is always re-read whole (an odd trailing byte is held back).
+    """
+    if sniffed.utf16:
+        usable = data[: len(data) - len(data) % 2]
+        return usable.decode(sniffed.utf16, "replace").lstrip("\ufeff").encode("utf-8")
+    if sniffed.cr_only:
+        return data.replace(b"\r", b"\n")
+    return data
 
 
 def last_record_end(data: bytes, start: int = 0, end: int | None = None) -> int:
@@ -89,7 +145,7 @@ def _detect_delimiter(header: bytes) -> str:
 
 
 def detect_format(
-    head: bytes, *, encoding: str, delimiter: str | None, at_eof: bool
+    head: bytes, *, encoding: str, delimiter: str | None, at_eof: bool, cr_only: bool = False
 ) -> CsvFormat | None:
     """Learn the format from the first bytes of a file; ``None`` while the header is incomplete.
 
@@ -111,14 +167,8 @@ def detect_format(
         crlf=header.endswith(b"\r\n"),
         header=header if header.endswith(b"\n") else header + b"\n",
         header_end=end,
+        cr_only=cr_only,
     )
-
-
-def decode_to_utf8(data: bytes, encoding: str) -> bytes:
-    """Re-encode ``data`` from ``encoding`` to UTF-8 (no-op for UTF-8)."""
-    if is_utf8(encoding):
-        return data
-    return data.decode(encoding, errors="replace").encode("utf-8")
 
 
 def is_utf8(encoding: str) -> bool:

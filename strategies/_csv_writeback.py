@@ -9,11 +9,22 @@ that appends in the few microseconds between that last check and the rename
 can still lose its write; true exclusion would need the writers' cooperation
 (a lock file), which plain CSV producers do not offer.
 
+The user's file is their data: status write-back changes only the status cell
+of the rows that got an outcome (plus, when the column is new, one cell at the
+end of the header and of each readable row); every other byte -- the other
+cells, their quoting, line endings, BOM, rows that cannot be read -- is copied
+unchanged (:mod:`strategies._csv_splice`). A file that holds formulas on purpose
+keeps them. Every value *dispatch* writes (the status word, every cell of the
+results file) goes through :func:`dispatch.csvsafe.neutralize_cell`, so a
+disposition such as ``=HYPERLINK("http://x","y")`` is written as ``'=HYPERLINK(...)``.
+UTF-16 files are transcoded, edited and written back in UTF-16 with their BOM.
+
 Everything here blocks: call it from a worker thread.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import dataclasses
 import os
@@ -24,20 +35,15 @@ from typing import BinaryIO
 
 import polars as pl
 
-from strategies._csv_index import Columns, row_keys
-from strategies._csv_text import (
-    BOM,
-    CsvFormat,
-    decode_to_utf8,
-    detect_format,
-    last_record_end,
-    parse_csv,
-)
+from dispatch.csvsafe import neutralize_cell
+from strategies._csv_index import ROW, Columns, row_keys
+from strategies._csv_parse import header_columns, parse_block
+from strategies._csv_splice import splice_column
+from strategies._csv_text import detect_format, sniff, to_parseable
 
 __all__ = ["RESULT_FIELDS", "ResultsFile", "StatusWriteBack", "WriteBackError"]
 
 RESULT_FIELDS = ("id", "phone", "status", "reason", "attempts", "call_id", "disposition", "at")
-_WORD = "__dispatch_word"
 _MAX_MERGE_ROUNDS = 50
 
 
@@ -67,50 +73,46 @@ class StatusWriteBack:
     def flush(self, updates: dict[Columns, dict[int, str]]) -> FlushResult:
         """Set ``column`` to the word of every row whose key is in ``updates``.
 
-        Raises :class:`OSError` or :class:`WriteBackError`; the file is then untouched.
+        Only those cells change (see the module docstring); rows that cannot be
+        read are left as they are. Raises :class:`OSError` or
+        :class:`WriteBackError`; the file is then untouched.
         """
         with open(self.path, "rb") as f:
-            data = f.read()
+            raw = f.read()
             st = os.fstat(f.fileno())
-        fmt = detect_format(data, encoding=self._encoding, delimiter=self._delimiter, at_eof=True)
+        sniffed = sniff(raw)
+        if sniffed.binary:
+            raise WriteBackError(f"{self.path} is not a text CSV file")
+        data = to_parseable(raw, sniffed)
+        fmt = detect_format(data, encoding="utf-8" if sniffed.utf16 else self._encoding,
+                            delimiter=self._delimiter, at_eof=True, cr_only=sniffed.cr_only)
         if fmt is None:
             raise WriteBackError(f"{self.path} has no header line")
-        end = max(last_record_end(data, fmt.header_end), fmt.header_end)
-        body = data[len(BOM) if fmt.bom else 0 : end]
-        frame = parse_csv(decode_to_utf8(body, fmt.encoding), fmt)
-        frame, result = self._apply(frame, updates)
-        if result.rows_updated:
-            self._replace(self._render(frame, fmt), st, end)
-        return result
-
-    def _apply(
-        self, frame: pl.DataFrame, updates: dict[Columns, dict[int, str]]
-    ) -> tuple[pl.DataFrame, FlushResult]:
-        if self.column not in frame.columns:
-            frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(self.column))
-        matched: dict[Columns, set[int]] = {}
-        rows_updated = 0
-        for columns, words in updates.items():
-            if not words or not set(columns) <= set(frame.columns):
-                continue
-            keys = row_keys(frame, columns)
-            new = keys.replace_strict(
-                list(words), list(words.values()), default=None, return_dtype=pl.String
-            ).alias(_WORD)
-            hit = new.is_not_null()
-            rows_updated += int(hit.sum())
-            matched[columns] = set(keys.filter(hit).unique().to_list())
-            frame = frame.with_columns(
-                pl.when(hit).then(new).otherwise(pl.col(self.column)).alias(self.column)
-            )
-        return frame, FlushResult(matched, rows_updated)
-
-    @staticmethod
-    def _render(frame: pl.DataFrame, fmt: CsvFormat) -> bytes:
-        text = frame.write_csv(
-            separator=fmt.delimiter, line_terminator=fmt.line_terminator, quote_style="necessary"
+        columns = header_columns(fmt)
+        first_line = 1 + fmt.header.count(b"\n")
+        # complete lines only: a half-written last line is copied verbatim (_merge_tail)
+        complete = max(data.rfind(b"\n") + 1, fmt.header_end)
+        block = parse_block(data[:complete], fmt, columns, first_line, final=True,
+                            start=fmt.header_end)
+        words, result = _match(block.frame, updates)
+        if not words:
+            return result
+        new = self.column not in columns
+        upto = len(data) if sniffed.utf16 else fmt.header_end + block.end
+        content = splice_column(
+            data[:upto], fmt, words,
+            index=len(columns) if new else columns.index(self.column),
+            encoding=fmt.encoding, new_column=self.column if new else None,
+            all_lines=block.frame.get_column(ROW).to_list() if new else (),
+            original=None if sniffed.utf16 else raw,
         )
-        return (BOM if fmt.bom else b"") + text.encode(fmt.encoding, errors="replace")
+        if sniffed.utf16:  # re-encoded whole; an odd trailing byte is dropped
+            content = content.decode("utf-8").encode(sniffed.utf16)
+            bom = codecs.BOM_UTF16_LE if sniffed.utf16.endswith("le") else codecs.BOM_UTF16_BE
+            self._replace(bom + content, st, len(raw) - len(raw) % 2)
+        else:
+            self._replace(content, st, upto)
+        return result
 
     def _replace(self, content: bytes, st: os.stat_result, copied_from: int) -> None:
         """Write ``content`` + the live file's bytes after ``copied_from``, then rename."""
@@ -142,6 +144,24 @@ class StatusWriteBack:
         raise WriteBackError(f"{self.path} kept growing during write-back; will retry")
 
 
+def _match(
+    frame: pl.DataFrame, updates: dict[Columns, dict[int, str]]
+) -> tuple[dict[int, str], FlushResult]:
+    """The word for each line whose row key has one, and which keys were found."""
+    words: dict[int, str] = {}
+    matched: dict[Columns, set[int]] = {}
+    for columns, by_key in updates.items():
+        if not by_key or not set(columns) <= set(frame.columns):
+            continue
+        keys = row_keys(frame, columns)
+        hit = keys.is_in(pl.Series(list(by_key), dtype=pl.UInt64).implode())
+        found = frame.get_column(ROW).filter(hit).to_list()
+        found_keys = keys.filter(hit).to_list()
+        words.update({line: by_key[key] for line, key in zip(found, found_keys, strict=True)})
+        matched[columns] = set(found_keys)
+    return words, FlushResult(matched, len(words))
+
+
 class ResultsFile:
     """Appends one outcome row per record to a separate CSV (header when new)."""
 
@@ -149,7 +169,11 @@ class ResultsFile:
         self.path = path
 
     def append(self, rows: list[dict[str, str]]) -> None:
-        """Append ``rows`` (keys: :data:`RESULT_FIELDS`). Raises :class:`OSError`."""
+        """Append ``rows`` (keys: :data:`RESULT_FIELDS`), every cell neutralised.
+
+        Raises :class:`OSError`.
+        """
+        rows = [{k: neutralize_cell(v) for k, v in row.items()} for row in rows]
         new = not self.path.exists() or self.path.stat().st_size == 0
         with open(self.path, "a", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=RESULT_FIELDS, extrasaction="ignore")

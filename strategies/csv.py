@@ -13,15 +13,21 @@ already-processed rows and hash row keys, vectorised in polars -> build at most
 
 Rows whose status column is non-empty are never handed out; ids never depend
 on the status/write-back column, so writing outcomes back cannot cause a
-re-dial. A row that cannot be mapped becomes a Record with
-``metadata["_invalid"] = "row N: why"``, which the hub skips (``invalid_record``).
-``map_row`` runs in a worker thread, one row at a time.
+re-dial. Nothing is dropped silently: a row that cannot be read becomes a
+skipped record (``invalid_row`` / ``invalid_encoding``, id ``line:<N>:<hash>``), a
+second row reusing an id with different content one with ``duplicate_id_conflict``
+(id ``<id>~line<N>``), and a row that cannot be mapped one with ``invalid_record``
+(see :mod:`strategies._csv_batch`); each carries ``metadata["_invalid"] = "line N:
+why"``. Blank and whitespace-only rows are not records. ``map_row`` runs in a
+worker thread, one row at a time.
+
+:meth:`CsvStrategy.preflight` refuses an unusable file or a campaign-wide
+mistake before anyone is dialled (:mod:`strategies._csv_preflight`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -35,7 +41,8 @@ from dispatch.clock import Clock, SystemClock
 from dispatch.log import get_logger
 from dispatch.records import Record
 from dispatch.strategy import Outcome, Strategy
-from strategies._csv_index import ROW, EmittedIndex, row_keys
+from strategies._csv_batch import BatchBuilder, bad_row_record
+from strategies._csv_index import ROW, EmittedIndex
 from strategies._csv_mapping import (
     INVALID_KEY,
     DefaultMapper,
@@ -46,12 +53,17 @@ from strategies._csv_mapping import (
     content_id,
     find_phone_column,
 )
+from strategies._csv_outcomes import OutcomeWriter
+from strategies._csv_preflight import CsvChecks, run_checks
+from strategies._csv_rows import BadRow
 from strategies._csv_source import CsvSource, SourceError
-from strategies._csv_writeback import ResultsFile, StatusWriteBack, WriteBackError
+from strategies._csv_writeback import ResultsFile, StatusWriteBack
 
 __all__ = ["CsvStatistics", "CsvStrategy"]
 
 log = get_logger("dispatch.strategies.csv")
+
+_BAD_ROWS_LOGGED = 20  # unreadable rows logged one by one; the rest are in the store
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -66,6 +78,8 @@ class CsvStatistics:
     rows_pending: int
     records_emitted: int
     outcomes_queued: int
+    fallback_parses: int = 0
+    bad_rows: int = 0
 
 
 class CsvStrategy(Strategy):
@@ -124,29 +138,53 @@ class CsvStrategy(Strategy):
             not_before_column=not_before_column,
             default_region=default_region,
             exclude=self._skip_columns,
+            source=str(self.path),
+        )
+        self._checks = CsvChecks(
+            path=self.path,
+            encoding=encoding,
+            delimiter=delimiter,
+            greeting=greeting if map_row is None else None,
+            phone_column=phone_column,
+            needs_phone_column=map_row is None,
+            default_region=default_region,
         )
         self._phone_wanted = phone_column
         self._batch_size = batch_size
         self._source = CsvSource(
             self.path, encoding=encoding, delimiter=delimiter, settle_s=settle_s, clock=self._clock
         )
-        self._status_writer = (
-            StatusWriteBack(self.path, write_back, encoding=encoding, delimiter=delimiter)
-            if write_back
-            else None
-        )
-        self._results = ResultsFile(Path(results_file)) if results_file else None
         self._index = EmittedIndex()
+        self._outcomes = OutcomeWriter(
+            self.path, self._index, self._clock,
+            status_writer=(
+                StatusWriteBack(self.path, write_back, encoding=encoding, delimiter=delimiter)
+                if write_back else None
+            ),
+            results=ResultsFile(Path(results_file)) if results_file else None,
+        )
+        self._builder = BatchBuilder(self._index, self._map, self._explicit_id)
         self._identity: tuple[str, ...] = ()
         self._pending = pl.DataFrame()
+        self._bad_pending: list[BadRow] = []
+        self._bad_seen: set[str] = set()
         self._bind_error: MappingError | None = None
-        self._status_outbox: dict[str, str] = {}
-        self._results_outbox: list[dict[str, str]] = []
         self._state = "new"
         self._polls = 0
         self._lock = anyio.Lock()
 
     # -- Strategy interface -------------------------------------------------------
+
+    async def preflight(self) -> None:
+        """Check the file before anyone is dialled (header and the first rows only).
+
+        Raises :class:`~dispatch.errors.SourceUnusable` when the file is missing,
+        unreadable, empty, binary, or has no header row / phone column, and
+        :class:`~dispatch.errors.PreflightError` when the greeting names a column
+        the file lacks (``option="--greeting"``) or most sampled phones lack a
+        country code and no ``default_region`` is set (``option="--region"``).
+        """
+        await anyio.to_thread.run_sync(run_checks, self._checks)
 
     async def poll(self) -> list[Record]:
         """Flush queued outcomes, pick up file changes, return the next batch of records.
@@ -156,28 +194,26 @@ class CsvStrategy(Strategy):
         """
         async with self._lock:
             self._polls += 1
-            await self._flush_outcomes()
+            await self._outcomes.flush()
             await self._refresh()
-            if self._pending.height == 0:
+            if self._pending.height == 0 and not self._bad_pending:
                 return []
             return await anyio.to_thread.run_sync(self._next_batch)
 
     @property
     def has_more(self) -> bool:
-        return self._pending.height > 0
+        return self._pending.height > 0 or bool(self._bad_pending)
 
     async def record_outcome(self, outcome: Outcome) -> None:
         """Queue the outcome for write-back; it is written at the next poll or at close."""
-        word = outcome.disposition or outcome.reason.value
-        if self._status_writer is not None:
-            self._status_outbox[outcome.record.id] = word
-        if self._results is not None:
-            self._results_outbox.append(_result_row(outcome, word, self._clock.now()))
+        if outcome.record.id in self._bad_seen:
+            return  # an unreadable row: there is no row to write its outcome into
+        self._outcomes.queue(outcome)
 
     async def aclose(self) -> None:
         """Flush queued write-backs (failures are logged)."""
         async with self._lock:
-            await self._flush_outcomes()
+            await self._outcomes.flush()
 
     def statistics(self) -> CsvStatistics:
         stats = self._source.stats
@@ -189,7 +225,9 @@ class CsvStrategy(Strategy):
             bytes_parsed=stats.bytes_parsed,
             rows_pending=self._pending.height,
             records_emitted=len(self._index),
-            outcomes_queued=len(self._status_outbox) + len(self._results_outbox),
+            outcomes_queued=self._outcomes.queued,
+            fallback_parses=stats.fallback_parses,
+            bad_rows=len(self._bad_seen),
         )
 
     # -- reading and indexing -----------------------------------------------------
@@ -212,15 +250,12 @@ class CsvStrategy(Strategy):
         except OSError as exc:
             self._set_state("unreadable", "csv file cannot be read", error=repr(exc))
         except SourceError as exc:
-            self._set_state("malformed", "csv file cannot be parsed", error=str(exc))
+            self._pending = pl.DataFrame()
+            self._set_state("unusable", "csv file cannot be used", error=str(exc))
         except MappingError as exc:
             self._set_state("bad_columns", "csv columns cannot be mapped", error=str(exc))
         else:
-            if self._source.stalled:
-                self._set_state(
-                    "malformed", "csv file cannot be parsed", error=self._source.stalled
-                )
-            elif self._source.fmt is None:
+            if self._source.fmt is None:
                 self._set_state("no_header", "csv file has no header line yet")
             else:
                 self._set_state("ok", None)
@@ -231,10 +266,13 @@ class CsvStrategy(Strategy):
             return
         if chunk.replaced:
             self._pending = pl.DataFrame()
-            self._bind(chunk.frame.columns)
+            self._bind(self._source.columns)
         if self._bind_error is not None:
             raise self._bind_error
-        rows = self._prepare(chunk.frame, chunk.first_row)
+        for bad in chunk.bad:
+            if bad.record_id not in self._bad_seen:
+                self._bad_pending.append(bad)
+        rows = self._prepare(chunk.frame)
         self._pending = pl.concat([self._pending, rows]) if self._pending.width else rows
 
     def _bind(self, columns: list[str]) -> None:
@@ -248,16 +286,18 @@ class CsvStrategy(Strategy):
         for warning in warnings:
             log.warning("csv greeting template problem", path=str(self.path), problem=warning)
 
-    def _prepare(self, frame: pl.DataFrame, first_row: int) -> pl.DataFrame:
-        """Number rows and drop blank, processed and already handled ones (vectorised)."""
-        columns = frame.columns
+    def _prepare(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """Drop blank, processed and already handled rows (vectorised)."""
+        columns = [c for c in frame.columns if c != ROW]
         if not columns:
             return frame
         keep = pl.any_horizontal([pl.col(c).is_not_null() for c in columns])
+        blank = _whitespace_rows(frame, columns, find_phone_column(columns, self._phone_wanted))
+        if blank.len():
+            keep = keep & ~pl.col(ROW).is_in(blank.implode())
         for col in self._skip_columns:
             if col in columns:
                 keep = keep & self._unprocessed(col)
-        frame = frame.with_row_index(ROW, offset=first_row + 1)
         mask = frame.select(keep.alias("__keep")).to_series()
         if not mask.all():  # filtering copies every column: skip it when nothing drops
             frame = frame.filter(mask)
@@ -274,20 +314,31 @@ class CsvStrategy(Strategy):
     # -- building records ---------------------------------------------------------
 
     def _next_batch(self) -> list[Record]:
-        batch = self._pending.head(self._batch_size)
-        self._pending = self._pending.slice(self._batch_size)
-        keys = row_keys(batch, self._identity)
-        records: list[Record] = []
-        for raw, key in zip(batch.iter_rows(named=True), keys, strict=True):
-            row_no = raw.pop(ROW)
-            row: Row = {k: (v if v else None) for k, v in raw.items()}
-            record = self._map(row_no, row)
-            if record is None or self._index.knows(record.id):
-                continue
-            self._index.add_id(self._identity, record.id, key)
-            records.append(record)
-        self._index.add_done(self._identity, keys)
+        """Unreadable rows first, then up to ``batch_size`` rows in all."""
+        bad, self._bad_pending = (
+            self._bad_pending[: self._batch_size],
+            self._bad_pending[self._batch_size :],
+        )
+        records = [self._bad_record(b) for b in bad]
+        room = self._batch_size - len(records)
+        if room > 0 and self._pending.height:
+            batch = self._pending.head(room)
+            self._pending = self._pending.slice(room)
+            records.extend(self._builder.build(batch, self._identity))
         return records
+
+    def _bad_record(self, bad: BadRow) -> Record:
+        self._bad_seen.add(bad.record_id)
+        if len(self._bad_seen) <= _BAD_ROWS_LOGGED:
+            log.warning("csv row cannot be read", path=str(self.path), reason=bad.reason,
+                        problem=bad.message)
+        elif len(self._bad_seen) == _BAD_ROWS_LOGGED + 1:
+            log.warning("csv has more unreadable rows; they are not logged one by one",
+                        path=str(self.path), hint="dispatch report lists every skipped row")
+        return bad_row_record(bad)
+
+    def _explicit_id(self, row: Row, record: Record) -> bool:
+        return self._map_row is not None or self._mapper.explicit_id(row)
 
     def _map(self, row_no: int, row: Row) -> Record | None:
         if self._map_row is None:
@@ -295,7 +346,7 @@ class CsvStrategy(Strategy):
         try:
             return call_row_mapper(self._map_row, row)
         except Exception as exc:
-            problem = f"row {row_no}: map_row raised {exc!r}"
+            problem = f"line {row_no}: map_row raised {exc!r}"
             log.error("csv row rejected", path=str(self.path), problem=problem)
             phone = find_phone_column(row, self._phone_wanted)
             return Record(
@@ -303,42 +354,6 @@ class CsvStrategy(Strategy):
                 phone=(row.get(phone) if phone else None) or "",
                 metadata={INVALID_KEY: problem},
             )
-
-    # -- outcomes -------------------------------------------------------------------
-
-    async def _flush_outcomes(self) -> None:
-        if self._results is not None and self._results_outbox:
-            rows, self._results_outbox = self._results_outbox, []
-            try:
-                await anyio.to_thread.run_sync(self._results.append, rows)
-            except OSError as exc:
-                self._results_outbox = rows + self._results_outbox
-                log.warning(
-                    "csv results file not written", path=str(self._results.path), error=repr(exc)
-                )
-        if self._status_writer is not None and self._status_outbox:
-            await self._flush_status(self._status_writer)
-
-    async def _flush_status(self, writer: StatusWriteBack) -> None:
-        outbox, self._status_outbox = self._status_outbox, {}
-        known = self._index.keys_of(list(outbox))
-        updates = {
-            cols: {key: outbox[rid] for rid, key in ids.items()} for cols, ids in known.items()
-        }
-        try:
-            result = await anyio.to_thread.run_sync(writer.flush, updates)
-        except (OSError, WriteBackError, pl.exceptions.PolarsError) as exc:
-            self._status_outbox = {**outbox, **self._status_outbox}
-            log.warning("csv status write-back postponed", path=str(self.path), error=repr(exc))
-            return
-        lost = [
-            rid
-            for cols, ids in known.items()
-            for rid, key in ids.items()
-            if key not in result.matched.get(cols, set())
-        ]
-        if lost:
-            log.warning("csv rows for outcomes not found", path=str(self.path), ids=lost[:20])
 
     def _set_state(self, state: str, event: str | None, **fields: Any) -> None:
         if state == self._state:
@@ -352,14 +367,16 @@ class CsvStrategy(Strategy):
             log.warning(event, path=str(self.path), **fields)
 
 
-def _result_row(outcome: Outcome, word: str, now_s: float) -> dict[str, str]:
-    return {
-        "id": outcome.record.id,
-        "phone": outcome.record.phone,
-        "status": word,
-        "reason": outcome.reason.value,
-        "attempts": str(outcome.attempts),
-        "call_id": outcome.call_id or "",
-        "disposition": outcome.disposition or "",
-        "at": dt.datetime.fromtimestamp(now_s, dt.UTC).isoformat(),
-    }
+def _whitespace_rows(frame: pl.DataFrame, columns: list[str], phone: str | None) -> pl.Series:
+    """Line numbers (ROW) of rows whose fields are all empty or whitespace-only.
+
+    Only rows whose phone field is missing or tiny are examined, so the common
+    case costs one length check.
+    """
+    suspect = frame if phone is None else frame.filter(
+        pl.col(phone).str.len_bytes().fill_null(0) < 4
+    )
+    blank = pl.all_horizontal(
+        [pl.col(c).is_null() | (pl.col(c).str.strip_chars() == "") for c in columns]
+    )
+    return suspect.filter(blank).get_column(ROW)

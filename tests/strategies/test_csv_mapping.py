@@ -45,9 +45,13 @@ async def test_id_column_is_used(tmp_path: Path) -> None:
     path = tmp_path / "leads.csv"
     write(path, "id,phone\nlead-1,+14155550001\nlead-1,+14155550009\n,+14155550002\n")
     records = await drain(CsvStrategy(path))
-    assert [r.id for r in records][:1] == ["lead-1"]
-    assert phones(records) == ["+14155550001", "+14155550002"]
-    assert records[1].id == content_id({"phone": "+14155550002", "id": None})
+    assert [r.id for r in records] == [
+        "lead-1",
+        "lead-1~line3",  # same id, other phone: kept as a skipped conflict, not dropped
+        content_id({"phone": "+14155550002", "id": None}),
+    ]
+    assert phones(records) == ["+14155550001", "+14155550009", "+14155550002"]
+    assert records[1].metadata["_invalid_reason"] == "duplicate_id_conflict"
 
 
 async def test_rows_with_status_are_skipped(tmp_path: Path) -> None:
@@ -70,7 +74,7 @@ async def test_greeting_template_and_invalid_rows(tmp_path: Path) -> None:
     records = await drain(CsvStrategy(path, greeting="Hi {name}, see you at {when}."))
     assert records[0].greeting == "Hi Ana, see you at noon."
     assert "_invalid" not in records[0].metadata
-    assert records[1].metadata["_invalid"] == "row 2: greeting field 'name' is empty"
+    assert records[1].metadata["_invalid"] == "line 3: greeting field 'name' is empty"
 
 
 async def test_greeting_field_that_is_not_a_column(tmp_path: Path) -> None:
@@ -78,7 +82,7 @@ async def test_greeting_field_that_is_not_a_column(tmp_path: Path) -> None:
     write(path, "name,phone\nAna,+14155550001\n")
     with capture_logs() as logs:
         (record,) = await drain(CsvStrategy(path, greeting="Hi {nmae}"))
-    assert record.metadata["_invalid"] == "row 1: greeting field 'nmae' is not a column"
+    assert record.metadata["_invalid"] == "line 2: greeting field 'nmae' is not a column"
     assert any(e["event"] == "csv greeting template problem" for e in logs)
 
 
@@ -88,7 +92,7 @@ async def test_not_before_column(tmp_path: Path) -> None:
     ok, bad = await drain(CsvStrategy(path))
     assert ok.not_before_ts is not None and ok.not_before is not None
     assert ok.not_before.year == 2030
-    assert bad.metadata["_invalid"] == "row 2: not_before 'tomorrow' is not an ISO-8601 datetime"
+    assert bad.metadata["_invalid"] == "line 3: not_before 'tomorrow' is not an ISO-8601 datetime"
 
 
 async def test_missing_phone_column_is_an_error_then_fixed(tmp_path: Path) -> None:
@@ -131,9 +135,9 @@ async def test_map_row_none_record_dict_and_raise(tmp_path: Path) -> None:
         records = await drain(CsvStrategy(path, map_row=map_row))
     assert [r.id for r in records[:2]] == ["r", "d"]
     assert records[1].greeting == "hello"
-    assert records[2].metadata["_invalid"] == "row 4: map_row raised ValueError('bad row')"
+    assert records[2].metadata["_invalid"] == "line 5: map_row raised ValueError('bad row')"
     assert [e["problem"] for e in logs if e["event"] == "csv row rejected"] == [
-        "row 4: map_row raised ValueError('bad row')"
+        "line 5: map_row raised ValueError('bad row')"
     ]
 
 

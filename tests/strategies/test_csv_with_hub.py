@@ -8,11 +8,13 @@ from pathlib import Path
 
 import anyio
 import pytest
+from csv_helpers import age
 
 from dispatch.clock import SystemClock
 from dispatch.hub import DispatchHub
-from dispatch.testing import Answer, MemoryDialer
+from dispatch.testing import Answer, FakeClock, MemoryDialer
 from strategies import CsvStrategy
+from tests.hub.helpers import read_db
 
 pytestmark = pytest.mark.anyio
 
@@ -77,3 +79,41 @@ async def test_appended_and_rewritten_file_while_the_hub_runs(tmp_path: Path) ->
     assert len(set(dialled())) == 10, "nobody is dialled twice"
     greetings = {d.to: d.greeting for d in dialer.dials}
     assert greetings["+14155552007"] == "Hi Person 7, about your Eye Exam."
+
+
+async def test_unreadable_rows_reach_the_store_with_their_reason(tmp_path: Path) -> None:
+    path = tmp_path / "leads.csv"
+    path.write_bytes(
+        b"id,name,phone\n"
+        b"a1,Ana,+14155550001\n"
+        b'a2,"Bo" Jr,+14155550002\n'  # text after a closing quote: this row only
+        b"a3,Cy,+14155550003\n"
+        b"a4,D\xe9,+14155550004\n"  # Latin-1 in a UTF-8 file: this row only
+        b"a1,Ana,+14155550009\n"  # a1 again with another phone
+        b'a5,"Ed,+14155550005\n'  # a quote that never closes
+        b"a6,Flo,+14155550006\n"
+    )
+    age(path)
+    clock = FakeClock()
+    dialer = MemoryDialer(clock, default=Answer(1.0))
+    csv = CsvStrategy(path)
+    hub = DispatchHub(dialer, [csv], db=tmp_path / "hub.db", clock=clock)
+    async with clock.autojump():
+        await hub.run(until_idle=True)
+    await csv.aclose()
+    assert sorted(d.to for d in dialer.dials) == [
+        "+14155550001", "+14155550003", "+14155550006"
+    ]
+    rows, _ = await read_db(tmp_path / "hub.db")
+    skipped = {
+        rid: (row["last_reason"], row["error"].split(": ", 1)[1][:7])
+        for rid, row in rows.items() if row["status"] == "skipped"
+    }
+    assert skipped == {
+        next(r for r in rows if r.startswith("line:3:")): ("invalid_row", "line 3:"),
+        next(r for r in rows if r.startswith("line:5:")): ("invalid_encoding", "line 5:"),
+        "a1~line6": ("duplicate_id_conflict", "line 6:"),
+        next(r for r in rows if r.startswith("line:7:")): ("invalid_row", "line 7:"),
+    }
+    assert "--encoding latin-1" in next(r["error"] for r in rows.values()
+                                        if r["last_reason"] == "invalid_encoding")
