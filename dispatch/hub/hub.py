@@ -179,7 +179,8 @@ class DispatchHub:
         self._running = True
         self._calls_done = anyio.Event()
         try:
-            warned = await preflight(self.strategies, until_idle=until_idle)
+            warned = await preflight(self.strategies, until_idle=until_idle,
+                                     default_region=self.options.default_region)
             store, owned = await self._open_store()
             lock = RunLock(store.url)
             try:

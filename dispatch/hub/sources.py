@@ -109,14 +109,18 @@ class SourceHealth:
         return SourceFailure(self.name, self.failures, self.last_error or "", self.next_retry_at)
 
 
-async def preflight(strategies: Sequence[Strategy], *, until_idle: bool) -> dict[int, str]:
+async def preflight(
+    strategies: Sequence[Strategy], *, until_idle: bool, default_region: str | None = None
+) -> dict[int, str]:
     """Run every strategy's ``preflight()`` before anything is stored or dialled.
 
     A :class:`PreflightError` is raised as is; a :class:`SourceUnusable` too in a
     one-shot run, while a daemon logs it once and polls on (the source may appear):
     the warnings given are returned by strategy index, so that the same error from
     the first polls is not logged again. Any other exception becomes a one-line
-    :class:`PreflightError` naming the strategy.
+    :class:`PreflightError` naming the strategy. A ``--region`` refusal (phones
+    without a country code) does not apply when the hub has a ``default_region``: the
+    hub reads national numbers with it.
     """
     warned: dict[int, str] = {}
     for index, strategy in enumerate(strategies):
@@ -127,7 +131,9 @@ async def preflight(strategies: Sequence[Strategy], *, until_idle: bool) -> dict
                 raise
             warned[index] = describe(exc)
             log.warning("source unusable", strategy=strategy.name, error=warned[index])
-        except PreflightError:
+        except PreflightError as exc:
+            if exc.option == "--region" and default_region:
+                continue
             raise
         except Exception as exc:
             raise PreflightError(

@@ -117,3 +117,26 @@ async def test_unreadable_rows_reach_the_store_with_their_reason(tmp_path: Path)
     }
     assert "--encoding latin-1" in next(r["error"] for r in rows.values()
                                         if r["last_reason"] == "invalid_encoding")
+
+
+async def test_national_numbers_pass_preflight_when_the_hub_has_the_region(
+    tmp_path: Path,
+) -> None:
+    from dispatch.errors import PreflightError
+
+    path = tmp_path / "national.csv"
+    path.write_text("name,phone\nAna,(415) 555-0101\nBo,415 555 0102\n", encoding="utf-8")
+    clock = FakeClock()
+    dialer = MemoryDialer(clock, default=Answer(1.0))
+    # positive control: without any region the campaign is refused before dialling
+    with pytest.raises(PreflightError, match="--region"):
+        await DispatchHub(dialer, [CsvStrategy(path)], db=tmp_path / "a.db",
+                          clock=clock).run(until_idle=True)
+    assert dialer.dials == []
+    # the region given to the hub (not to the strategy) reads them: no refusal
+    hub = DispatchHub(dialer, [CsvStrategy(path)], db=tmp_path / "b.db", clock=clock,
+                      default_region="US", poll_interval_s=1000, drain_timeout_s=None)
+    async with clock.autojump():
+        with anyio.fail_after(30):
+            await hub.run(until_idle=True)
+    assert sorted(d.to for d in dialer.dials) == ["+14155550101", "+14155550102"]
