@@ -76,7 +76,7 @@ def _peak_rss_mb() -> float:
 async def _timing_child(path: Path, repeat: int) -> dict[str, Any]:
     import polars as pl
 
-    from strategies import CsvStrategy
+    from dispatch.strategies import CsvStrategy
 
     polars_s, load_s = [], []
     for _ in range(repeat):
@@ -95,7 +95,7 @@ async def _timing_child(path: Path, repeat: int) -> dict[str, Any]:
 
 
 async def _full_child(path: Path, rows: int) -> dict[str, Any]:
-    from strategies import CsvStrategy
+    from dispatch.strategies import CsvStrategy
 
     t0 = time.perf_counter()
     strategy = CsvStrategy(path, greeting="Hi {name}", batch_size=5000)
@@ -133,7 +133,7 @@ async def _full_child(path: Path, rows: int) -> dict[str, Any]:
 
 
 async def _fallback_child(path: Path, repeat: int) -> dict[str, Any]:
-    from strategies import CsvStrategy
+    from dispatch.strategies import CsvStrategy
 
     load_s, stats = [], ""
     for _ in range(repeat):

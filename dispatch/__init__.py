@@ -18,7 +18,7 @@ _EXPORTS: dict[str, str] = {
     "Strategy": "dispatch.strategy",
     "Outcome": "dispatch.strategy",
     "RecordFailed": "dispatch.strategy",
-    "CsvStrategy": "strategies",
+    "CsvStrategy": "dispatch.strategies",
     # the hub
     "DispatchHub": "dispatch.hub",
     "RetryPolicy": "dispatch.hub",
@@ -81,8 +81,8 @@ if TYPE_CHECKING:
         PinecallError,
         RegistrationError,
     )
+    from dispatch.strategies import CsvStrategy
     from dispatch.strategy import Outcome, RecordFailed, Strategy
-    from strategies import CsvStrategy
 
 
 def __getattr__(name: str) -> Any:

@@ -30,7 +30,7 @@ from pydantic import BaseModel, Field
 
 from dispatch import DispatchHub, Pinecall, Record, tool
 from dispatch.sandbox import SANDBOX_NUMBER, Sandbox
-from strategies import CsvStrategy
+from dispatch.strategies import CsvStrategy
 
 HERE = Path(__file__).resolve().parent
 

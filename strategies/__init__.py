@@ -1,5 +1,5 @@
 """Lead sources for the dispatch hub (``strategies`` is a sibling package of ``dispatch``)."""
 
-from strategies.csv import CsvStatistics, CsvStrategy
+from dispatch.strategies.csv import CsvStatistics, CsvStrategy
 
 __all__ = ["CsvStatistics", "CsvStrategy"]

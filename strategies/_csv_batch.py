@@ -22,9 +22,9 @@ import polars as pl
 
 from dispatch.log import get_logger
 from dispatch.records import Record
-from strategies._csv_index import ROW, Columns, EmittedIndex, row_keys
-from strategies._csv_mapping import INVALID_KEY, Row
-from strategies._csv_rows import BadRow
+from dispatch.strategies._csv_index import ROW, Columns, EmittedIndex, row_keys
+from dispatch.strategies._csv_mapping import INVALID_KEY, Row
+from dispatch.strategies._csv_rows import BadRow
 
 __all__ = ["INVALID_REASON_KEY", "BatchBuilder", "bad_row_record"]
 

@@ -16,9 +16,9 @@ import polars as pl
 
 from dispatch.clock import Clock
 from dispatch.log import get_logger
+from dispatch.strategies._csv_index import EmittedIndex
+from dispatch.strategies._csv_writeback import ResultsFile, StatusWriteBack, WriteBackError
 from dispatch.strategy import Outcome
-from strategies._csv_index import EmittedIndex
-from strategies._csv_writeback import ResultsFile, StatusWriteBack, WriteBackError
 
 __all__ = ["OutcomeWriter"]
 

@@ -22,9 +22,15 @@ import dataclasses
 
 import polars as pl
 
-from strategies._csv_index import ROW
-from strategies._csv_rows import MAX_FIELD_LINES, BadRow, read_rows
-from strategies._csv_text import CsvFormat, is_utf8, last_record_end, parse_csv, quotes_balanced
+from dispatch.strategies._csv_index import ROW
+from dispatch.strategies._csv_rows import MAX_FIELD_LINES, BadRow, read_rows
+from dispatch.strategies._csv_text import (
+    CsvFormat,
+    is_utf8,
+    last_record_end,
+    parse_csv,
+    quotes_balanced,
+)
 
 __all__ = ["ROWS_WINDOW_BYTES", "WINDOW_BYTES", "Block", "frame_lines", "header_columns",
            "parse_block"]

@@ -21,14 +21,14 @@ from pathlib import Path
 
 from dispatch.errors import PreflightError, SourceUnusable
 from dispatch.phone import InvalidPhone, normalize_phone
-from strategies._csv_mapping import (
+from dispatch.strategies._csv_mapping import (
     PHONE_COLUMN_NAMES,
     find_phone_column,
     greeting_problem,
     missing_phone_message,
 )
-from strategies._csv_parse import header_columns, parse_block
-from strategies._csv_text import CsvFormat, detect_format, sniff, to_parseable
+from dispatch.strategies._csv_parse import header_columns, parse_block
+from dispatch.strategies._csv_text import CsvFormat, detect_format, sniff, to_parseable
 
 __all__ = ["SAMPLE_BYTES", "SAMPLE_ROWS", "CsvChecks", "run_checks"]
 

@@ -33,9 +33,9 @@ from pathlib import Path
 import polars as pl
 
 from dispatch.clock import Clock
-from strategies._csv_parse import Block, frame_lines, header_columns, parse_block
-from strategies._csv_rows import BadRow
-from strategies._csv_text import (
+from dispatch.strategies._csv_parse import Block, frame_lines, header_columns, parse_block
+from dispatch.strategies._csv_rows import BadRow
+from dispatch.strategies._csv_text import (
     CsvFormat,
     Sniffed,
     detect_format,

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from dispatch.csvsafe import neutralize_cell
-from strategies._csv_text import CsvFormat
+from dispatch.strategies._csv_text import CsvFormat
 
 __all__ = ["cell_text", "record_fields", "splice_column"]
 

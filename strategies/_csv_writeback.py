@@ -36,10 +36,10 @@ from typing import BinaryIO
 import polars as pl
 
 from dispatch.csvsafe import neutralize_cell
-from strategies._csv_index import ROW, Columns, row_keys
-from strategies._csv_parse import header_columns, parse_block
-from strategies._csv_splice import splice_column
-from strategies._csv_text import detect_format, sniff, to_parseable
+from dispatch.strategies._csv_index import ROW, Columns, row_keys
+from dispatch.strategies._csv_parse import header_columns, parse_block
+from dispatch.strategies._csv_splice import splice_column
+from dispatch.strategies._csv_text import detect_format, sniff, to_parseable
 
 __all__ = ["RESULT_FIELDS", "ResultsFile", "StatusWriteBack", "WriteBackError"]
 

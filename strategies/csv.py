@@ -40,10 +40,9 @@ import polars as pl
 from dispatch.clock import Clock, SystemClock
 from dispatch.log import get_logger
 from dispatch.records import Record
-from dispatch.strategy import Outcome, Strategy
-from strategies._csv_batch import BatchBuilder, bad_row_record
-from strategies._csv_index import ROW, EmittedIndex
-from strategies._csv_mapping import (
+from dispatch.strategies._csv_batch import BatchBuilder, bad_row_record
+from dispatch.strategies._csv_index import ROW, EmittedIndex
+from dispatch.strategies._csv_mapping import (
     INVALID_KEY,
     DefaultMapper,
     MappingError,
@@ -53,11 +52,12 @@ from strategies._csv_mapping import (
     content_id,
     find_phone_column,
 )
-from strategies._csv_outcomes import OutcomeWriter
-from strategies._csv_preflight import CsvChecks, run_checks
-from strategies._csv_rows import BadRow
-from strategies._csv_source import CsvSource, SourceError
-from strategies._csv_writeback import ResultsFile, StatusWriteBack
+from dispatch.strategies._csv_outcomes import OutcomeWriter
+from dispatch.strategies._csv_preflight import CsvChecks, run_checks
+from dispatch.strategies._csv_rows import BadRow
+from dispatch.strategies._csv_source import CsvSource, SourceError
+from dispatch.strategies._csv_writeback import ResultsFile, StatusWriteBack
+from dispatch.strategy import Outcome, Strategy
 
 __all__ = ["CsvStatistics", "CsvStrategy"]
 

@@ -40,7 +40,7 @@ class Campaign:
 
 def csv_strategy(args: argparse.Namespace) -> Any:
     """The run command's lead source: a :class:`~strategies.CsvStrategy` over ``args.file``."""
-    from strategies import CsvStrategy
+    from dispatch.strategies import CsvStrategy
 
     return CsvStrategy(
         args.file,

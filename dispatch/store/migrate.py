@@ -18,7 +18,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import migrations
+from dispatch import migrations
 from dispatch.store.errors import StoreError
 
 __all__ = [

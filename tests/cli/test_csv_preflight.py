@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from dispatch.strategies import CsvStrategy
 from dispatch.strategy import Strategy
-from strategies import CsvStrategy
 from tests.cli.conftest import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from dispatch.records import Record
-from strategies import CsvStrategy
+from dispatch.strategies import CsvStrategy
 
 
 class FixedClock:

@@ -8,7 +8,7 @@ import pytest
 from csv_helpers import age, append, drain, write
 from structlog.testing import capture_logs
 
-from strategies import CsvStrategy
+from dispatch.strategies import CsvStrategy
 
 pytestmark = pytest.mark.anyio
 

@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 
 from dispatch.errors import SourceUnusable
 from dispatch.records import Record
-from strategies import CsvStrategy
+from dispatch.strategies import CsvStrategy
 
 pytestmark = pytest.mark.anyio
 

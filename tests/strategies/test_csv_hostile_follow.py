@@ -13,7 +13,7 @@ from csv_helpers import age, append, drain, write
 from structlog.testing import capture_logs
 
 from dispatch.records import Record
-from strategies import CsvStrategy
+from dispatch.strategies import CsvStrategy
 
 pytestmark = pytest.mark.anyio
 

@@ -11,8 +11,8 @@ from csv_helpers import drain, phones, write
 from structlog.testing import capture_logs
 
 from dispatch.records import Record
-from strategies import CsvStrategy
-from strategies._csv_mapping import content_id
+from dispatch.strategies import CsvStrategy
+from dispatch.strategies._csv_mapping import content_id
 
 pytestmark = pytest.mark.anyio
 

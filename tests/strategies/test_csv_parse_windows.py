@@ -8,9 +8,9 @@ import random
 import polars as pl
 import pytest
 
-from strategies._csv_parse import header_columns, parse_block
-from strategies._csv_rows import read_rows
-from strategies._csv_text import detect_format
+from dispatch.strategies._csv_parse import header_columns, parse_block
+from dispatch.strategies._csv_rows import read_rows
+from dispatch.strategies._csv_text import detect_format
 
 HOSTILE = [
     'n{i},+1415{i:07d},"unclosed\n',

@@ -8,7 +8,7 @@ import pytest
 from csv_helpers import drain, write
 
 from dispatch.errors import PreflightError, SourceUnusable
-from strategies import CsvStrategy
+from dispatch.strategies import CsvStrategy
 
 pytestmark = pytest.mark.anyio
 

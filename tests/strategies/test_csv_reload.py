@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from csv_helpers import age, append, bump_mtime, drain, phones, write
 
-from strategies import CsvStrategy
+from dispatch.strategies import CsvStrategy
 
 pytestmark = pytest.mark.anyio
 

@@ -12,8 +12,8 @@ from csv_helpers import age
 
 from dispatch.clock import SystemClock
 from dispatch.hub import DispatchHub
+from dispatch.strategies import CsvStrategy
 from dispatch.testing import Answer, FakeClock, MemoryDialer
-from strategies import CsvStrategy
 from tests.hub.helpers import read_db
 
 pytestmark = pytest.mark.anyio

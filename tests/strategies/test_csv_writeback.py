@@ -12,9 +12,9 @@ from csv_helpers import age, drain, phones, write
 
 from dispatch.reasons import Reason
 from dispatch.records import Record
+from dispatch.strategies import CsvStrategy
+from dispatch.strategies._csv_writeback import StatusWriteBack
 from dispatch.strategy import Outcome
-from strategies import CsvStrategy
-from strategies._csv_writeback import StatusWriteBack
 
 pytestmark = pytest.mark.anyio
 
