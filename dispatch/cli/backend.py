@@ -98,6 +98,7 @@ async def open_campaign(
             poll_interval_s=args.poll,
             db=store,
             default_region=args.region,
+            campaign=getattr(args, "campaign", None),
             **_log_callbacks(),
         )
         mode = "sandbox" if key is None else "live"

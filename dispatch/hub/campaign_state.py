@@ -44,7 +44,7 @@ import anyio
 from dispatch.errors import PreflightError
 from dispatch.log import get_logger
 from dispatch.reasons import Reason
-from dispatch.store import campaigns
+from dispatch.store import Store, campaigns
 from dispatch.store.models import DEFAULT_CAMPAIGN
 from dispatch.strategy import Outcome, Strategy
 
@@ -60,6 +60,7 @@ __all__ = [
     "derive_campaign_id",
     "finish",
     "open_campaign",
+    "start",
     "until_next_read_s",
 ]
 
@@ -108,11 +109,13 @@ class CampaignWatch:
     by: str = dataclasses.field(default_factory=_identity)
 
 
-async def open_campaign(core: HubCore, limits: dict[str, int | None]) -> None:
-    """Before resuming: create or update the row, take over the unfinished records of
+async def open_campaign(
+    store: Store, watch: CampaignWatch, limits: dict[str, int | None], now: float,
+) -> None:
+    """Before the run: create or update the row, take over the unfinished records of
     finished/running campaigns, refuse (:class:`PreflightError`) when a paused or
-    cancelled one still has some; act on the state found."""
-    watch, engine, now = core.watch, core.store.engine, core.clock.now()
+    cancelled one still has some. :func:`start` then acts on the state found."""
+    engine = store.engine
     row = await campaigns.ensure(engine, watch.id, limits=limits, now=now, by=watch.by)
     others = {c.id: c.state for c in await campaigns.list_all(engine) if c.id != watch.id}
     unfinished = await campaigns.unfinished_by_campaign(engine)
@@ -128,7 +131,12 @@ async def open_campaign(core: HubCore, limits: dict[str, int | None]) -> None:
     if moved:
         log.warning("unfinished records moved into this campaign", campaign=watch.id,
                     count=moved)
-    await _observe(core, row.state, row.state_changed_by)
+    watch.state, watch.changed_by = row.state, row.state_changed_by
+
+
+async def start(core: HubCore) -> None:
+    """Acknowledge the state :func:`open_campaign` found and act on it (before resuming)."""
+    await _observe(core, core.watch.state, core.watch.changed_by)
 
 
 async def admission_open(core: HubCore) -> bool:

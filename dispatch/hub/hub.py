@@ -192,7 +192,9 @@ class DispatchHub:
             lock = RunLock(store.url)
             try:
                 lock.acquire()  # one campaign process per database (StoreLocked)
-                await self._run_with(store, until_idle, warned)
+                watch = campaign_state.CampaignWatch(self.campaign)
+                await campaign_state.open_campaign(store, watch, self._limits(), self.clock.now())
+                await self._run_with(store, until_idle, warned, watch)
             finally:
                 lock.release()
                 if owned:
@@ -214,11 +216,12 @@ class DispatchHub:
             return self.db, False
         return await Store.open(self.db), True
 
-    async def _run_with(self, store: Store, until_idle: bool, warned: dict[int, str]) -> None:
+    async def _run_with(self, store: Store, until_idle: bool, warned: dict[int, str],
+                        watch: campaign_state.CampaignWatch) -> None:
         core = HubCore(agent=self.agent, store=store, clock=self.clock,
                        strategies=self.strategies, options=self.options,
                        notifier=Notifier(self.hooks), until_idle=until_idle,
-                       watch=campaign_state.CampaignWatch(self.campaign))
+                       watch=watch)
         for index, text in warned.items():
             core.health[index].last_error = text  # warned once: not again for the same text
         self._core = core
@@ -234,7 +237,7 @@ class DispatchHub:
                     core.run_id = await store.start_run(
                         started_at=self.clock.now(), pid=os.getpid(),
                         config=self.options.summary(self.strategies))
-                    await campaign_state.open_campaign(core, self._limits())
+                    await campaign_state.start(core)
                     await resume(core)
                     await self._work(core)
                     await campaign_state.finish(core)

@@ -106,7 +106,8 @@ def snapshot(core: HubCore | None, *, running: bool, max_calls_per_minute: int |
     now = core.clock.now()
     counts = core.book.counts
     eta, waiting_on = _eta(core, now)
-    if core.watch.state == "paused" and waiting_on not in (None, "stopped"):
+    if core.watch.state == "paused" and (eta, waiting_on) != (None, None) and (
+            waiting_on != "stopped"):
         eta, waiting_on = None, "paused"
     return HubStatistics(
         running=running,
