@@ -102,7 +102,8 @@ async def open_campaign(
             **_log_callbacks(),
         )
         mode = "sandbox" if key is None else "live"
-        yield Campaign(hub=hub, store=store, title=f"dispatch [{mode}] {args.file}")
+        yield Campaign(hub=hub, store=store,
+                       title=f"dispatch [{mode}] {args.file} (campaign {hub.campaign})")
 
 
 async def _ready_agent(args: argparse.Namespace, url: str, key: str | None, from_: str | None,
