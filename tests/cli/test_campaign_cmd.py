@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -86,5 +87,11 @@ def test_unknown_campaign_and_illegal_transition_are_one_line_exit_2(workdir: Pa
         result = run_cli("campaign", *args, "--db", str(db), cwd=workdir)
         assert result.returncode == 2
         assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+    shown = json.loads(run_cli("campaign", "show", "q4", "--json", "--db", str(db),
+                               cwd=workdir).stdout)
+    assert (shown["state"], shown["records"], shown["max_concurrent"]) == (
+        "done", {"completed": 1}, 5)
+    status = run_cli("status", "--db", str(db), cwd=workdir)
+    assert "campaigns: q4 (done)" in status.stdout
     missing = run_cli("campaign", "list", "--db", str(workdir / "none.db"), cwd=workdir)
     assert missing.returncode == 2 and "no database there" in missing.stderr
