@@ -39,6 +39,8 @@ class Reason(enum.StrEnum):
     DUPLICATE_ID_CONFLICT = "duplicate_id_conflict"
     RECORD_TOO_LARGE = "record_too_large"
     STOPPED = "stopped"
+    # the campaign was cancelled before the record's next dial
+    CAMPAIGN_CANCELLED = "campaign_cancelled"
     UNKNOWN = "unknown"
 
 

@@ -98,10 +98,12 @@ async def open_campaign(
             poll_interval_s=args.poll,
             db=store,
             default_region=args.region,
+            campaign=getattr(args, "campaign", None),
             **_log_callbacks(),
         )
         mode = "sandbox" if key is None else "live"
-        yield Campaign(hub=hub, store=store, title=f"dispatch [{mode}] {args.file}")
+        yield Campaign(hub=hub, store=store,
+                       title=f"dispatch [{mode}] {args.file} (campaign {hub.campaign})")
 
 
 async def _ready_agent(args: argparse.Namespace, url: str, key: str | None, from_: str | None,

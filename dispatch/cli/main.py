@@ -20,6 +20,7 @@ _COMMAND_MODULES = (
     "dispatch.cli.sandbox_cmd",
     "dispatch.cli.db_cmd",
     "dispatch.cli.requeue_cmd",
+    "dispatch.cli.campaign_cmd",
 )
 
 

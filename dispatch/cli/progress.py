@@ -114,6 +114,7 @@ _WAITING_TEXT = {
     "concurrency": "when a call ends",
     "phone": "when that number's call ends",
     "stopped": "none (stopping)",
+    "paused": "paused (dispatch campaign resume NAME)",
 }
 
 

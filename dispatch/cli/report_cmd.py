@@ -77,14 +77,15 @@ def run_report(args: argparse.Namespace) -> int:
 def run_status(args: argparse.Namespace) -> int:
     try:
         _require_db(args.db)
-        counts = anyio.run(_counts, args.db)
+        counts, by_campaign = anyio.run(_counts, args.db)
     except CliError as exc:
         print(f"dispatch: error: {exc}", file=sys.stderr)
         return exc.exit_code
     if args.json:
         print(json.dumps(counts, sort_keys=True))
         return 0
-    table = Table(title=f"{args.db}")
+    campaigns = ", ".join(f"{name} ({state})" for name, state in by_campaign) or "-"
+    table = Table(title=f"{args.db}", caption=f"campaigns: {campaigns}")
     table.add_column("status")
     table.add_column("records", justify="right")
     for status, n in sorted(counts.items()):
@@ -106,15 +107,16 @@ async def _load(db: Path, attempts: bool) -> pl.DataFrame:
         raise CliError(str(exc), 2) from exc
 
 
-async def _counts(db: Path) -> dict[str, int]:
-    from dispatch.store import StoreError, open_store
+async def _counts(db: Path) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    from dispatch.store import StoreError, campaigns, open_store
 
     try:
         async with open_store(db, read_only=True) as store:
             counts: dict[str, int] = await store.counts()
+            rows = await campaigns.list_all(store.engine)
     except StoreError as exc:
         raise CliError(str(exc), 2) from exc
-    return counts
+    return counts, [(row.id, row.state) for row in rows]
 
 
 def _iso(value: Any) -> str | None:
@@ -220,7 +222,9 @@ def _print_table(frame: pl.DataFrame, output: Path | None) -> None:
         head = tuple(c for c in frame.columns if c not in _TABLE_TAIL)
         lead = head[:2] + tuple(c for c in head[2:] if c not in _HIDDEN_IN_TABLE)
         shown = lead + _TABLE_TAIL
-    table = Table(show_lines=False)
+    campaigns = sorted(set(frame["campaign_id"].to_list())) if "campaign_id" in frame else []
+    table = Table(show_lines=False, title=("campaign: " + ", ".join(campaigns)) if campaigns
+                  else None)
     for column in shown:
         table.add_column(column, overflow="fold", no_wrap=column in ("phone", "updated_at"))
     for row in frame.select(shown).iter_rows():
@@ -236,5 +240,5 @@ def _print_table(frame: pl.DataFrame, output: Path | None) -> None:
 #: record columns left out of the table format (all formats but table carry them)
 _HIDDEN_IN_TABLE = frozenset({
     "last_raw_reason", "last_call_id", "last_answered_at", "next_attempt_at", "strategy",
-    "requeue_count",
+    "requeue_count", "campaign_id",
 })

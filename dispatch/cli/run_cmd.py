@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 import anyio
 
 from dispatch.cli import backend, options, progress
+from dispatch.cli.campaign_cmd import campaign_id
 from dispatch.cli.errors import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -88,6 +89,8 @@ def _pace_arguments(pace: Any) -> None:
 
 def _where_arguments(where: Any) -> None:
     where.add_argument("--db", type=Path, default=Path("dispatch.db"), help="SQLite state file")
+    where.add_argument("--campaign", metavar="NAME", type=campaign_id,
+                       help="campaign id (default: the CSV file's stem); see `dispatch campaign`")
     where.add_argument("--url", type=options.voice_url,
                        help="voice server URL (default wss://voice.pinecall.io)")
     where.add_argument("--sandbox", action="store_true", help="force the embedded sandbox")

@@ -12,6 +12,7 @@ from anyio.abc import TaskGroup
 from dispatch.clock import Clock
 from dispatch.errors import CampaignError
 from dispatch.hub.campaign import CampaignGuard
+from dispatch.hub.campaign_state import CampaignWatch
 from dispatch.hub.dialer import Dialer
 from dispatch.hub.eta import SlotTimes
 from dispatch.hub.limiter import ConcurrencyGate, SlidingWindowLimiter
@@ -112,6 +113,8 @@ class HubCore:
     idle_reached: bool = False
     slot_times: SlotTimes = dataclasses.field(default_factory=SlotTimes)
     campaign: CampaignGuard = dataclasses.field(default_factory=CampaignGuard)
+    #: the campaign row's state as last read (.campaign_state)
+    watch: CampaignWatch = dataclasses.field(default_factory=CampaignWatch)
     #: the campaign-wide error that ended the run (raised by ``run()`` after draining)
     fatal: CampaignError | None = None
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import anyio
 
 from dispatch.hub.attempt import run_attempt
+from dispatch.hub.campaign_state import admission_open, until_next_read_s
 from dispatch.hub.core import HubCore
 from dispatch.hub.state import AttemptState, RecordEntry
 
@@ -31,17 +32,19 @@ def next_wake_at(core: HubCore, now: float) -> float | None:
 async def dispatch_loop(core: HubCore) -> None:
     """Run until cancelled (the hub's control scope)."""
     while True:
+        admitting = await admission_open(core)  # paused/cancelled: no claim from here on
         now = core.clock.now()
         core.queue.promote_due(now)
         room = min(core.gate.available(), core.window.available(now), core.options.claim_batch_size)
-        if room > 0 and core.queue.ready_count:
+        if admitting and room > 0 and core.queue.ready_count:
             record_ids = core.queue.take(room, core.phone_of)
             if record_ids:
                 # a claim that was submitted must be launched: never leave it half-done
                 with anyio.CancelScope(shield=True):
                     await _claim_and_launch(core, [core.book.entries[r] for r in record_ids])
                 continue
-        await core.dispatch_signal.wait(core.clock, next_wake_at(core, now))
+        with anyio.move_on_after(until_next_read_s(core)):  # re-read the campaign's state
+            await core.dispatch_signal.wait(core.clock, next_wake_at(core, now))
 
 
 async def _claim_and_launch(core: HubCore, entries: list[RecordEntry]) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 import anyio
 
 from dispatch.clock import Clock, SystemClock
+from dispatch.hub import campaign_state
 from dispatch.hub.core import HubCore, HubOptions
 from dispatch.hub.dialer import Dialer
 from dispatch.hub.dispatcher import dispatch_loop
@@ -62,6 +63,10 @@ class DispatchHub:
     64 KiB, ``None``: no limit) bounds the serialised metadata, greeting, prompt vars
     and config of one record; a record over it is skipped ``record_too_large`` before
     anything of it is stored or sent. ``from_`` must be E.164 or a ``sip:`` URI.
+
+    ``campaign`` names the campaign row (default: the first strategy's file stem or
+    name); its state is read before claims, so ``dispatch campaign pause`` stops the
+    dials of a running hub (see :mod:`dispatch.hub.campaign_state`).
     """
 
     def __init__(
@@ -89,6 +94,7 @@ class DispatchHub:
         callback_drain_s: float = 30.0,
         drain_timeout_s: float | None = 600.0,
         max_record_bytes: int | None = DEFAULT_MAX_RECORD_BYTES,
+        campaign: str | None = None,
     ) -> None:
         if poll_interval_s <= 0 or dial_timeout_s <= 0 or claim_batch_size < 1:
             raise ValueError("poll_interval_s, dial_timeout_s and claim_batch_size must be > 0")
@@ -103,6 +109,8 @@ class DispatchHub:
                 raise ValueError(f"{name} must be >= 1 or None, got {value}")
         self.agent = agent
         self.strategies = list(strategies)
+        self.campaign = (campaign_state.check_campaign_id(campaign) if campaign is not None
+                         else campaign_state.derive_campaign_id(self.strategies))
         self.db = db
         self.clock: Clock = clock or SystemClock()
         retry_attempts, retry_policy = resolve_retry_settings(retry_attempts, retry_policy)
@@ -134,7 +142,7 @@ class DispatchHub:
 
     def statistics(self) -> HubStatistics:
         """A snapshot: counts by status, dials in the last 60 s, limits, next dial ETA."""
-        return snapshot(self._core, running=self._running,
+        return snapshot(self._core, running=self._running, campaign=self.campaign,
                         max_calls_per_minute=self.options.max_calls_per_minute,
                         max_concurrent=self.options.max_concurrent)
 
@@ -185,7 +193,9 @@ class DispatchHub:
             lock = RunLock(store.url)
             try:
                 lock.acquire()  # one campaign process per database (StoreLocked)
-                await self._run_with(store, until_idle, warned)
+                watch = campaign_state.CampaignWatch(self.campaign)
+                await campaign_state.open_campaign(store, watch, self._limits(), self.clock.now())
+                await self._run_with(store, until_idle, warned, watch)
             finally:
                 lock.release()
                 if owned:
@@ -197,15 +207,22 @@ class DispatchHub:
 
     # -- internals --------------------------------------------------------------------
 
+    def _limits(self) -> dict[str, int | None]:
+        return {"max_per_minute": self.options.max_calls_per_minute,
+                "max_per_second": getattr(self.options, "max_calls_per_second", None),
+                "max_concurrent": self.options.max_concurrent}
+
     async def _open_store(self) -> tuple[Store, bool]:
         if isinstance(self.db, Store):
             return self.db, False
         return await Store.open(self.db), True
 
-    async def _run_with(self, store: Store, until_idle: bool, warned: dict[int, str]) -> None:
+    async def _run_with(self, store: Store, until_idle: bool, warned: dict[int, str],
+                        watch: campaign_state.CampaignWatch) -> None:
         core = HubCore(agent=self.agent, store=store, clock=self.clock,
                        strategies=self.strategies, options=self.options,
-                       notifier=Notifier(self.hooks), until_idle=until_idle)
+                       notifier=Notifier(self.hooks), until_idle=until_idle,
+                       watch=watch)
         for index, text in warned.items():
             core.health[index].last_error = text  # warned once: not again for the same text
         self._core = core
@@ -221,8 +238,10 @@ class DispatchHub:
                     core.run_id = await store.start_run(
                         started_at=self.clock.now(), pid=os.getpid(),
                         config=self.options.summary(self.strategies))
+                    await campaign_state.start(core)
                     await resume(core)
                     await self._work(core)
+                    await campaign_state.finish(core)
                     status = "completed" if core.idle_reached else "stopped"
                     if core.fatal is not None:
                         status = "failed"

@@ -124,6 +124,7 @@ async def admit_items(core: HubCore, strategy: Strategy, items: Sequence[object]
             insert_record(
                 id=record.id, phone=record.phone, strategy=strategy.name, status=entry.status,
                 payload=record.payload(), now=now, next_attempt_at=entry.next_attempt_at,
+                campaign_id=core.watch.id,
             )
         )
     for skip in admission.skipped:
@@ -136,7 +137,7 @@ async def admit_items(core: HubCore, strategy: Strategy, items: Sequence[object]
                 insert_record(
                     id=skip.record.id, phone=skip.record.phone, strategy=strategy.name,
                     status="skipped", payload=_safe_payload(skip.record), now=now,
-                    last_reason=skip.reason.value, error=skip.error,
+                    last_reason=skip.reason.value, error=skip.error, campaign_id=core.watch.id,
                 )
             )
     if ops:

@@ -25,7 +25,8 @@ class HubStatistics:
     ``campaign_eta_s`` is the time until every known record has been dialled and every call
     has ended (see :mod:`dispatch.hub.eta`; ``None`` when stopped or stopping).
     ``failing_sources`` lists the strategies whose ``poll()`` is failing: name,
-    consecutive failures, last error and the next retry (hub clock).
+    consecutive failures, last error and the next retry (hub clock). While the
+    campaign is paused, ``waiting_on`` is ``paused`` and ``next_dial_eta_s`` ``None``.
     """
 
     running: bool
@@ -46,6 +47,9 @@ class HubStatistics:
     callbacks_pending: int
     campaign_eta_s: float | None = None
     failing_sources: tuple[SourceFailure, ...] = ()
+    #: the campaign's id and its state as the hub last read it (``None`` before a run)
+    campaign: str | None = None
+    campaign_state: str | None = None
 
 
 def _eta(core: HubCore, now: float) -> tuple[float | None, str | None]:
@@ -94,14 +98,17 @@ def _campaign_eta(core: HubCore, now: float) -> float | None:
 
 
 def snapshot(core: HubCore | None, *, running: bool, max_calls_per_minute: int | None,
-             max_concurrent: int | None) -> HubStatistics:
+             max_concurrent: int | None, campaign: str | None = None) -> HubStatistics:
     """Build :class:`HubStatistics` (all zeros before the first run)."""
     if core is None:
         return HubStatistics(running, 0, 0, 0, 0, 0, 0, 0, 0, 0, max_calls_per_minute,
-                             max_concurrent, 0, None, None, 0)
+                             max_concurrent, 0, None, None, 0, campaign=campaign)
     now = core.clock.now()
     counts = core.book.counts
     eta, waiting_on = _eta(core, now)
+    if core.watch.state == "paused" and (eta, waiting_on) != (None, None) and (
+            waiting_on != "stopped"):
+        eta, waiting_on = None, "paused"
     return HubStatistics(
         running=running,
         pending=counts["pending"],
@@ -121,4 +128,6 @@ def snapshot(core: HubCore | None, *, running: bool, max_calls_per_minute: int |
         callbacks_pending=core.notifier.pending,
         campaign_eta_s=_campaign_eta(core, now),
         failing_sources=tuple(f for f in (h.snapshot() for h in core.health) if f is not None),
+        campaign=core.watch.id,
+        campaign_state=core.watch.state,
     )

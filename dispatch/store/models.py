@@ -27,11 +27,14 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
     "ACTIVE_STATUSES",
+    "CAMPAIGN_STATES",
+    "DEFAULT_CAMPAIGN",
     "LIVE_STATUSES",
     "STATUSES",
     "TERMINAL_STATUSES",
     "AttemptRow",
     "Base",
+    "CampaignRow",
     "RecordRow",
     "RequeueItemRow",
     "RequeueRow",
@@ -44,6 +47,10 @@ TERMINAL_STATUSES = frozenset({"completed", "failed", "skipped"})
 LIVE_STATUSES = frozenset({"dialing", "in_call"})
 #: statuses that still need work
 ACTIVE_STATUSES = frozenset({"pending", "scheduled", "dialing", "in_call"})
+#: campaign states (see :mod:`dispatch.store.campaigns` for the transitions)
+CAMPAIGN_STATES = ("running", "paused", "cancelled", "done")
+#: the campaign migration 0003 gives the records of a database written before campaigns
+DEFAULT_CAMPAIGN = "default"
 
 
 class Base(DeclarativeBase):
@@ -74,6 +81,34 @@ class RecordRow(Base):
     #: how many times ``dispatch requeue`` put this record back to ``pending``
     requeue_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     requeued_at: Mapped[float | None] = mapped_column(Float)
+    #: the campaign the record belongs to (``campaigns.id``)
+    campaign_id: Mapped[str] = mapped_column(
+        String, index=True, server_default=text(f"'{DEFAULT_CAMPAIGN}'")
+    )
+
+
+class CampaignRow(Base):
+    """A campaign: its state (the admission switch every dispatcher reads) and limits.
+
+    ``state_changed_*`` say who moved the state last (``login@host`` of the CLI, or
+    ``dispatch pid N@host`` for a hub); ``acked_*`` say which state a running hub last
+    observed and when (hub clock): after a pause is acked, that hub claims no dial.
+    """
+
+    __tablename__ = "campaigns"
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    max_per_minute: Mapped[int | None] = mapped_column(Integer)
+    max_per_second: Mapped[int | None] = mapped_column(Integer)
+    max_concurrent: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+    state_changed_at: Mapped[float] = mapped_column(Float)
+    state_changed_by: Mapped[str] = mapped_column(String)
+    acked_state: Mapped[str | None] = mapped_column(String(16))
+    acked_at: Mapped[float | None] = mapped_column(Float)
+    acked_by: Mapped[str | None] = mapped_column(String)
 
 
 class AttemptRow(Base):

@@ -21,7 +21,7 @@ from typing import Any, cast
 from sqlalchemy import Executable, Table, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from dispatch.store.models import AttemptRow, RecordRow
+from dispatch.store.models import DEFAULT_CAMPAIGN, AttemptRow, RecordRow
 
 __all__ = [
     "KIND_ORDER",
@@ -76,6 +76,7 @@ def insert_record(
     last_reason: str | None = None,
     next_attempt_at: float | None = None,
     error: str | None = None,
+    campaign_id: str = DEFAULT_CAMPAIGN,
 ) -> WriteOp:
     """Insert a record unless its id exists (insert-or-ignore: enqueue is idempotent)."""
     return WriteOp(
@@ -94,6 +95,7 @@ def insert_record(
             "error": error,
             "created_at": now,
             "updated_at": now,
+            "campaign_id": campaign_id,
         },
     )
 

@@ -52,12 +52,13 @@ REPORT_COLUMNS = (
     "disposition",
     "next_attempt_at",
     "strategy",
+    "campaign_id",
     "requeue_count",
     "error",
 )
 _RECORD_REPORT_COLUMNS = (
     "id", "phone", "status", "attempts", "last_reason", "last_call_id", "updated_at",
-    "disposition", "next_attempt_at", "strategy", "requeue_count", "error",
+    "disposition", "next_attempt_at", "strategy", "campaign_id", "requeue_count", "error",
 )
 #: the keys of every dict returned by :func:`attempt_report_rows`
 ATTEMPT_REPORT_COLUMNS = (
