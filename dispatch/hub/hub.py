@@ -47,9 +47,12 @@ class DispatchHub:
     ``dispatch.testing.MemoryDialer``). ``db`` is a path, an async SQLAlchemy URL or
     an open :class:`~dispatch.store.Store` (not closed by the hub).
 
-    Guarantees: at most ``max_calls_per_minute`` dials start in any 60 s window and at
-    most ``max_concurrent`` calls are live; a phone never has two live dials; an id is
-    dialled again only by its retry policy; a record is durably ``dialing`` before its
+    Guarantees: at most ``max_calls_per_minute`` dials start in any 60 s window, at
+    most ``max_calls_per_second`` in any 1 s window (both on the hub's ``clock``, at the
+    instant each dial frame is written: a dial leaves only with a token free then, a
+    dial that never left uses none) and at most ``max_concurrent`` calls are live; a
+    phone never has two live dials; an id is dialled again only by its retry policy; a
+    record is durably ``dialing`` before its
     dial leaves; every record ends ``completed``, ``failed`` or ``skipped`` with a reason.
     Callbacks that raise are logged and ignored; callbacks still running
     ``callback_drain_s`` (clock seconds) after the last call ended are cancelled so
@@ -89,6 +92,7 @@ class DispatchHub:
         callback_drain_s: float = 30.0,
         drain_timeout_s: float | None = 600.0,
         max_record_bytes: int | None = DEFAULT_MAX_RECORD_BYTES,
+        max_calls_per_second: int | None = None,
     ) -> None:
         if poll_interval_s <= 0 or dial_timeout_s <= 0 or claim_batch_size < 1:
             raise ValueError("poll_interval_s, dial_timeout_s and claim_batch_size must be > 0")
@@ -98,6 +102,7 @@ class DispatchHub:
             raise ValueError(f"from_ {from_!r} is not a caller id: it must be E.164 (+ and "
                              "7-15 digits) or a sip: URI")
         for name, value in (("max_calls_per_minute", max_calls_per_minute),
+                            ("max_calls_per_second", max_calls_per_second),
                             ("max_concurrent", max_concurrent)):
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1 or None, got {value}")
@@ -114,6 +119,7 @@ class DispatchHub:
             detect_turn_end=detect_turn_end, claim_batch_size=claim_batch_size,
             hangup_grace_s=hangup_grace_s, callback_drain_s=callback_drain_s,
             drain_timeout_s=drain_timeout_s, max_record_bytes=max_record_bytes,
+            max_calls_per_second=max_calls_per_second,
         )
         self.hooks = Hooks(on_dispatched, on_completed, on_failed, on_skipped)
         self._core: HubCore | None = None
@@ -133,10 +139,8 @@ class DispatchHub:
         return self._core.store if self._core is not None else None
 
     def statistics(self) -> HubStatistics:
-        """A snapshot: counts by status, dials in the last 60 s, limits, next dial ETA."""
-        return snapshot(self._core, running=self._running,
-                        max_calls_per_minute=self.options.max_calls_per_minute,
-                        max_concurrent=self.options.max_concurrent)
+        """A snapshot: counts by status, dials in the last 60 s and 1 s, limits, next dial ETA."""
+        return snapshot(self._core, running=self._running, options=self.options)
 
     def request_stop(self, drain: bool = True, timeout_s: float | None = None) -> None:
         """Like :meth:`stop` without waiting (safe from callbacks and signal handlers)."""
@@ -221,6 +225,7 @@ class DispatchHub:
                         started_at=self.clock.now(), pid=os.getpid(),
                         config=self.options.summary(self.strategies))
                     await resume(core)
+                    core.pace.sync_per_second(self.clock.now())
                     await self._work(core)
                     status = "completed" if core.idle_reached else "stopped"
                     if core.fatal is not None:

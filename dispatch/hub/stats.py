@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from dispatch.hub.core import HubCore
+from dispatch.hub.core import HubCore, HubOptions
 from dispatch.hub.eta import campaign_eta_s
 from dispatch.hub.sources import SourceFailure
 
@@ -26,6 +26,9 @@ class HubStatistics:
     has ended (see :mod:`dispatch.hub.eta`; ``None`` when stopped or stopping).
     ``failing_sources`` lists the strategies whose ``poll()`` is failing: name,
     consecutive failures, last error and the next retry (hub clock).
+
+    ``dials_last_60s``/``dials_last_1s`` and ``dials_total`` count dials whose frame
+    was sent (stamped at that instant), not dials claimed and still waiting to leave.
     """
 
     running: bool
@@ -46,6 +49,8 @@ class HubStatistics:
     callbacks_pending: int
     campaign_eta_s: float | None = None
     failing_sources: tuple[SourceFailure, ...] = ()
+    max_calls_per_second: int | None = None
+    dials_last_1s: int = 0
 
 
 def _eta(core: HubCore, now: float) -> tuple[float | None, str | None]:
@@ -59,7 +64,7 @@ def _eta(core: HubCore, now: float) -> tuple[float | None, str | None]:
         return None, "phone"
     # tokens only grow while nobody dials, so the first time both the rate and the
     # schedule allow a dial is the later of the two (the window is asked about now)
-    rate_at = core.window.next_allowed_at(now)
+    rate_at = core.pace.next_allowed_at(now)
     at, waiting_on = rate_at, "rate"
     if not queue.ready_count:
         assert due is not None
@@ -93,12 +98,13 @@ def _campaign_eta(core: HubCore, now: float) -> float | None:
     return campaign_eta_s(core.queue, core.window, core.gate, started, slot_s, now)
 
 
-def snapshot(core: HubCore | None, *, running: bool, max_calls_per_minute: int | None,
-             max_concurrent: int | None) -> HubStatistics:
+def snapshot(core: HubCore | None, *, running: bool, options: HubOptions) -> HubStatistics:
     """Build :class:`HubStatistics` (all zeros before the first run)."""
     if core is None:
-        return HubStatistics(running, 0, 0, 0, 0, 0, 0, 0, 0, 0, max_calls_per_minute,
-                             max_concurrent, 0, None, None, 0)
+        return HubStatistics(running, 0, 0, 0, 0, 0, 0, 0, 0, 0, options.max_calls_per_minute,
+                             options.max_concurrent, 0, None, None, 0,
+                             max_calls_per_second=options.max_calls_per_second)
+    per_second = core.pace.per_second
     now = core.clock.now()
     counts = core.book.counts
     eta, waiting_on = _eta(core, now)
@@ -113,12 +119,15 @@ def snapshot(core: HubCore | None, *, running: bool, max_calls_per_minute: int |
         skipped=counts["skipped"],
         dials_last_60s=core.window.count(now),
         dials_total=core.window.total,
-        max_calls_per_minute=max_calls_per_minute,
-        max_concurrent=max_concurrent,
+        max_calls_per_minute=options.max_calls_per_minute,
+        max_concurrent=options.max_concurrent,
         live_calls=core.gate.live,
         next_dial_eta_s=eta,
         waiting_on=waiting_on,
         callbacks_pending=core.notifier.pending,
         campaign_eta_s=_campaign_eta(core, now),
         failing_sources=tuple(f for f in (h.snapshot() for h in core.health) if f is not None),
+        max_calls_per_second=options.max_calls_per_second,
+        dials_last_1s=(per_second.count(now) if per_second is not None
+                       else len(core.window.starts_since(now - 1.0))),
     )

@@ -1,0 +1,89 @@
+"""Pace measured where the dial arrives: the sandbox's own log, time compressed.
+
+An embedded sandbox at ``--speed X`` and a hub whose clock runs X times faster than
+real time, a rate-bound campaign of short calls through the real SDK and WebSocket.
+Prints, from the sandbox's ``received_at`` of every ``call.dial`` (scaled to the hub's
+time), the most dial starts in any 60 s window against ``--rate`` and, with ``--cps``,
+in any 1 s window against it; the hub's CPU per dial.
+
+    python benchmarks/pace_exact.py [--n 400] [--rate 120] [--cps N] [--speed 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from dispatch.hub import DispatchHub
+from dispatch.records import Record
+from dispatch.sandbox import SANDBOX_NUMBER, Sandbox
+from dispatch.sdk import Pinecall
+from dispatch.testing import MemoryStrategy
+
+
+class _Scaled:
+    """Epoch time running ``speed`` times faster than ``time.time()`` from now on."""
+
+    def __init__(self, speed: float) -> None:
+        self.speed = speed
+        self.origin = time.time()
+
+    def scale(self, wall: float) -> float:
+        return self.origin + (wall - self.origin) * self.speed
+
+    def now(self) -> float:
+        return self.scale(time.time())
+
+    async def sleep(self, seconds: float) -> None:
+        await anyio.sleep(max(0.0, seconds) / self.speed)
+
+
+def worst_window(starts: Sequence[float], window_s: float) -> int:
+    """The most starts in any half-open window ``[t, t + window_s)``."""
+    ordered = sorted(starts)
+    best = lo = 0
+    for hi, t in enumerate(ordered):
+        while not t < ordered[lo] + window_s:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best
+
+
+async def main(args: argparse.Namespace) -> None:
+    clock = _Scaled(args.speed)
+    recs = [Record(id=f"r{i}", phone=f"+1555{i:05d}{i % 60:02d}") for i in range(args.n)]
+    limits: dict[str, Any] = {"max_calls_per_minute": args.rate}
+    if args.cps:
+        limits["max_calls_per_second"] = args.cps
+    with tempfile.TemporaryDirectory() as tmp:
+        async with Sandbox(speed=args.speed) as sandbox, Pinecall(url=sandbox.url) as pc:
+            agent = pc.agent("pace", phone_number=SANDBOX_NUMBER)
+            await agent.ready()
+            hub = DispatchHub(agent, [MemoryStrategy(recs)], from_=SANDBOX_NUMBER,
+                              db=Path(tmp) / "pace.db", clock=clock, poll_interval_s=60.0,
+                              **limits)
+            cpu0 = time.process_time()
+            await hub.run(until_idle=True)
+            cpu_s = time.process_time() - cpu0
+            starts = [clock.scale(d.received_at) for d in sandbox.dials]
+    print(f"speed x{args.speed:g}, {args.n} records, {len(starts)} dials received")
+    print(f"worst 60 s window (sandbox log)  {worst_window(starts, 60.0)} / cap {args.rate}")
+    if args.cps:
+        print(f"worst 1 s window (sandbox log)   {worst_window(starts, 1.0)} / cap {args.cps}")
+    print(f"scaled makespan of dial starts   {max(starts) - min(starts):.1f} s")
+    print(f"process CPU per dial (hub+SDK+sandbox) {1000 * cpu_s / max(1, len(starts)):.3f} ms")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=400)
+    parser.add_argument("--rate", type=int, default=120)
+    parser.add_argument("--cps", type=int, default=0)
+    parser.add_argument("--speed", type=float, default=60.0)
+    anyio.run(main, parser.parse_args())
