@@ -20,28 +20,12 @@ from typing import Any
 
 import anyio
 
+from dispatch.clock import ScaledClock
 from dispatch.hub import DispatchHub
 from dispatch.records import Record
 from dispatch.sandbox import SANDBOX_NUMBER, Sandbox
 from dispatch.sdk import Pinecall
 from dispatch.testing import MemoryStrategy
-
-
-class _Scaled:
-    """Epoch time running ``speed`` times faster than ``time.time()`` from now on."""
-
-    def __init__(self, speed: float) -> None:
-        self.speed = speed
-        self.origin = time.time()
-
-    def scale(self, wall: float) -> float:
-        return self.origin + (wall - self.origin) * self.speed
-
-    def now(self) -> float:
-        return self.scale(time.time())
-
-    async def sleep(self, seconds: float) -> None:
-        await anyio.sleep(max(0.0, seconds) / self.speed)
 
 
 def worst_window(starts: Sequence[float], window_s: float) -> int:
@@ -56,7 +40,7 @@ def worst_window(starts: Sequence[float], window_s: float) -> int:
 
 
 async def main(args: argparse.Namespace) -> None:
-    clock = _Scaled(args.speed)
+    clock = ScaledClock(args.speed)
     recs = [Record(id=f"r{i}", phone=f"+1555{i:05d}{i % 60:02d}") for i in range(args.n)]
     limits: dict[str, Any] = {"max_calls_per_minute": args.rate}
     if args.cps:
