@@ -39,6 +39,13 @@ def worst_window(starts: Sequence[float], window_s: float) -> int:
     return best
 
 
+def tightest_gap(starts: Sequence[float], cap: int) -> float:
+    """The shortest span holding ``cap + 1`` starts (``>= window`` means within the cap)."""
+    ordered = sorted(starts)
+    return min((ordered[i + cap] - ordered[i] for i in range(len(ordered) - cap)),
+               default=float("inf"))
+
+
 async def main(args: argparse.Namespace) -> None:
     clock = ScaledClock(args.speed)
     recs = [Record(id=f"r{i}", phone=f"+1555{i:05d}{i % 60:02d}") for i in range(args.n)]
@@ -58,8 +65,10 @@ async def main(args: argparse.Namespace) -> None:
             starts = [clock.scale(d.received_at) for d in sandbox.dials]
     print(f"speed x{args.speed:g}, {args.n} records, {len(starts)} dials received")
     print(f"worst 60 s window (sandbox log)  {worst_window(starts, 60.0)} / cap {args.rate}")
+    print(f"tightest span, cap+1 dials  {tightest_gap(starts, args.rate):.3f} s (>= 60: exact)")
     if args.cps:
         print(f"worst 1 s window (sandbox log)   {worst_window(starts, 1.0)} / cap {args.cps}")
+        print(f"tightest span of cps+1 dials     {tightest_gap(starts, args.cps):.3f} s")
     print(f"scaled makespan of dial starts   {max(starts) - min(starts):.1f} s")
     print(f"process CPU per dial (hub+SDK+sandbox) {1000 * cpu_s / max(1, len(starts)):.3f} ms")
 

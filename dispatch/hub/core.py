@@ -61,6 +61,7 @@ class HubOptions:
     drain_timeout_s: float | None
     max_record_bytes: int | None = 65_536
     max_calls_per_second: int | None = None
+    pace_margin_s: float = 0.0
 
     def summary(self, strategies: Sequence[Strategy]) -> dict[str, Any]:
         """JSON-safe config for the ``runs`` table (no secrets)."""
@@ -68,6 +69,7 @@ class HubOptions:
             "from": self.from_,
             "max_calls_per_minute": self.max_calls_per_minute,
             "max_calls_per_second": self.max_calls_per_second,
+            "pace_margin_s": self.pace_margin_s,
             "max_concurrent": self.max_concurrent,
             "retry_attempts": self.retry_attempts,
             "retry_delays_s": {str(k): v for k, v in self.retry_policy.delays_s.items()},
@@ -119,10 +121,11 @@ class HubCore:
     fatal: CampaignError | None = None
 
     def __post_init__(self) -> None:
-        self.window = SlidingWindowLimiter(self.options.max_calls_per_minute)
+        margin_s = self.options.pace_margin_s
+        self.window = SlidingWindowLimiter(self.options.max_calls_per_minute, 60.0 + margin_s)
         per_second = None
         if self.options.max_calls_per_second is not None:
-            per_second = SlidingWindowLimiter(self.options.max_calls_per_second, 1.0,
+            per_second = SlidingWindowLimiter(self.options.max_calls_per_second, 1.0 + margin_s,
                                               name="max_calls_per_second")
         self.pace = DialPacer(self.clock, self.window, per_second,
                               on_release=self.dispatch_signal.set)

@@ -50,10 +50,12 @@ class DispatchHub:
     Guarantees: at most ``max_calls_per_minute`` dials start in any 60 s window, at
     most ``max_calls_per_second`` in any 1 s window (both on the hub's ``clock``, at the
     instant each dial frame is written: a dial leaves only with a token free then, a
-    dial that never left uses none) and at most ``max_concurrent`` calls are live; a
-    phone never has two live dials; an id is dialled again only by its retry policy; a
-    record is durably ``dialing`` before its
-    dial leaves; every record ends ``completed``, ``failed`` or ``skipped`` with a reason.
+    dial that never left uses none; ``pace_margin_s``, default 0, makes each dial count
+    that much longer, for a carrier that counts at its edge behind a link whose delay
+    varies) and at most ``max_concurrent`` calls are live; a phone never has two live
+    dials; an id is dialled again only by its retry policy; a record is durably
+    ``dialing`` before its dial leaves; every record ends ``completed``, ``failed`` or
+    ``skipped`` with a reason.
     Callbacks that raise are logged and ignored; callbacks still running
     ``callback_drain_s`` (clock seconds) after the last call ended are cancelled so
     that :meth:`run` returns. Raises ``ValueError`` for bad settings
@@ -93,9 +95,12 @@ class DispatchHub:
         drain_timeout_s: float | None = 600.0,
         max_record_bytes: int | None = DEFAULT_MAX_RECORD_BYTES,
         max_calls_per_second: int | None = None,
+        pace_margin_s: float = 0.0,
     ) -> None:
         if poll_interval_s <= 0 or dial_timeout_s <= 0 or claim_batch_size < 1:
             raise ValueError("poll_interval_s, dial_timeout_s and claim_batch_size must be > 0")
+        if not 0.0 <= pace_margin_s < 60.0:
+            raise ValueError(f"pace_margin_s must be >= 0 and < 60 s, got {pace_margin_s}")
         if max_record_bytes is not None and max_record_bytes < 1:
             raise ValueError(f"max_record_bytes must be >= 1 or None, got {max_record_bytes}")
         if from_ is not None and not is_dialable(from_):
@@ -119,7 +124,7 @@ class DispatchHub:
             detect_turn_end=detect_turn_end, claim_batch_size=claim_batch_size,
             hangup_grace_s=hangup_grace_s, callback_drain_s=callback_drain_s,
             drain_timeout_s=drain_timeout_s, max_record_bytes=max_record_bytes,
-            max_calls_per_second=max_calls_per_second,
+            max_calls_per_second=max_calls_per_second, pace_margin_s=pace_margin_s,
         )
         self.hooks = Hooks(on_dispatched, on_completed, on_failed, on_skipped)
         self._core: HubCore | None = None
