@@ -1,0 +1,126 @@
+"""Rate tokens are spent when the dial frame leaves, on the hub's clock (FakeClock)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from dispatch.hub import DispatchHub
+from dispatch.testing import Answer, Fail, FakeClock, MemoryDialer, MemoryStrategy
+
+from .helpers import T0, max_in_window, read_db, records
+
+pytestmark = pytest.mark.anyio
+
+
+async def run(tmp_path: Path, dialer: MemoryDialer, clock: FakeClock, recs: list[Any],
+              **kwargs: Any) -> DispatchHub:
+    hub = DispatchHub(dialer, [MemoryStrategy(recs)], db=tmp_path / "hub.db", clock=clock,
+                      drain_timeout_s=None, **kwargs)
+    async with clock.autojump():
+        with anyio.fail_after(30):
+            await hub.run(until_idle=True)
+    return hub
+
+
+def in_window_1s(times: list[float]) -> int:
+    ordered = sorted(times)
+    return max(sum(1 for t in ordered if s <= t < s + 1.0) for s in ordered)
+
+
+async def test_the_window_is_stamped_when_the_frame_leaves_not_at_the_claim(tmp_path: Path):
+    recs = records(10)
+    slow = {r.phone for r in recs[:5]}  # the first batch waits 10 s behind a busy socket
+    clock = FakeClock(T0)
+    dialer = MemoryDialer(clock, default=Answer(1.0),
+                          send_delay_s=lambda to: 10.0 if to in slow else 0.0)
+    hub = await run(tmp_path, dialer, clock, recs, max_calls_per_minute=5)
+    sent = sorted(d.at for d in dialer.dials)
+    claimed = min(a.claimed_at for a in (await read_db(tmp_path / "hub.db"))[1])
+    # claimed together, left 10 s later: the next five may leave 60 s after that
+    assert sent == [claimed + 10.0] * 5 + [claimed + 70.0] * 5
+    assert max_in_window(sent) == 5
+    _rows, attempts = await read_db(tmp_path / "hub.db")
+    assert sorted(a.dialed_at for a in attempts) == sent  # stored start = send instant
+    assert hub.statistics().dials_total == 10
+
+
+async def test_a_dial_cancelled_before_its_frame_left_uses_no_token(tmp_path: Path):
+    stuck, free = records(2)
+    clock = FakeClock(T0)
+    # the first dial never gets its frame out: the hub gives up at 10 + 30 s (grace)
+    dialer = MemoryDialer(clock, default=Answer(1.0),
+                          send_delay_s=lambda to: 1e6 if to == stuck.phone else 0.0)
+    hub = await run(tmp_path, dialer, clock, [stuck, free], max_calls_per_minute=1,
+                    dial_timeout_s=10.0, retry_attempts=0)
+    rows, attempts = await read_db(tmp_path / "hub.db")
+    by_record = {a.record_id: a for a in attempts}
+    assert (by_record["r0"].reason, by_record["r0"].raw_reason) == ("timeout", "dial_deadline")
+    assert by_record["r0"].dialed_at is None  # never sent
+    assert rows["r1"]["status"] == "completed"
+    # its token came back 40 s after the claim: the other dial leaves then, not at +60 s
+    claimed = by_record["r0"].claimed_at
+    assert [(d.to, d.at) for d in dialer.dials] == [(free.phone, claimed + 40.0)]
+    assert hub.statistics().dials_total == 1
+
+
+async def test_a_refused_dial_still_spends_its_token(tmp_path: Path):
+    refused, other = records(2)
+    clock = FakeClock(T0)
+    dialer = MemoryDialer(clock, default=Answer(1.0),
+                          script={refused.phone: [Fail("failed", with_call_id=False)]})
+    await run(tmp_path, dialer, clock, [refused, other], max_calls_per_minute=1,
+              retry_attempts=0)
+    first, second = dialer.dials
+    assert (first.to, second.to, second.at - first.at) == (refused.phone, other.phone, 60.0)
+
+
+async def test_per_second_cap(tmp_path: Path):
+    clock = FakeClock(T0)
+    dialer = MemoryDialer(clock, default=Answer(5.0))
+    hub = await run(tmp_path, dialer, clock, records(7), max_calls_per_second=2)
+    sent = sorted(d.at for d in dialer.dials)
+    t0 = sent[0]
+    assert sent == [t0, t0, t0 + 1, t0 + 1, t0 + 2, t0 + 2, t0 + 3]
+    assert in_window_1s(sent) == 2
+    stats = hub.statistics()
+    assert (stats.max_calls_per_second, stats.dials_total) == (2, 7)
+
+
+async def test_per_second_and_per_minute_together(tmp_path: Path):
+    clock = FakeClock(T0)
+    dialer = MemoryDialer(clock, default=Answer(0.5))
+    await run(tmp_path, dialer, clock, records(8), max_calls_per_second=2,
+              max_calls_per_minute=4)
+    sent = sorted(d.at for d in dialer.dials)
+    t0 = sent[0]
+    assert sent == [t0, t0, t0 + 1, t0 + 1, t0 + 60, t0 + 60, t0 + 61, t0 + 61]
+
+
+async def test_statistics_show_the_per_second_limit(tmp_path: Path):
+    clock = FakeClock(T0)
+    seen: list[tuple[int | None, int]] = []
+    dialer = MemoryDialer(clock, default=Answer(5.0))
+
+    async def on_dispatched(*_: Any) -> None:
+        stats = hub.statistics()
+        seen.append((stats.max_calls_per_second, stats.dials_last_1s))
+
+    hub = DispatchHub(dialer, [MemoryStrategy(records(3))], db=tmp_path / "hub.db",
+                      clock=clock, drain_timeout_s=None, max_calls_per_second=3,
+                      on_dispatched=on_dispatched)
+    assert hub.statistics().max_calls_per_second == 3  # before the run too
+    async with clock.autojump():
+        with anyio.fail_after(30):
+            await hub.run(until_idle=True)
+    assert seen and all(cap == 3 and 1 <= last <= 3 for cap, last in seen)
+
+
+@pytest.mark.parametrize("bad", [0, -1])
+def test_bad_per_second_cap_is_refused(tmp_path: Path, bad: int):
+    with pytest.raises(ValueError, match="max_calls_per_second"):
+        DispatchHub(MemoryDialer(FakeClock()), [], db=tmp_path / "x.db",
+                    max_calls_per_second=bad)
