@@ -28,7 +28,8 @@ class HubStatistics:
     consecutive failures, last error and the next retry (hub clock).
 
     ``dials_last_60s``/``dials_last_1s`` and ``dials_total`` count dials whose frame
-    was sent (stamped at that instant), not dials claimed and still waiting to leave.
+    was sent (stamped at that instant), not dials claimed and still waiting to leave;
+    with ``pace_margin_s`` the two windows are that much longer.
     """
 
     running: bool

@@ -95,9 +95,8 @@ class Agent:
         dial that times out or whose caller is cancelled is hung up (``call.hangup``) as
         soon as its call id is known, and is never replayed after a reconnect.
         ``on_dialing(call)`` (sync or async) runs when ``call.dialing`` binds the call id.
-        ``rate_token.spend()`` runs in the step that writes the frame to the socket;
-        ``rate_token.release()`` when the frame is never written (bad arguments, offline,
-        cancelled or timed out before it left). A dial the server then refuses has spent it.
+        ``rate_token.spend()`` runs in the step that writes the frame (a refusal after
+        that keeps it spent); ``release()`` wherever the frame is never written.
 
         Raises :class:`ConfigurationError` (``to`` not E.164, no/ambiguous ``from_``;
         nothing sent), :class:`DialFailed` (``reason``: busy, no_answer, failed,
