@@ -2,7 +2,9 @@
 
 Everything that depends on time (sliding windows, retry delays, dial timeouts in
 the hub) reads an injected :class:`Clock`. Production uses :class:`SystemClock`;
-tests use :class:`dispatch.testing.FakeClock`, which only moves when told to.
+tests use :class:`dispatch.testing.FakeClock`, which only moves when told to, and
+:class:`ScaledClock` (real time running N times faster) where a hub meets a real
+voice server whose simulated time is compressed too (the sandbox's ``speed``).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Protocol, runtime_checkable
 
 import anyio
 
-__all__ = ["Clock", "SystemClock"]
+__all__ = ["Clock", "ScaledClock", "SystemClock"]
 
 
 @runtime_checkable
@@ -36,3 +38,28 @@ class SystemClock:
 
     async def sleep(self, seconds: float) -> None:
         await anyio.sleep(max(0.0, seconds))
+
+
+class ScaledClock:
+    """Wall-clock time running ``speed`` times faster from ``origin`` (default: now).
+
+    ``now()`` is ``origin + (time.time() - origin) * speed``; ``sleep(s)`` sleeps
+    ``s / speed`` real seconds. :meth:`scale` maps any ``time.time()`` stamp (e.g. a
+    sandbox dial log's ``received_at``) onto this clock, so the two can be compared.
+    """
+
+    def __init__(self, speed: float, origin: float | None = None) -> None:
+        if not 0 < speed < float("inf"):
+            raise ValueError(f"speed must be > 0 and finite, got {speed}")
+        self.speed = speed
+        self.origin = time.time() if origin is None else origin
+
+    def scale(self, wall_s: float) -> float:
+        """This clock's reading at the real epoch time ``wall_s``."""
+        return self.origin + (wall_s - self.origin) * self.speed
+
+    def now(self) -> float:
+        return self.scale(time.time())
+
+    async def sleep(self, seconds: float) -> None:
+        await anyio.sleep(max(0.0, seconds) / self.speed)

@@ -92,6 +92,7 @@ async def open_campaign(
             [strategy],
             from_=from_,
             max_calls_per_minute=args.rate,
+            max_calls_per_second=args.cps,
             max_concurrent=args.concurrency,
             retry_attempts=args.retries,
             retry_policy=_retry_policy(args, embedded),

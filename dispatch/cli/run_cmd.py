@@ -71,7 +71,9 @@ def _agent_arguments(agent: Any) -> None:
 
 def _pace_arguments(pace: Any) -> None:
     pace.add_argument("--rate", type=options.positive_int, metavar="N",
-                      help="max calls per minute")
+                      help="max calls per minute (counted when each dial leaves)")
+    pace.add_argument("--cps", type=options.positive_int, metavar="N",
+                      help="max calls per second (carriers count CPS; Twilio's default is 1)")
     pace.add_argument("--concurrency", type=options.positive_int, default=5, metavar="N",
                       help="max simultaneous calls (default %(default)s)")
     pace.add_argument("--retries", type=options.non_negative_int, default=0, metavar="N",

@@ -10,6 +10,7 @@ import anyio
 
 from dispatch.hub.campaign import STOP_AFTER, is_campaign_wide
 from dispatch.hub.core import HubCore
+from dispatch.hub.limiter import DialToken
 from dispatch.hub.state import AttemptState, RecordEntry
 from dispatch.hub.waiting import DeadlinePassed, call_before
 from dispatch.log import get_logger
@@ -31,10 +32,15 @@ DIAL_GRACE_S = 30.0
 _HANGUP_S = 5.0
 
 
-async def run_attempt(core: HubCore, entry: RecordEntry, attempt: AttemptState) -> None:
-    """Dial, follow the call, settle the record. Cancellation settles it as interrupted."""
+async def run_attempt(
+    core: HubCore, entry: RecordEntry, attempt: AttemptState, token: DialToken
+) -> None:
+    """Dial, follow the call, settle the record. Cancellation settles it as interrupted.
+
+    ``token`` is the rate token reserved by the claim: the dialer spends it when the
+    frame leaves, or releases it when the frame never did."""
     try:
-        call = await _dial(core, entry, attempt)
+        call = await _dial(core, entry, attempt, token)
         if call is not None:
             await _converse(core, entry, attempt, call)
     except anyio.get_cancelled_exc_class():
@@ -51,7 +57,27 @@ def _dial_metadata(entry: RecordEntry, attempt: AttemptState) -> dict[str, Any]:
     }
 
 
-async def _dial(core: HubCore, entry: RecordEntry, attempt: AttemptState) -> Any | None:
+async def _dial(
+    core: HubCore, entry: RecordEntry, attempt: AttemptState, token: DialToken
+) -> Any | None:
+    try:
+        return await _dial_with(core, entry, attempt, token)
+    finally:
+        _settle_token(attempt, token)
+
+
+def _settle_token(attempt: AttemptState, token: DialToken) -> None:
+    """After the dialer returned or raised: a token it neither spent nor released
+    (a dialer that ignores ``rate_token``) is counted now, since the hub cannot know
+    whether the frame left; ``dialed_at`` is the send instant (``None``: never sent)."""
+    if token.pending:
+        token.spend()
+    attempt.dialed_at = token.spent_at
+
+
+async def _dial_with(
+    core: HubCore, entry: RecordEntry, attempt: AttemptState, token: DialToken
+) -> Any | None:
     record = entry.record
     kwargs: dict[str, Any] = {}
     if core.options.detect_turn_end:
@@ -64,7 +90,8 @@ async def _dial(core: HubCore, entry: RecordEntry, attempt: AttemptState) -> Any
         metadata=_dial_metadata(entry, attempt),
         config=record.config or None,
         timeout_s=core.options.dial_timeout_s,
-        on_dialing=functools.partial(_on_dialing, core, entry, attempt),
+        on_dialing=functools.partial(_on_dialing, core, entry, attempt, token),
+        rate_token=token,
         **kwargs,
     )
     # a dialer that never returns must not hold a slot, a phone and the record forever
@@ -142,7 +169,12 @@ async def _abandon_dial(core: HubCore, entry: RecordEntry, attempt: AttemptState
                             error=f"the dialer did not return within {waited_s:g} s")
 
 
-def _on_dialing(core: HubCore, entry: RecordEntry, attempt: AttemptState, call: Any) -> None:
+def _on_dialing(
+    core: HubCore, entry: RecordEntry, attempt: AttemptState, token: DialToken, call: Any
+) -> None:
+    if token.pending:
+        token.spend()  # a call id exists: the frame left (a dialer that ignores the token)
+    attempt.dialed_at = token.spent_at
     attempt.call = call
     attempt.call_id = call.id
     attempt.dialing_at = core.clock.now()

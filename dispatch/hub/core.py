@@ -15,7 +15,7 @@ from dispatch.hub.campaign import CampaignGuard
 from dispatch.hub.campaign_state import CampaignWatch
 from dispatch.hub.dialer import Dialer
 from dispatch.hub.eta import SlotTimes
-from dispatch.hub.limiter import ConcurrencyGate, SlidingWindowLimiter
+from dispatch.hub.limiter import ConcurrencyGate, DialPacer, SlidingWindowLimiter
 from dispatch.hub.notify import Notifier
 from dispatch.hub.retry import RetryPolicy
 from dispatch.hub.scheduling import DialQueue
@@ -61,12 +61,16 @@ class HubOptions:
     callback_drain_s: float
     drain_timeout_s: float | None
     max_record_bytes: int | None = 65_536
+    max_calls_per_second: int | None = None
+    pace_margin_s: float = 0.0
 
     def summary(self, strategies: Sequence[Strategy]) -> dict[str, Any]:
         """JSON-safe config for the ``runs`` table (no secrets)."""
         return {
             "from": self.from_,
             "max_calls_per_minute": self.max_calls_per_minute,
+            "max_calls_per_second": self.max_calls_per_second,
+            "pace_margin_s": self.pace_margin_s,
             "max_concurrent": self.max_concurrent,
             "retry_attempts": self.retry_attempts,
             "retry_delays_s": {str(k): v for k, v in self.retry_policy.delays_s.items()},
@@ -99,7 +103,10 @@ class HubCore:
     run_id: int | None = None
     queue: DialQueue = dataclasses.field(default_factory=DialQueue)
     book: Book = dataclasses.field(default_factory=Book)
+    #: the per-minute log (starts of earlier runs are preloaded into it)
     window: SlidingWindowLimiter = dataclasses.field(init=False)
+    #: both rate limits, with the tokens of claimed dials not yet sent
+    pace: DialPacer = dataclasses.field(init=False)
     gate: ConcurrencyGate = dataclasses.field(init=False)
     dispatch_signal: Signal = dataclasses.field(default_factory=Signal)
     poll_signal: Signal = dataclasses.field(default_factory=Signal)
@@ -119,7 +126,14 @@ class HubCore:
     fatal: CampaignError | None = None
 
     def __post_init__(self) -> None:
-        self.window = SlidingWindowLimiter(self.options.max_calls_per_minute)
+        margin_s = self.options.pace_margin_s
+        self.window = SlidingWindowLimiter(self.options.max_calls_per_minute, 60.0 + margin_s)
+        per_second = None
+        if self.options.max_calls_per_second is not None:
+            per_second = SlidingWindowLimiter(self.options.max_calls_per_second, 1.0 + margin_s,
+                                              name="max_calls_per_second")
+        self.pace = DialPacer(self.clock, self.window, per_second,
+                              on_release=self.dispatch_signal.set)
         self.gate = ConcurrencyGate(self.options.max_concurrent)
         self.health = [SourceHealth(strategy.name) for strategy in self.strategies]
         self.strategy_by_name: dict[str, Strategy] = {}

@@ -6,6 +6,11 @@ Contract of :meth:`Dialer.dial`:
 
 - returns once the callee answered, with a :class:`CallLike`;
 - calls ``on_dialing(call)`` (sync or async) when the platform assigned a call id;
+- calls ``rate_token.spend()`` in the step that sends the dial (no ``await`` between
+  the two), or ``rate_token.release()`` when it will never send it (bad arguments,
+  offline, cancelled before sending). The hub's rate limits hold at that instant. A
+  dialer that does neither is charged the token when ``on_dialing`` runs or ``dial``
+  ends, since the hub cannot know whether the dial left;
 - raises ``DialFailed`` (``.reason``, ``.raw_reason``, ``.call_id``) when the call was
   not answered, ``ConnectionLost``/other ``PinecallConnectionError`` when the link
   failed, ``ConfigurationError`` for bad arguments (nothing was sent).
@@ -25,8 +30,9 @@ from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 from dispatch.reasons import Reason
+from dispatch.sdk.dialing import RateToken
 
-__all__ = ["CallLike", "Dialer", "OnDialing"]
+__all__ = ["CallLike", "Dialer", "OnDialing", "RateToken"]
 
 
 @runtime_checkable
@@ -89,6 +95,7 @@ class Dialer(Protocol):
         detect_turn_end: bool = ...,
         timeout_s: float = ...,
         on_dialing: OnDialing | None = ...,
+        rate_token: RateToken | None = ...,
     ) -> CallLike:
         """Dial ``to``; see the module docstring for the contract."""
         ...

@@ -4,6 +4,10 @@ Event-driven: it sleeps only until the next thing that can change its answer
 (a call ending, new records, a rate token, a retry coming due) and dials as soon
 as a slot and a token are both free. Each batch of claims is committed (records
 ``dialing``, attempt rows inserted) before any of its dial frames leaves.
+
+A claim reserves one rate token per dial (:class:`~dispatch.hub.limiter.DialPacer`);
+the dialer spends it on the hub's clock right before it writes the frame, so the
+window is stamped when the dial really leaves, not when its batch committed.
 """
 
 from __future__ import annotations
@@ -24,8 +28,8 @@ def next_wake_at(core: HubCore, now: float) -> float | None:
     due = core.queue.next_due_at()
     if due is not None:
         deadlines.append(due)
-    if core.queue.ready_count and core.gate.available() > 0 and core.window.available(now) <= 0:
-        deadlines.append(core.window.next_allowed_at(now))
+    if core.queue.ready_count and core.gate.available() > 0 and core.pace.available(now) <= 0:
+        deadlines.append(core.pace.next_allowed_at(now))
     return min(deadlines) if deadlines else None
 
 
@@ -35,8 +39,8 @@ async def dispatch_loop(core: HubCore) -> None:
         admitting = await admission_open(core)  # paused/cancelled: no claim from here on
         now = core.clock.now()
         core.queue.promote_due(now)
-        room = min(core.gate.available(), core.window.available(now), core.options.claim_batch_size)
-        if admitting and room > 0 and core.queue.ready_count:
+        room = min(core.gate.available(), core.pace.available(now), core.options.claim_batch_size)
+        if admitting and room > 0 and core.queue.ready_count and not core.stopping:
             record_ids = core.queue.take(room, core.phone_of)
             if record_ids:
                 # a claim that was submitted must be launched: never leave it half-done
@@ -61,11 +65,15 @@ async def _claim_and_launch(core: HubCore, entries: list[RecordEntry]) -> None:
         attempts.append(attempt)
         ops += [entry.update_op(now), attempt.insert_op(core.run_id)]
     core.gate.acquire(len(entries))
-    await core.store.write(ops)
-    dialed_at = core.clock.now()
-    core.window.record(dialed_at, len(entries))
+    tokens = core.pace.reserve(len(entries))  # before the await: nothing else may take them
+    try:
+        await core.store.write(ops)
+    except BaseException:
+        for token in tokens:
+            token.release()  # nothing of this batch is dialled
+        raise
     assert core.calls_tg is not None
-    for entry, attempt in zip(entries, attempts, strict=True):
-        attempt.dialed_at = dialed_at
+    for entry, attempt, token in zip(entries, attempts, tokens, strict=True):
         core.book.live_attempts[entry.id] = attempt
-        core.calls_tg.start_soon(run_attempt, core, entry, attempt, name=f"dial {entry.id}")
+        core.calls_tg.start_soon(run_attempt, core, entry, attempt, token,
+                                 name=f"dial {entry.id}")

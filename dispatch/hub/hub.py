@@ -48,10 +48,15 @@ class DispatchHub:
     ``dispatch.testing.MemoryDialer``). ``db`` is a path, an async SQLAlchemy URL or
     an open :class:`~dispatch.store.Store` (not closed by the hub).
 
-    Guarantees: at most ``max_calls_per_minute`` dials start in any 60 s window and at
-    most ``max_concurrent`` calls are live; a phone never has two live dials; an id is
-    dialled again only by its retry policy; a record is durably ``dialing`` before its
-    dial leaves; every record ends ``completed``, ``failed`` or ``skipped`` with a reason.
+    Guarantees: at most ``max_calls_per_minute`` dials start in any 60 s window, at
+    most ``max_calls_per_second`` in any 1 s window (both on the hub's ``clock``, at the
+    instant each dial frame is written: a dial leaves only with a token free then, a
+    dial that never left uses none; ``pace_margin_s``, default 0, makes each dial count
+    that much longer, for a carrier that counts at its edge behind a link whose delay
+    varies) and at most ``max_concurrent`` calls are live; a phone never has two live
+    dials; an id is dialled again only by its retry policy; a record is durably
+    ``dialing`` before its dial leaves; every record ends ``completed``, ``failed`` or
+    ``skipped`` with a reason.
     Callbacks that raise are logged and ignored; callbacks still running
     ``callback_drain_s`` (clock seconds) after the last call ended are cancelled so
     that :meth:`run` returns. Raises ``ValueError`` for bad settings
@@ -95,15 +100,20 @@ class DispatchHub:
         drain_timeout_s: float | None = 600.0,
         max_record_bytes: int | None = DEFAULT_MAX_RECORD_BYTES,
         campaign: str | None = None,
+        max_calls_per_second: int | None = None,
+        pace_margin_s: float = 0.0,
     ) -> None:
         if poll_interval_s <= 0 or dial_timeout_s <= 0 or claim_batch_size < 1:
             raise ValueError("poll_interval_s, dial_timeout_s and claim_batch_size must be > 0")
+        if not 0.0 <= pace_margin_s < 60.0:
+            raise ValueError(f"pace_margin_s must be >= 0 and < 60 s, got {pace_margin_s}")
         if max_record_bytes is not None and max_record_bytes < 1:
             raise ValueError(f"max_record_bytes must be >= 1 or None, got {max_record_bytes}")
         if from_ is not None and not is_dialable(from_):
             raise ValueError(f"from_ {from_!r} is not a caller id: it must be E.164 (+ and "
                              "7-15 digits) or a sip: URI")
         for name, value in (("max_calls_per_minute", max_calls_per_minute),
+                            ("max_calls_per_second", max_calls_per_second),
                             ("max_concurrent", max_concurrent)):
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1 or None, got {value}")
@@ -122,6 +132,7 @@ class DispatchHub:
             detect_turn_end=detect_turn_end, claim_batch_size=claim_batch_size,
             hangup_grace_s=hangup_grace_s, callback_drain_s=callback_drain_s,
             drain_timeout_s=drain_timeout_s, max_record_bytes=max_record_bytes,
+            max_calls_per_second=max_calls_per_second, pace_margin_s=pace_margin_s,
         )
         self.hooks = Hooks(on_dispatched, on_completed, on_failed, on_skipped)
         self._core: HubCore | None = None
@@ -141,10 +152,9 @@ class DispatchHub:
         return self._core.store if self._core is not None else None
 
     def statistics(self) -> HubStatistics:
-        """A snapshot: counts by status, dials in the last 60 s, limits, next dial ETA."""
-        return snapshot(self._core, running=self._running, campaign=self.campaign,
-                        max_calls_per_minute=self.options.max_calls_per_minute,
-                        max_concurrent=self.options.max_concurrent)
+        """A snapshot: counts by status, dials in the last 60 s and 1 s, limits, next dial ETA."""
+        return snapshot(self._core, running=self._running, options=self.options,
+                        campaign=self.campaign)
 
     def request_stop(self, drain: bool = True, timeout_s: float | None = None) -> None:
         """Like :meth:`stop` without waiting (safe from callbacks and signal handlers)."""
@@ -209,7 +219,7 @@ class DispatchHub:
 
     def _limits(self) -> dict[str, int | None]:
         return {"max_per_minute": self.options.max_calls_per_minute,
-                "max_per_second": getattr(self.options, "max_calls_per_second", None),
+                "max_per_second": self.options.max_calls_per_second,
                 "max_concurrent": self.options.max_concurrent}
 
     async def _open_store(self) -> tuple[Store, bool]:
@@ -240,6 +250,7 @@ class DispatchHub:
                         config=self.options.summary(self.strategies))
                     await campaign_state.start(core)
                     await resume(core)
+                    core.pace.sync_per_second(self.clock.now())
                     await self._work(core)
                     await campaign_state.finish(core)
                     status = "completed" if core.idle_reached else "stopped"

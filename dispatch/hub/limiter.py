@@ -8,18 +8,24 @@ when ``t >= starts[-max_per_window] + window_s``. There are no fixed buckets, so
 there is no burst of twice the rate across a bucket edge.
 
 The functions are pure functions of ``now`` (table-driven and property tests);
-:class:`SlidingWindowLimiter` keeps the log for the running hub.
+:class:`SlidingWindowLimiter` keeps the log for the running hub, and
+:class:`DialPacer` applies the per-minute and per-second limits at the instant each
+dial frame is sent (see its docstring for why that is exact).
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+from dispatch.clock import Clock
 
 __all__ = [
     "WINDOW_S",
     "ConcurrencyGate",
+    "DialPacer",
+    "DialToken",
     "SlidingWindowLimiter",
     "earliest_start",
     "in_window",
@@ -65,9 +71,10 @@ class SlidingWindowLimiter:
     count now; the log is pruned only by :meth:`record`, at the current time.
     """
 
-    def __init__(self, max_per_window: int | None, window_s: float = WINDOW_S) -> None:
+    def __init__(self, max_per_window: int | None, window_s: float = WINDOW_S, *,
+                 name: str = "max_calls_per_minute") -> None:
         if max_per_window is not None and max_per_window < 1:
-            raise ValueError(f"max_calls_per_minute must be >= 1, got {max_per_window}")
+            raise ValueError(f"{name} must be >= 1, got {max_per_window}")
         self.max_per_window = max_per_window
         self.window_s = window_s
         self._starts: deque[float] = deque()
@@ -93,9 +100,17 @@ class SlidingWindowLimiter:
             return math.inf
         return max(0, self.max_per_window - self._counting(now))
 
-    def next_allowed_at(self, now: float) -> float:
-        """Earliest time ``>= now`` at which a dial may start."""
-        return earliest_start(self._starts, now, self.max_per_window, self.window_s)
+    def next_allowed_at(self, now: float, reserved: int = 0) -> float:
+        """Earliest time ``>= now`` at which a dial may start, ``reserved`` more dials
+        counted as if they started at ``now`` (their earliest possible start)."""
+        cap = self.max_per_window
+        if not reserved or cap is None:
+            return earliest_start(self._starts, now, cap, self.window_s)
+        if reserved >= cap:
+            return now + self.window_s
+        if len(self._starts) + reserved < cap:
+            return now
+        return max(now, self._starts[reserved - cap] + self.window_s)
 
     def nth_allowed_at(self, now: float, n: int) -> float:
         """When the last of ``n`` more dials may start, each started as early as allowed.
@@ -129,6 +144,104 @@ class SlidingWindowLimiter:
     def count(self, now: float) -> int:
         """Starts in the window ending at ``now`` (tracked even when unlimited)."""
         return self._counting(now)
+
+    def starts_since(self, t: float) -> list[float]:
+        """The logged starts later than ``t`` (oldest first)."""
+        return [start for start in self._starts if start > t]
+
+
+class DialToken:
+    """A rate token reserved for one claimed dial; spent when its frame is sent.
+
+    :meth:`spend` stamps it on the hub's clock at that instant (the dial then counts
+    in every window containing that instant); :meth:`release` gives it back unused
+    (the frame never left). The first of the two wins; later calls do nothing.
+    """
+
+    __slots__ = ("_pacer", "spent_at")
+
+    def __init__(self, pacer: DialPacer) -> None:
+        self._pacer: DialPacer | None = pacer
+        self.spent_at: float | None = None
+
+    @property
+    def pending(self) -> bool:
+        """Neither spent nor released yet."""
+        return self._pacer is not None
+
+    def spend(self) -> None:
+        """The dial frame is being written now."""
+        pacer, self._pacer = self._pacer, None
+        if pacer is not None:
+            self.spent_at = pacer.spent()
+
+    def release(self) -> None:
+        """The dial frame was never sent (cancelled, refused before sending)."""
+        pacer, self._pacer = self._pacer, None
+        if pacer is not None:
+            pacer.released()
+
+
+class DialPacer:
+    """The hub's rate limits (per minute, optionally per second), exact at the send instant.
+
+    A claim :meth:`reserve` s one :class:`DialToken` per dial, only while
+    :meth:`available` says so, and the dialer spends each token right before it
+    writes the frame. A reserved token counts in every window as a start at the
+    current instant until it is spent there or released. So at every instant ``t``,
+    for each limit, ``starts in the window ending at t + reserved <= cap``: a
+    reservation is only made when that holds, time passing only drops starts, and a
+    spend turns a reservation into a start at ``t`` itself. Every frame therefore
+    leaves with a token free at that instant, however long it waited after its claim,
+    and a frame that never leaves costs nothing. ``on_release`` runs when a token
+    comes back (the dispatch loop may use it at once).
+    """
+
+    def __init__(self, clock: Clock, per_minute: SlidingWindowLimiter,
+                 per_second: SlidingWindowLimiter | None = None,
+                 on_release: Callable[[], None] | None = None) -> None:
+        self.clock = clock
+        self.per_minute = per_minute
+        self.per_second = per_second
+        self._windows = [w for w in (per_minute, per_second) if w is not None]
+        self._limited = [w for w in self._windows if w.max_per_window is not None]
+        self._on_release = on_release
+        self.reserved = 0
+
+    def available(self, now: float) -> float:
+        """Tokens that may be reserved at ``now`` (``math.inf`` when unlimited)."""
+        if not self._limited:
+            return math.inf
+        return max(0, min(w.available(now) for w in self._limited) - self.reserved)
+
+    def next_allowed_at(self, now: float) -> float:
+        """Earliest time ``>= now`` a token may be reserved, reserved ones taken as
+        starts at ``now`` (exact when none is reserved; each limit only loosens with
+        time, so the answer is the latest of the limits' answers)."""
+        return max([now, *(w.next_allowed_at(now, self.reserved) for w in self._limited)])
+
+    def reserve(self, count: int) -> list[DialToken]:
+        """``count`` tokens for dials just claimed (the caller checked :meth:`available`)."""
+        self.reserved += count
+        return [DialToken(self) for _ in range(count)]
+
+    def spent(self) -> float:
+        """A token is spent now: log the start in every window; returns the instant."""
+        now = self.clock.now()
+        self.reserved -= 1
+        for window in self._windows:
+            window.record(now)
+        return now
+
+    def released(self) -> None:
+        self.reserved -= 1
+        if self._on_release is not None:
+            self._on_release()
+
+    def sync_per_second(self, now: float) -> None:
+        """Seed the per-second log from the per-minute one (starts preloaded at resume)."""
+        if self.per_second is not None:
+            self.per_second.preload(self.per_minute.starts_since(now - self.per_second.window_s))
 
 
 class ConcurrencyGate:

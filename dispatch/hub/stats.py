@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from dispatch.hub.core import HubCore
+from dispatch.hub.core import HubCore, HubOptions
 from dispatch.hub.eta import campaign_eta_s
 from dispatch.hub.sources import SourceFailure
 
@@ -27,6 +27,10 @@ class HubStatistics:
     ``failing_sources`` lists the strategies whose ``poll()`` is failing: name,
     consecutive failures, last error and the next retry (hub clock). While the
     campaign is paused, ``waiting_on`` is ``paused`` and ``next_dial_eta_s`` ``None``.
+
+    ``dials_last_60s``/``dials_last_1s`` and ``dials_total`` count dials whose frame
+    was sent (stamped at that instant), not dials claimed and still waiting to leave;
+    with ``pace_margin_s`` the two windows are that much longer.
     """
 
     running: bool
@@ -50,6 +54,8 @@ class HubStatistics:
     #: the campaign's id and its state as the hub last read it (``None`` before a run)
     campaign: str | None = None
     campaign_state: str | None = None
+    max_calls_per_second: int | None = None
+    dials_last_1s: int = 0
 
 
 def _eta(core: HubCore, now: float) -> tuple[float | None, str | None]:
@@ -63,7 +69,7 @@ def _eta(core: HubCore, now: float) -> tuple[float | None, str | None]:
         return None, "phone"
     # tokens only grow while nobody dials, so the first time both the rate and the
     # schedule allow a dial is the later of the two (the window is asked about now)
-    rate_at = core.window.next_allowed_at(now)
+    rate_at = core.pace.next_allowed_at(now)
     at, waiting_on = rate_at, "rate"
     if not queue.ready_count:
         assert due is not None
@@ -97,12 +103,14 @@ def _campaign_eta(core: HubCore, now: float) -> float | None:
     return campaign_eta_s(core.queue, core.window, core.gate, started, slot_s, now)
 
 
-def snapshot(core: HubCore | None, *, running: bool, max_calls_per_minute: int | None,
-             max_concurrent: int | None, campaign: str | None = None) -> HubStatistics:
+def snapshot(core: HubCore | None, *, running: bool, options: HubOptions,
+             campaign: str | None = None) -> HubStatistics:
     """Build :class:`HubStatistics` (all zeros before the first run)."""
     if core is None:
-        return HubStatistics(running, 0, 0, 0, 0, 0, 0, 0, 0, 0, max_calls_per_minute,
-                             max_concurrent, 0, None, None, 0, campaign=campaign)
+        return HubStatistics(running, 0, 0, 0, 0, 0, 0, 0, 0, 0, options.max_calls_per_minute,
+                             options.max_concurrent, 0, None, None, 0, campaign=campaign,
+                             max_calls_per_second=options.max_calls_per_second)
+    per_second = core.pace.per_second
     now = core.clock.now()
     counts = core.book.counts
     eta, waiting_on = _eta(core, now)
@@ -120,8 +128,8 @@ def snapshot(core: HubCore | None, *, running: bool, max_calls_per_minute: int |
         skipped=counts["skipped"],
         dials_last_60s=core.window.count(now),
         dials_total=core.window.total,
-        max_calls_per_minute=max_calls_per_minute,
-        max_concurrent=max_concurrent,
+        max_calls_per_minute=options.max_calls_per_minute,
+        max_concurrent=options.max_concurrent,
         live_calls=core.gate.live,
         next_dial_eta_s=eta,
         waiting_on=waiting_on,
@@ -130,4 +138,7 @@ def snapshot(core: HubCore | None, *, running: bool, max_calls_per_minute: int |
         failing_sources=tuple(f for f in (h.snapshot() for h in core.health) if f is not None),
         campaign=core.watch.id,
         campaign_state=core.watch.state,
+        max_calls_per_second=options.max_calls_per_second,
+        dials_last_1s=(per_second.count(now) if per_second is not None
+                       else len(core.window.starts_since(now - 1.0))),
     )

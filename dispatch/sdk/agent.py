@@ -13,7 +13,7 @@ from dispatch.reasons import Reason
 from dispatch.sdk.backoff import ConflictBackoff
 from dispatch.sdk.call import Call
 from dispatch.sdk.calls_api import CallState
-from dispatch.sdk.dialing import ATTEMPT_KEY, PendingDial
+from dispatch.sdk.dialing import ATTEMPT_KEY, PendingDial, RateToken
 from dispatch.sdk.emitter import Emitter, Handler
 from dispatch.sdk.errcopy import clone_error
 from dispatch.sdk.errors import ConfigurationError, DialFailed, NotConnected, RegistrationError
@@ -87,6 +87,7 @@ class Agent:
         detect_turn_end: bool = False,
         timeout_s: float = 70.0,
         on_dialing: Handler | None = None,
+        rate_token: RateToken | None = None,
     ) -> Call:
         """Place an outbound call; returns the :class:`Call` once the callee answers.
 
@@ -94,6 +95,8 @@ class Agent:
         dial that times out or whose caller is cancelled is hung up (``call.hangup``) as
         soon as its call id is known, and is never replayed after a reconnect.
         ``on_dialing(call)`` (sync or async) runs when ``call.dialing`` binds the call id.
+        ``rate_token.spend()`` runs in the step that writes the frame (a refusal after
+        that keeps it spent); ``release()`` wherever the frame is never written.
 
         Raises :class:`ConfigurationError` (``to`` not E.164, no/ambiguous ``from_``;
         nothing sent), :class:`DialFailed` (``reason``: busy, no_answer, failed,
@@ -101,17 +104,19 @@ class Agent:
         :class:`NotConnected` (offline past the client's ``dial_ready_wait_s``),
         :class:`RegistrationError` (agent refused or displaced).
         """
-        frame = self._dial_frame(to, from_, greeting, metadata, config, detect_turn_end)
-        if timeout_s <= 0:
-            raise ConfigurationError(f"timeout_s must be > 0, got {timeout_s}")
-        await self._wait_ready(self._client.dial_ready_wait_s)
-        dial = PendingDial(frame["metadata"][ATTEMPT_KEY], self.id, to, frame, on_dialing)
-        self._client.submit_dial(dial)
+        try:
+            dial = await self._submit(to, from_, greeting, metadata, config, detect_turn_end,
+                                      timeout_s, on_dialing, rate_token)
+        except BaseException:
+            if rate_token is not None:
+                rate_token.release()  # nothing was queued: the frame never leaves
+            raise
         try:
             await dial.sent.wait()
             with anyio.move_on_after(timeout_s):
                 await dial.done.wait()
         except BaseException:
+            dial.release_token()  # still queued: the writer will skip it (no-op once sent)
             self._client.give_up(dial, DialFailed(
                 Reason.CANCELED, "cancelled_by_caller", call_id=dial.call_id, to=to))
             raise
@@ -122,6 +127,20 @@ class Agent:
             raise dial.error
         assert dial.call is not None
         return dial.call
+
+    async def _submit(self, to: str, from_: str | None, greeting: str | None,
+                      metadata: dict[str, Any] | None, config: dict[str, Any] | None,
+                      detect_turn_end: bool, timeout_s: float, on_dialing: Handler | None,
+                      rate_token: RateToken | None) -> PendingDial:
+        """Validate, wait until registered and online, queue the frame for the writer."""
+        frame = self._dial_frame(to, from_, greeting, metadata, config, detect_turn_end)
+        if timeout_s <= 0:
+            raise ConfigurationError(f"timeout_s must be > 0, got {timeout_s}")
+        await self._wait_ready(self._client.dial_ready_wait_s)
+        dial = PendingDial(frame["metadata"][ATTEMPT_KEY], self.id, to, frame, on_dialing,
+                           rate_token)
+        self._client.submit_dial(dial)
+        return dial
 
     async def lookup_call(self, call_id: str) -> CallState | None:
         """What the platform's call log says of ``call_id`` (``None``: unknown id).

@@ -5,6 +5,10 @@ frame has been written to an open socket. ``call.dialing`` binds the oldest
 matching one — by the ``dispatch_attempt`` metadata echo when present, otherwise in
 order with the same ``to`` — and from then on the dial is found **only** by
 ``call_id`` (a dict lookup). Nothing else ever settles someone else's dial.
+
+A dial may carry a :class:`RateToken` (``dispatch.hub`` passes one): the writer
+spends it right before the frame is written, in the same step, and every path on
+which the frame never leaves releases it.
 """
 
 from __future__ import annotations
@@ -12,16 +16,28 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
 if TYPE_CHECKING:
     from dispatch.sdk.call import Call
 
-__all__ = ["DialBook", "PendingDial"]
+__all__ = ["DialBook", "PendingDial", "RateToken"]
 
 ATTEMPT_KEY = "dispatch_attempt"
+
+
+class RateToken(Protocol):
+    """A pacing token a dial holds until its frame leaves (one of the two is called once)."""
+
+    def spend(self) -> None:
+        """The frame is being written now: count the dial at this instant."""
+        ...
+
+    def release(self) -> None:
+        """The frame never left: give the token back unused."""
+        ...
 
 
 class PendingDial:
@@ -29,16 +45,17 @@ class PendingDial:
 
     __slots__ = (
         "abandoned", "agent_id", "attempt_id", "call", "done", "error", "frame",
-        "on_dialing", "sent", "sent_at", "to",
+        "on_dialing", "sent", "sent_at", "to", "token",
     )
 
     def __init__(self, attempt_id: str, agent_id: str, to: str, frame: dict[str, Any],
-                 on_dialing: Any = None) -> None:
+                 on_dialing: Any = None, token: RateToken | None = None) -> None:
         self.attempt_id = attempt_id
         self.agent_id = agent_id
         self.to = to
         self.frame = frame
         self.on_dialing = on_dialing
+        self.token = token
         self.call: Call | None = None
         self.error: BaseException | None = None
         self.abandoned = False
@@ -53,6 +70,18 @@ class PendingDial:
     @property
     def settled(self) -> bool:
         return self.done.is_set()
+
+    def spend_token(self) -> None:
+        """Called by the writer in the step that writes the frame."""
+        token, self.token = self.token, None
+        if token is not None:
+            token.spend()
+
+    def release_token(self) -> None:
+        """The frame will never be written (no-op once spent)."""
+        token, self.token = self.token, None
+        if token is not None:
+            token.release()
 
     def mark_sent(self) -> None:
         self.sent_at = time.monotonic()

@@ -3,8 +3,10 @@
 The writer drains an unbounded in-memory queue in order, so frames leave in the
 order they were produced without any lock. A dial is entered into the correlation
 book right before its frame is written (the answer may be read before ``send``
-returns) and its timeout starts once the write completed. When the connection ends,
-its queue is dropped: nothing is replayed on the next connection.
+returns) and its timeout starts once the write completed. Its rate token (if any) is
+spent in that same step, with no ``await`` between it and the write, and released
+for a dial that is skipped or still queued when the connection ends. When the
+connection ends, its queue is dropped: nothing is replayed on the next connection.
 """
 
 from __future__ import annotations
@@ -154,8 +156,10 @@ class Session:
                 _, dial = self._out_recv.receive_nowait()
             except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
                 return
-            if dial is not None and not dial.settled:
-                self._book.add_written(dial)
+            if dial is not None:
+                dial.release_token()  # never written
+                if not dial.settled:
+                    self._book.add_written(dial)
 
     async def stop(self, code: int, reason: str) -> None:
         """Close from this side; :meth:`run` returns ``Closed(code, reason, local=True)``."""
@@ -190,8 +194,10 @@ class Session:
         async for text, dial in self._out_recv:
             if dial is not None:
                 if dial.settled:
+                    dial.release_token()
                     continue  # the caller gave up before the frame left: never sent
                 self._book.add_written(dial)
+                dial.spend_token()  # the send instant: the pace is stamped now
             try:
                 await self.conn.send(text)
             except TransportClosed as exc:

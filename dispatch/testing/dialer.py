@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import anyio
@@ -13,6 +13,7 @@ import anyio
 from dispatch.clock import Clock
 from dispatch.hub.waiting import wait_event_until
 from dispatch.reasons import Reason
+from dispatch.sdk.dialing import RateToken
 from dispatch.sdk.errors import DialFailed, RequestFailed
 from dispatch.sdk.reasons import normalize_reason
 from dispatch.strategy import call_maybe_async
@@ -169,6 +170,12 @@ class MemoryDialer:
     ``script`` maps a number to the outcomes of its successive dials (the last one
     repeats); other numbers get ``default``. Observations for assertions:
     :attr:`dials`, :attr:`live`, :attr:`max_live`, :attr:`calls`.
+
+    ``send_delay_s`` (seconds of the dialer's clock, or a function of the number) is
+    how long a dial waits before its frame "leaves" (a busy socket). At that send
+    point, like the real SDK, the dial spends its ``rate_token`` and is logged in
+    :attr:`dials` (``at`` is the send instant); a dial cancelled before it, or a
+    :class:`Raise` step (an error before anything is sent), releases the token.
     """
 
     def __init__(
@@ -177,8 +184,10 @@ class MemoryDialer:
         *,
         script: Mapping[str, Sequence[Step | str]] | None = None,
         default: Step | str = Answer(),
+        send_delay_s: float | Callable[[str], float] = 0.0,
     ) -> None:
         self.clock = clock
+        self.send_delay_s = send_delay_s
         self.default = _as_step(default)
         self._script: dict[str, deque[Step]] = {}
         for number, steps in (script or {}).items():
@@ -206,6 +215,12 @@ class MemoryDialer:
         self._drivers.add(call.id)
         return False
 
+    async def _wait_send(self, to: str) -> None:
+        delay = self.send_delay_s
+        delay_s = delay(to) if callable(delay) else delay
+        if delay_s > 0:
+            await self.clock.sleep(delay_s)
+
     def _call_started(self, to: str) -> None:
         self.live += 1
         self.max_live = max(self.max_live, self.live)
@@ -227,12 +242,21 @@ class MemoryDialer:
         config: dict[str, Any] | None = None,
         timeout_s: float = 70.0,
         on_dialing: Any = None,
+        rate_token: RateToken | None = None,
         **_: Any,
     ) -> MemoryCall:
         """Place a scripted call; see :class:`~dispatch.hub.dialer.Dialer`."""
         step = self._next_step(to)
-        if isinstance(step, Raise):
-            raise step.error
+        try:
+            await self._wait_send(to)
+            if isinstance(step, Raise):
+                raise step.error
+        except BaseException:
+            if rate_token is not None:
+                rate_token.release()  # the frame never left
+            raise
+        if rate_token is not None:
+            rate_token.spend()  # the send point: same step as the log entry below
         call = MemoryCall(self, to, dict(metadata or {}))
         self.calls.append(call)
         self.dials.append(

@@ -157,3 +157,64 @@ def test_nth_allowed_at_is_where_dialling_as_early_as_allowed_puts_the_last_dial
         at = earliest_start(starts, at, cap)
         starts.append(at)
     assert limiter.nth_allowed_at(now, n) == pytest.approx(at)
+
+
+class _Now:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def now(self) -> float:
+        return self.t
+
+    async def sleep(self, seconds: float) -> None:  # pragma: no cover - never slept on
+        raise AssertionError("not used")
+
+
+def _most_in(starts: list[float], window_s: float) -> int:
+    return max((sum(1 for s in starts if t <= s < t + window_s) for t in starts), default=0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    per_minute=st.integers(1, 6),
+    per_second=st.one_of(st.none(), st.integers(1, 3)),
+    ops=st.lists(st.tuples(st.sampled_from(["tick", "claim", "spend", "release"]),
+                           st.floats(0.0, 2.5), st.integers(0, 5)), max_size=80),
+)
+def test_pacer_is_exact_at_every_spend_whatever_the_order(
+    per_minute: int, per_second: int | None, ops: list[tuple[str, float, int]]
+) -> None:
+    from dispatch.hub.limiter import DialPacer, DialToken
+
+    clock = _Now()
+    minute = SlidingWindowLimiter(per_minute, 10.0)  # a short "minute": many windows pass
+    second = SlidingWindowLimiter(per_second, 1.0) if per_second is not None else None
+    pacer = DialPacer(clock, minute, second)  # type: ignore[arg-type]
+    pending: list[DialToken] = []
+    spent: list[float] = []
+    for op, dt, n in ops:
+        if op == "tick":
+            clock.t += dt
+        elif op == "claim":
+            take = int(min(n, pacer.available(clock.t)))
+            pending += pacer.reserve(take)
+        elif pending:
+            token = pending.pop(n % len(pending))
+            if op == "spend":
+                token.spend()
+                spent.append(clock.t)
+            else:
+                token.release()
+        for window, cap in ((10.0, per_minute), (1.0, per_second)):
+            if cap is not None:  # started in the window ending now, plus the promised
+                live = sum(1 for s in spent if clock.t < s + window)
+                assert live + pacer.reserved <= cap
+        if not pacer.reserved:  # the next allowed instant is exactly when a token frees
+            at = pacer.next_allowed_at(clock.t)
+            assert pacer.available(at) >= 1
+            if at > clock.t:
+                assert pacer.available(max(clock.t, at - 1e-6)) == 0
+    assert _most_in(spent, 10.0) <= per_minute
+    if per_second is not None:
+        assert _most_in(spent, 1.0) <= per_second
+    assert minute.total == len(spent) and pacer.reserved == len(pending)
