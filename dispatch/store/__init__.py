@@ -22,6 +22,7 @@ from dispatch.store.ops import (
 from dispatch.store.queries import (
     ATTEMPT_REPORT_COLUMNS,
     REPORT_COLUMNS,
+    RecordKey,
     StoredAttempt,
     StoredRecord,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "STATUSES",
     "TERMINAL_STATUSES",
     "NotADatabase",
+    "RecordKey",
     "RequeueFilter",
     "RequeueResult",
     "RunLock",
