@@ -55,8 +55,8 @@ LOOKUP_CHUNK = 500
 #: ``last_*`` call columns come from the record's newest attempt
 REPORT_COLUMNS = (
     "id",
-    "source",
     "phone",
+    "source",
     "status",
     "attempts",
     "last_reason",
