@@ -150,8 +150,8 @@ class KnownKeys:
     still be stored, and is then looked up.
     """
 
-    def __init__(self, capacity: int = KNOWN_CACHE_SIZE) -> None:
-        self.capacity = capacity
+    def __init__(self, capacity: int | None = None) -> None:
+        self.capacity = KNOWN_CACHE_SIZE if capacity is None else capacity
         self._keys: OrderedDict[str, None] = OrderedDict()
 
     def __contains__(self, key: object) -> bool:
