@@ -51,6 +51,8 @@ def _reflect(name: str) -> sa.Table:
 def _copy(column: sa.Column[object], *, primary_key: bool | None = None) -> sa.Column[object]:
     default = column.server_default
     arg = getattr(default, "arg", None) if default is not None else None
+    if column.primary_key:
+        arg = None  # a serial key gets its own sequence (PostgreSQL), not the old one
     return sa.Column(
         column.name, column.type, nullable=column.nullable,
         primary_key=column.primary_key if primary_key is None else primary_key,
@@ -63,8 +65,15 @@ def _kept(table: sa.Table, dropped: set[str]) -> list[str]:
     return [c.name for c in table.columns if c.name not in dropped]
 
 
+def _free_constraint_name() -> None:
+    """PostgreSQL names constraints per schema: the old table's must go first."""
+    if op.get_bind().dialect.name != "sqlite":
+        op.drop_constraint("uq_attempts_record_round_no", "attempts", type_="unique")
+
+
 def upgrade() -> None:
     records, attempts, items = _reflect("records"), _reflect("attempts"), _reflect("requeue_items")
+    _free_constraint_name()
     _build_records(records)
     _build_attempts(attempts)
     _build_items(items)
@@ -109,6 +118,14 @@ def _build_attempts(old: sa.Table) -> None:
         f"SELECT {', '.join('a.' + c for c in kept)}, r.pk FROM attempts a "
         "JOIN records_new r ON r.id = a.record_id"
     )
+    _sync_serial("attempts_new")
+
+
+def _sync_serial(table: str) -> None:
+    """Copied ids on PostgreSQL: move the new table's sequence past them."""
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                   f"coalesce((SELECT max(id) FROM {table}), 0) + 1, false)")
 
 
 def _build_items(old: sa.Table) -> None:
@@ -145,6 +162,7 @@ def downgrade() -> None:
         raise RuntimeError(f"cannot downgrade below 0004: record id {clash!r} exists in "
                            "several sources")
     records, attempts, items = _reflect("records"), _reflect("attempts"), _reflect("requeue_items")
+    _free_constraint_name()
     _old_records(records)
     _old_child("attempts", attempts, "a", [
         sa.UniqueConstraint("record_id", "requeue_round", "attempt_no",
@@ -179,3 +197,5 @@ def _old_child(name: str, new: sa.Table, alias: str, extra: list[sa.SchemaItem])
     op.execute(f"INSERT INTO {name}_old ({', '.join(names)}, record_id) "
                f"SELECT {', '.join(f'{alias}.{c}' for c in names)}, r.id FROM {name} {alias} "
                f"JOIN records r ON r.pk = {alias}.record_pk")
+    if "id" in new.c:
+        _sync_serial(f"{name}_old")
