@@ -78,9 +78,9 @@ async def map_sources(core: HubCore) -> None:
     """Which strategy owns each stored source: its key, and -- for rows stored before
     source keys existed -- its name (one index probe per such name)."""
     sources = SourceMap(core.strategies)
-    for name, strategy in sources.legacy_candidates().items():
+    for name in sources.legacy_names():
         if await core.store.has_source(name):
-            sources.adopt_legacy(name, strategy)
+            sources.adopt_legacy(name)
     core.book.sources = sources
 
 

@@ -180,8 +180,9 @@ class SourceMap:
 
     A record is stored under its strategy's :attr:`~Strategy.key`. Rows stored before
     source keys existed carry the strategy's *name* (``csv``): :meth:`adopt_legacy`
-    makes such a name an extra source of the first strategy with that name, so those
-    rows are still known (never dialled again) and their outcomes still delivered.
+    makes such a name an extra source of every strategy with that name, so those rows
+    stay known to each of them (nobody is dialled again after the upgrade); their
+    outcomes go to the first such strategy (the old database cannot tell which).
     """
 
     def __init__(self, strategies: Sequence[Strategy] = ()) -> None:
@@ -189,17 +190,18 @@ class SourceMap:
         self._by_source: dict[str, Strategy] = {s.key: s for s in self.strategies}
         self._extra: dict[str, tuple[str, ...]] = {}
 
-    def legacy_candidates(self) -> dict[str, Strategy]:
-        """Names that may hold pre-key rows, and the strategy that would own them."""
-        out: dict[str, Strategy] = {}
-        for strategy in self.strategies:
-            if strategy.name not in self._by_source:
-                out.setdefault(strategy.name, strategy)
-        return out
+    def legacy_names(self) -> list[str]:
+        """Strategy names that are no strategy's key: they may hold pre-key rows."""
+        names = dict.fromkeys(s.name for s in self.strategies)
+        return [name for name in names if name not in self._by_source]
 
-    def adopt_legacy(self, name: str, strategy: Strategy) -> None:
-        self._by_source[name] = strategy
-        self._extra[strategy.key] = (*self._extra.get(strategy.key, ()), name)
+    def adopt_legacy(self, name: str) -> None:
+        owners = [s for s in self.strategies if s.name == name]
+        if not owners:
+            return
+        self._by_source.setdefault(name, owners[0])
+        for strategy in owners:
+            self._extra[strategy.key] = (*self._extra.get(strategy.key, ()), name)
 
     def strategy_of(self, source: str) -> Strategy | None:
         return self._by_source.get(source)

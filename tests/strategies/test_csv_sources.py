@@ -93,22 +93,8 @@ async def test_rows_stored_before_source_keys_stay_known_after_the_upgrade(tmp_p
     """A 0002 database (rows carry only the strategy name ``csv``) is upgraded: its
     rows still belong to the CSV strategy, so nobody is dialled again, a stored retry
     is still made and its outcome still reaches the strategy."""
-    from dispatch.store.engine import create_engine, resolve_url
-    from dispatch.store.migrate import upgrade
-
     db = tmp_path / "old.db"
-    engine = create_engine(resolve_url(db))
-    await upgrade(engine, "0002")
-    await engine.dispose()
-    with sqlite3.connect(db) as conn:  # what the previous release wrote
-        for seq, (rid, phone, status, due) in enumerate(
-                [("1", A_ONE, "completed", None), ("2", A_TWO, "scheduled", 1.0)], start=1):
-            conn.execute(
-                "INSERT INTO records (id, phone, strategy, status, attempts, payload, seq,"
-                " next_attempt_at, created_at, updated_at) VALUES (?, ?, 'csv', ?, 1,"
-                " '{}', ?, ?, 1.0, 1.0)", (rid, phone, status, seq, due))
-            conn.execute("INSERT INTO attempts (record_id, attempt_no, phone, claimed_at,"
-                         " reason) VALUES (?, 1, ?, 1.0, 'busy')", (rid, phone))
+    await _old_database(db, [("1", A_ONE, "completed", None), ("2", A_TWO, "scheduled", 1.0)])
     path = tmp_path / "a.csv"
     path.write_text(f"id,phone\n1,{A_ONE}\n2,{A_TWO}\n3,{B_ONE}\n", encoding="utf-8")
     got: dict[str, list[tuple[str, str, str]]] = {"a": []}
@@ -124,3 +110,37 @@ async def test_rows_stored_before_source_keys_stay_known_after_the_upgrade(tmp_p
     assert rows == [("csv", "1", "completed", 1), ("csv", "2", "completed", 2),
                     (f"csv:{path.resolve()}", "3", "completed", 1)]
     assert tries == (2,)
+
+
+async def _old_database(db: Path, rows: list[tuple[str, str, str, float | None]]) -> None:
+    """What the previous release wrote (schema 0002: records carry the name ``csv``)."""
+    from dispatch.store.engine import create_engine, resolve_url
+    from dispatch.store.migrate import upgrade
+
+    engine = create_engine(resolve_url(db))
+    await upgrade(engine, "0002")
+    await engine.dispose()
+    with sqlite3.connect(db) as conn:
+        for seq, (rid, phone, status, due) in enumerate(rows, start=1):
+            conn.execute(
+                "INSERT INTO records (id, phone, strategy, status, attempts, payload, seq,"
+                " next_attempt_at, created_at, updated_at) VALUES (?, ?, 'csv', ?, 1,"
+                " '{}', ?, ?, 1.0, 1.0)", (rid, phone, status, seq, due))
+            conn.execute("INSERT INTO attempts (record_id, attempt_no, phone, claimed_at,"
+                         " reason) VALUES (?, 1, ?, 1.0, 'busy')", (rid, phone))
+
+
+async def test_two_files_on_an_old_database_redial_nobody(tmp_path: Path):
+    """Before 0004 two CSV strategies stored their rows alike (``csv``): after the
+    upgrade each of them still knows every such row, so none is dialled again."""
+    db = tmp_path / "old.db"
+    await _old_database(db, [("1", A_ONE, "completed", None), ("2", A_TWO, "completed", None)])
+    files = {"a": tmp_path / "a.csv", "b": tmp_path / "b.csv"}
+    files["a"].write_text(f"id,phone\n1,{A_ONE}\n", encoding="utf-8")
+    files["b"].write_text(f"id,phone\n2,{A_TWO}\n3,{B_ONE}\n", encoding="utf-8")
+    got: dict[str, list[tuple[str, str, str]]] = {"a": [], "b": []}
+    dialer = MemoryDialer(SystemClock(), default=Answer(0.01))
+    with anyio.fail_after(20):
+        await _hub(dialer, files, db, got).run(until_idle=True)
+    assert [d.to for d in dialer.dials] == [B_ONE]
+    assert got == {"a": [], "b": [("3", B_ONE, "hangup")]}
