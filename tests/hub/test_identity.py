@@ -64,10 +64,10 @@ async def test_start_up_does_not_load_finished_ids(tmp_path: Path):
     store = await Store.open(tmp_path / "hub.db")
     finished = [Record(id=f"done{i}", phone=f"+1555{i:07d}") for i in range(FINISHED)]
     await store.write_now(
-        [insert_record(source="memory", id=r.id, phone=r.phone, strategy="memory",
+        [insert_record(id=r.id, phone=r.phone, strategy="memory",
                        status="completed", payload=r.payload(), now=clock.now())
          for r in finished]
-        + [insert_record(source="memory", id="left", phone="+15559000001", strategy="memory",
+        + [insert_record(id="left", phone="+15559000001", strategy="memory",
                          status="pending", payload={}, now=clock.now())])
     calls = _spy(store)
     fresh = Record(id="new", phone="+15559000002")
