@@ -1,4 +1,5 @@
-"""Read queries: resuming a campaign, recovery after a crash, reports."""
+"""Read queries: resuming a campaign, recovery after a crash, dedup lookups, counts
+(the report rows are in :mod:`dispatch.store.reports`)."""
 
 from __future__ import annotations
 
@@ -21,23 +22,18 @@ from dispatch.store.models import (
 )
 
 __all__ = [
-    "ATTEMPT_REPORT_COLUMNS",
     "LOOKUP_CHUNK",
-    "REPORT_COLUMNS",
     "RecordKey",
     "StoredAttempt",
     "StoredRecord",
-    "attempt_report_rows",
     "attempt_rows",
     "counts",
     "existing_keys",
     "has_source",
     "latest_attempts",
-    "lead_columns",
     "load_active",
     "reason_counts",
     "recent_dial_starts",
-    "report_rows",
     "requeued_pending_keys",
     "run_rows",
 ]
@@ -50,51 +46,6 @@ _runs = cast(Table, RunRow.__table__)
 RecordKey = tuple[str, str]
 #: record ids per ``IN`` query of :func:`existing_keys` (well under SQLite's limit)
 LOOKUP_CHUNK = 500
-
-#: the keys of every dict returned by :func:`report_rows`, in display order; the
-#: ``last_*`` call columns come from the record's newest attempt
-REPORT_COLUMNS = (
-    "id",
-    "phone",
-    "source",
-    "status",
-    "attempts",
-    "last_reason",
-    "last_raw_reason",
-    "last_call_id",
-    "last_answered_at",
-    "last_duration_s",
-    "updated_at",
-    "disposition",
-    "next_attempt_at",
-    "strategy",
-    "requeue_count",
-    "error",
-)
-_RECORD_REPORT_COLUMNS = (
-    "id",
-    "source", "phone", "status", "attempts", "last_reason", "last_call_id", "updated_at",
-    "disposition", "next_attempt_at", "strategy", "requeue_count", "error",
-)
-#: the keys of every dict returned by :func:`attempt_report_rows`
-ATTEMPT_REPORT_COLUMNS = (
-    "record_id",
-    "source",
-    "phone",
-    "requeue_round",
-    "attempt_no",
-    "claimed_at",
-    "dialed_at",
-    "answered_at",
-    "ended_at",
-    "reason",
-    "raw_reason",
-    "duration_s",
-    "call_id",
-    "disposition",
-    "error",
-)
-
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class StoredRecord:
@@ -137,7 +88,7 @@ class StoredAttempt:
     disposition: str | None
 
 
-async def _all(engine: AsyncEngine, query: Select[Any]) -> list[Any]:
+async def all_rows(engine: AsyncEngine, query: Select[Any]) -> list[Any]:
     try:
         async with engine.connect() as conn:
             result = await conn.execute(query)
@@ -154,7 +105,7 @@ def _record_columns() -> list[Any]:
 async def load_active(engine: AsyncEngine) -> list[StoredRecord]:
     """Records that still need work (pending, scheduled, dialing, in_call)."""
     query = select(*_record_columns()).where(_records.c.status.in_(sorted(ACTIVE_STATUSES)))
-    return [StoredRecord(**row) for row in await _all(engine, query)]
+    return [StoredRecord(**row) for row in await all_rows(engine, query)]
 
 
 async def existing_keys(
@@ -182,7 +133,7 @@ async def existing_keys(
 async def has_source(engine: AsyncEngine, source: str) -> bool:
     """Whether any record is stored under ``source`` (one probe of the unique index)."""
     query = select(_records.c.pk).where(_records.c.source == source).limit(1)
-    return bool(await _all(engine, query))
+    return bool(await all_rows(engine, query))
 
 
 async def uncounted_attempts(engine: AsyncEngine) -> dict[RecordKey, int]:
@@ -196,7 +147,7 @@ async def uncounted_attempts(engine: AsyncEngine) -> dict[RecordKey, int]:
                     _attempts.c.requeue_round == _records.c.requeue_count))
         .group_by(_records.c.source, _records.c.id)
     )
-    return {(row["source"], row["id"]): int(row["n"]) for row in await _all(engine, query)}
+    return {(row["source"], row["id"]): int(row["n"]) for row in await all_rows(engine, query)}
 
 
 async def requeued_pending_keys(engine: AsyncEngine) -> set[RecordKey]:
@@ -205,7 +156,7 @@ async def requeued_pending_keys(engine: AsyncEngine) -> set[RecordKey]:
         and_(_records.c.status == "pending", _records.c.attempts == 0,
              _records.c.requeue_count > 0)
     )
-    return {(row["source"], row["id"]) for row in await _all(engine, query)}
+    return {(row["source"], row["id"]) for row in await all_rows(engine, query)}
 
 
 def _attempt_columns() -> list[Any]:
@@ -234,7 +185,7 @@ async def latest_attempts(
         )
     )
     # the live records are few (at most the concurrency of the crashed run)
-    rows = [StoredAttempt(**row) for row in await _all(engine, query)]
+    rows = [StoredAttempt(**row) for row in await all_rows(engine, query)]
     return [row for row in rows if (row.source, row.record_id) in wanted]
 
 
@@ -247,71 +198,7 @@ async def recent_dial_starts(engine: AsyncEngine, since: float) -> list[float]:
     """
     start = ATTEMPT_START  # indexed (ix_attempts_start): a range scan of the last minute
     query = select(start.label("start")).where(start >= since).order_by(start)
-    return [float(row["start"]) for row in await _all(engine, query)]
-
-
-def lead_columns(payload: dict[str, Any] | None) -> dict[str, Any]:
-    """The lead's own columns of a stored payload: its metadata minus internal
-    keys (those starting with ``_``, e.g. ``_invalid``)."""
-    metadata = (payload or {}).get("metadata") or {}
-    if not isinstance(metadata, dict):
-        return {}
-    return {str(k): v for k, v in metadata.items() if not str(k).startswith("_")}
-
-
-def _invalid_text(payload: dict[str, Any] | None) -> str | None:
-    metadata = (payload or {}).get("metadata") or {}
-    detail = metadata.get("_invalid") if isinstance(metadata, dict) else None
-    return str(detail) if detail else None
-
-
-async def report_rows(engine: AsyncEngine, *, status: str | None = None) -> list[dict[str, Any]]:
-    """One dict per record, in insertion (source row) order: :data:`REPORT_COLUMNS`,
-    plus ``lead`` (see :func:`lead_columns`). ``error`` falls back to the strategy's
-    ``_invalid`` text."""
-    newest = (
-        select(_attempts.c.record_pk, func.max(_attempts.c.id).label("attempt_id"))
-        .group_by(_attempts.c.record_pk)
-        .subquery()
-    )
-    last = _attempts.alias("last")
-    query = (
-        select(
-            *[_records.c[name] for name in _RECORD_REPORT_COLUMNS],
-            _records.c.payload,
-            last.c.raw_reason.label("last_raw_reason"),
-            last.c.answered_at.label("last_answered_at"),
-            last.c.duration_s.label("last_duration_s"),
-        )
-        .select_from(_records)
-        .outerjoin(newest, newest.c.record_pk == _records.c.pk)
-        .outerjoin(last, last.c.id == newest.c.attempt_id)
-        .order_by(_records.c.seq, _records.c.pk)
-    )
-    if status is not None:
-        query = query.where(_records.c.status == status)
-    out: list[dict[str, Any]] = []
-    for row in await _all(engine, query):
-        payload = row["payload"]
-        item = {name: row[name] for name in REPORT_COLUMNS}
-        item["error"] = item["error"] or _invalid_text(payload)
-        item["lead"] = lead_columns(payload)
-        out.append(item)
-    return out
-
-
-async def attempt_report_rows(engine: AsyncEngine) -> list[dict[str, Any]]:
-    """One dict per attempt (:data:`ATTEMPT_REPORT_COLUMNS`): records in source row
-    order, then each record's attempts in the order they were claimed."""
-    own = {"source": _records.c.source, "record_id": _records.c.id.label("record_id")}
-    columns = [own[name] if name in own else _attempts.c[name]
-               for name in ATTEMPT_REPORT_COLUMNS]
-    query = (
-        select(*columns)
-        .join(_records, _records.c.pk == _attempts.c.record_pk)
-        .order_by(_records.c.seq, _records.c.pk, _attempts.c.id)
-    )
-    return [dict(row) for row in await _all(engine, query)]
+    return [float(row["start"]) for row in await all_rows(engine, query)]
 
 
 async def counts(engine: AsyncEngine) -> dict[str, int]:
@@ -354,9 +241,9 @@ async def attempt_rows(
         query = query.where(_records.c.id == record_id)
     if source is not None:
         query = query.where(_records.c.source == source)
-    return [StoredAttempt(**row) for row in await _all(engine, query)]
+    return [StoredAttempt(**row) for row in await all_rows(engine, query)]
 
 
 async def run_rows(engine: AsyncEngine) -> list[dict[str, Any]]:
     """Every hub run, oldest first."""
-    return [dict(row) for row in await _all(engine, select(_runs).order_by(_runs.c.id))]
+    return [dict(row) for row in await all_rows(engine, select(_runs).order_by(_runs.c.id))]

@@ -14,7 +14,7 @@ from sqlalchemy import Table, insert, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from dispatch.store import queries, schema
+from dispatch.store import queries, reports, schema
 from dispatch.store.engine import create_engine, resolve_url, sqlite_file
 from dispatch.store.errors import StoreError
 from dispatch.store.models import RunRow
@@ -212,7 +212,7 @@ class Store:
     async def report_rows(self, *, status: str | None = None) -> list[dict[str, Any]]:
         """One dict per record in source row order: ``REPORT_COLUMNS`` plus ``lead``
         (the lead's own columns from the stored metadata)."""
-        return await queries.report_rows(self.engine, status=status)
+        return await reports.report_rows(self.engine, status=status)
 
     async def reason_counts(self) -> dict[str, int]:
         """Records by last reason (one GROUP BY; cheaper than :meth:`report_rows`)."""
@@ -220,7 +220,7 @@ class Store:
 
     async def attempt_report_rows(self) -> list[dict[str, Any]]:
         """One dict per attempt (``ATTEMPT_REPORT_COLUMNS``), in source row order."""
-        return await queries.attempt_report_rows(self.engine)
+        return await reports.attempt_report_rows(self.engine)
 
     async def requeue(
         self, selection: RequeueFilter, *, now: float, user: str, pid: int, dry_run: bool = False
