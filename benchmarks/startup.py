@@ -10,7 +10,10 @@ records (``completed``, one ended attempt each, an hour old), written with one
   minute's dial starts, source probes);
 * the whole run: start-up, that poll, the pending record's dial and idle stop;
 * for comparison, what start-up used to do: ``SELECT id FROM records`` into a set
-  (every finished id loaded before the first dial).
+  (every finished id loaded before the first dial);
+* the price moved to the poll: a source that returns all N ids again after the
+  restart (a re-read CSV, batches of 5,000) has them looked up with
+  ``Store.existing_keys`` (chunked indexed ``IN`` queries).
 
 Target: start-up flat in N. Usage: ``python benchmarks/startup.py [--records N]``.
 """
@@ -108,7 +111,19 @@ async def measure(finished: int, repeat: int, tmp: Path) -> dict[str, float]:
         starts.append(start_s)
         runs.append(run_s)
     return {"build_s": build_s, "startup_s": min(starts), "run_s": min(runs),
-            "old_id_load_s": old_id_load_s(path)}
+            "old_id_load_s": old_id_load_s(path), "recheck_s": await recheck_s(path, finished)}
+
+
+async def recheck_s(path: Path, finished: int, batch: int = 5000) -> float:
+    ids = [f"done{i}" for i in range(finished)]
+    async with await Store.open(path, read_only=True) as store:
+        began = time.perf_counter()
+        found = 0
+        for start in range(0, len(ids), batch):
+            found += len(await store.existing_keys([SOURCE], ids[start:start + batch]))
+        elapsed = time.perf_counter() - began
+    assert found == finished
+    return elapsed
 
 
 async def main() -> None:
@@ -119,10 +134,10 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         rows = {n: await measure(n, args.repeat, Path(tmp)) for n in (0, args.records)}
     print(f"{'finished records':>17} {'start-up ms':>12} {'whole run ms':>13} "
-          f"{'old id load ms':>15} {'store built s':>14}")
+          f"{'old id load ms':>15} {'re-check all ids s':>19} {'store built s':>14}")
     for n, r in rows.items():
         print(f"{n:>17,} {r['startup_s'] * 1e3:>12.1f} {r['run_s'] * 1e3:>13.1f} "
-              f"{r['old_id_load_s'] * 1e3:>15.1f} {r['build_s']:>14.1f}")
+              f"{r['old_id_load_s'] * 1e3:>15.1f} {r['recheck_s']:>19.2f} {r['build_s']:>14.1f}")
     ratio = rows[args.records]["startup_s"] / max(rows[0]["startup_s"], 1e-9)
     print(f"start-up with {args.records:,} finished records / with none: {ratio:.2f}x")
 

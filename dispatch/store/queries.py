@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Iterable
+import functools
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any, cast
 
 from sqlalchemy import Select, Table, and_, func, select
@@ -117,17 +118,28 @@ async def existing_keys(
     wanted = sorted(set(ids))
     if not wanted or not sources:
         return set()
+    kinds = sorted(sources)
     found: set[RecordKey] = set()
     try:
         async with engine.connect() as conn:
             for start in range(0, len(wanted), LOOKUP_CHUNK):
                 chunk = wanted[start:start + LOOKUP_CHUNK]
-                query = select(_records.c.source, _records.c.id).where(
-                    _records.c.source.in_(sorted(sources)) & _records.c.id.in_(chunk))
-                found.update((str(s), str(i)) for s, i in (await conn.execute(query)).all())
+                if conn.dialect.paramstyle == "qmark":  # SQLite: skip SQL compilation
+                    rows: Sequence[Any] = (await conn.exec_driver_sql(
+                        _lookup_sql(len(kinds), len(chunk)), (*kinds, *chunk))).all()
+                else:
+                    rows = (await conn.execute(select(_records.c.source, _records.c.id).where(
+                        _records.c.source.in_(kinds) & _records.c.id.in_(chunk)))).all()
+                found.update((str(row[0]), str(row[1])) for row in rows)
     except (SQLAlchemyError, OSError) as exc:
         raise StoreError(f"database read failed: {exc}") from exc
     return found
+
+
+@functools.lru_cache(maxsize=16)
+def _lookup_sql(sources: int, ids: int) -> str:
+    return (f"SELECT source, id FROM records WHERE source IN ({', '.join('?' * sources)})"
+            f" AND id IN ({', '.join('?' * ids)})")
 
 
 async def has_source(engine: AsyncEngine, source: str) -> bool:
