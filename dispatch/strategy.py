@@ -23,6 +23,7 @@ __all__ = [
     "RecordFailed",
     "Strategy",
     "call_maybe_async",
+    "check_unique_keys",
 ]
 
 Callback = Callable[..., Any | Awaitable[Any]]
@@ -96,11 +97,33 @@ class Strategy:
 
     #: A short name stored with every record this strategy produces.
     name: str = "strategy"
+    _key: str | None = None
 
     on_dispatched: Callback | None = None
     on_completed: Callback | None = None
     on_failed: Callback | None = None
     on_skipped: Callback | None = None
+
+    @property
+    def key(self) -> str:
+        """This source's stable identity: a record is ``(key, record id)``.
+
+        The same id from two strategies with different keys is two records, each
+        dialled, each outcome delivered to its own strategy, also after a restart.
+        Two strategies of one hub must have different keys (``DispatchHub`` refuses
+        them). Default: :attr:`name`; ``CsvStrategy`` uses ``csv:<resolved path>``.
+        Assign it (``strategy.key = "leads-2026"``) to keep a source's records when
+        its location changes: a new key is a new source, whose records are all new.
+        """
+        return self.name if self._key is None else self._key
+
+    @key.setter
+    def key(self, value: str) -> None:
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"strategy key must be a non-empty string, got {value!r}")
+        if any(ord(ch) < 32 for ch in value):
+            raise ValueError(f"strategy key {value!r} contains a control character")
+        self._key = value
 
     async def preflight(self) -> None:
         """Check the source and this strategy's settings before anyone is dialled.
@@ -127,3 +150,21 @@ class Strategy:
 
     async def aclose(self) -> None:
         """Release files, connections and flush pending write-backs."""
+
+
+def check_unique_keys(strategies: Sequence[Strategy]) -> None:
+    """Raise ``ValueError`` naming both strategies when two share a :attr:`~Strategy.key`."""
+    first: dict[str, int] = {}
+    for index, strategy in enumerate(strategies):
+        key = strategy.key
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"strategy {index} ({type(strategy).__name__}) has no key: "
+                             f"{key!r}")
+        if key in first:
+            other = first[key]
+            raise ValueError(
+                f"strategies {other} ({type(strategies[other]).__name__}) and {index} "
+                f"({type(strategy).__name__}) have the same key {key!r}; records are told "
+                "apart by their strategy's key: give each source its own "
+                "(strategy.key = ...)")
+        first[key] = index

@@ -127,6 +127,7 @@ class CsvStrategy(Strategy):
             raise ValueError("batch_size must be >= 1")
         "x".encode(encoding)  # LookupError for an unknown codec, at construction
         self.path = Path(file)
+        self.key = f"csv:{self.path.resolve()}"  # the source's identity (Strategy.key)
         self._clock = clock or SystemClock()
         self._map_row = map_row
         self._skip_columns = tuple(c for c in (status_column, write_back) if c)

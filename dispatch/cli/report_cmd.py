@@ -219,8 +219,11 @@ def _print_table(frame: pl.DataFrame, output: Path | None) -> None:
     if "record_id" in frame.columns:
         shown = tuple(frame.columns)
     else:
+        hidden = _HIDDEN_IN_TABLE
+        if "source" in frame.columns and frame["source"].n_unique() <= 1:
+            hidden = hidden | {"source"}  # one source: the column says nothing
         head = tuple(c for c in frame.columns if c not in _TABLE_TAIL)
-        lead = head[:2] + tuple(c for c in head[2:] if c not in _HIDDEN_IN_TABLE)
+        lead = head[:2] + tuple(c for c in head[2:] if c not in hidden)
         shown = lead + _TABLE_TAIL
     campaigns = sorted(set(frame["campaign_id"].to_list())) if "campaign_id" in frame else []
     table = Table(show_lines=False, title=("campaign: " + ", ".join(campaigns)) if campaigns

@@ -40,7 +40,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--reason", action="extend", nargs="+", default=[], metavar="R",
                         help="last reason, e.g. no_answer, invalid_phone")
     parser.add_argument("--id", action="extend", nargs="+", default=[], metavar="ID",
-                        dest="ids", help="record ids")
+                        dest="ids", help="record ids (in every source, unless --source)")
+    parser.add_argument("--source", action="extend", nargs="+", default=[], metavar="KEY",
+                        dest="sources",
+                        help="only records of these sources (the report's source column)")
     parser.add_argument("--all", action="store_true", dest="everything",
                         help="every finished record (instead of filters)")
     parser.add_argument("--dry-run", action="store_true",
@@ -73,15 +76,16 @@ def _selection(args: argparse.Namespace) -> Any:
         if reason not in known:
             raise CliError(f"--reason {reason!r}: not a reason ({', '.join(sorted(known))})",
                            EXIT_USAGE)
-    has_filter = bool(args.status or args.reason or args.ids)
+    has_filter = bool(args.status or args.reason or args.ids or args.sources)
     if args.everything and has_filter:
-        raise CliError("--all takes no --status/--reason/--id (it means every finished record)",
-                       EXIT_USAGE)
+        raise CliError("--all takes no --status/--reason/--id/--source (it means every "
+                       "finished record)", EXIT_USAGE)
     if not args.everything and not has_filter:
-        raise CliError("give at least one filter (--status, --reason, --id), "
+        raise CliError("give at least one filter (--status, --reason, --id, --source), "
                        "or --all for every finished record", EXIT_USAGE)
     return RequeueFilter(statuses=tuple(args.status), reasons=tuple(args.reason),
-                         ids=tuple(args.ids), everything=bool(args.everything))
+                         ids=tuple(args.ids), everything=bool(args.everything),
+                         sources=tuple(args.sources))
 
 
 def _require_db(db: str) -> None:

@@ -52,6 +52,7 @@ async def run_attempt(
 def _dial_metadata(entry: RecordEntry, attempt: AttemptState) -> dict[str, Any]:
     return {
         **entry.record.metadata,
+        "dispatch_source": entry.source,
         "dispatch_record_id": entry.id,
         "dispatch_attempt_no": attempt.attempt_no,
     }
@@ -316,16 +317,16 @@ async def settle_write(
     exc: BaseException | None = None,
 ) -> None:
     """Free the slot and phone at once, persist, then notify and re-check idleness."""
-    core.book.live_attempts.pop(entry.id, None)
+    core.book.live_attempts.pop(entry.key, None)
     if attempt.dialed_at is not None and attempt.call_id is not None:
         core.slot_times.add(now - attempt.dialed_at)  # a call that really held the slot
     core.gate.release()
     core.queue.release_phone(entry.record.phone)
     core.book.set_status(entry, status)
     if status == "scheduled" and entry.next_attempt_at is not None:
-        core.queue.add_timed(entry.id, entry.next_attempt_at)
+        core.queue.add_timed(entry.key, entry.next_attempt_at)
     elif status == "pending" and not core.stopping:
-        core.queue.add_ready(entry.id)  # behind the others: "in a row" spans records
+        core.queue.add_ready(entry.key)  # behind the others: "in a row" spans records
     core.dispatch_signal.set()
     core.ended_signal.set()
     await _durable([entry.update_op(now), attempt.update_op()], core)

@@ -60,7 +60,8 @@ async def _claim_and_launch(core: HubCore, entries: list[RecordEntry]) -> None:
         entry.next_attempt_at = None
         core.book.set_status(entry, "dialing")
         attempt = AttemptState(
-            record_id=entry.id, attempt_no=entry.attempts, phone=entry.record.phone, claimed_at=now
+            record_id=entry.id, attempt_no=entry.attempts, phone=entry.record.phone, claimed_at=now,
+            source=entry.source,
         )
         attempts.append(attempt)
         ops += [entry.update_op(now), attempt.insert_op(core.run_id)]
@@ -74,6 +75,6 @@ async def _claim_and_launch(core: HubCore, entries: list[RecordEntry]) -> None:
         raise
     assert core.calls_tg is not None
     for entry, attempt, token in zip(entries, attempts, tokens, strict=True):
-        core.book.live_attempts[entry.id] = attempt
+        core.book.live_attempts[entry.key] = attempt
         core.calls_tg.start_soon(run_attempt, core, entry, attempt, token,
                                  name=f"dial {entry.id}")

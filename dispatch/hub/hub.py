@@ -34,7 +34,7 @@ from dispatch.log import get_logger
 from dispatch.phone import is_dialable
 from dispatch.records import DEFAULT_MAX_RECORD_BYTES
 from dispatch.store import RunLock, Store
-from dispatch.strategy import Callback, Strategy
+from dispatch.strategy import Callback, Strategy, check_unique_keys
 
 __all__ = ["DispatchHub"]
 
@@ -61,6 +61,9 @@ class DispatchHub:
     ``callback_drain_s`` (clock seconds) after the last call ended are cancelled so
     that :meth:`run` returns. Raises ``ValueError`` for bad settings
     and :class:`~dispatch.store.StoreError` when the database fails.
+
+    Each strategy's :attr:`~dispatch.strategy.Strategy.key` must be unique
+    (``ValueError`` naming both otherwise): a record is ``(key, id)``.
 
     Retries have one knob: ``retry_policy=RetryPolicy(max_attempts=N)`` gives a record
     up to N dials; ``retry_attempts=K`` is shorthand for ``K + 1`` dials (see
@@ -121,6 +124,7 @@ class DispatchHub:
         self.strategies = list(strategies)
         self.campaign = (campaign_state.check_campaign_id(campaign) if campaign is not None
                          else campaign_state.derive_campaign_id(self.strategies))
+        check_unique_keys(self.strategies)  # records are (strategy key, id): keys must differ
         self.db = db
         self.clock: Clock = clock or SystemClock()
         retry_attempts, retry_policy = resolve_retry_settings(retry_attempts, retry_policy)

@@ -1,7 +1,8 @@
 """Admitting polled records: validation, phone re-normalisation, dedup by id.
 
 Pure (no I/O): :func:`admit` sorts a poll's items into new records to dial and
-records to skip, given the ids already known.
+records to skip, given which of their ids the strategy's source already has
+(the caller asks the store: :func:`dispatch.hub.polling.admit_items`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dispatch.phone import is_dialable
 from dispatch.reasons import Reason
 from dispatch.records import DEFAULT_MAX_RECORD_BYTES, Record
 
-__all__ = ["Admission", "Skip", "admit", "describe_validation_error", "recheck"]
+__all__ = ["Admission", "Skip", "admit", "describe_validation_error", "item_id", "recheck"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -36,6 +37,16 @@ class Admission:
     rejected: list[str] = dataclasses.field(default_factory=list)  # errors with no usable id
     #: ids of the records to store (new and persisted skips), in the poll's order
     order: list[str] = dataclasses.field(default_factory=list)
+
+
+def item_id(item: object) -> str | None:
+    """The id a poll item claims (before validation), or ``None`` if it has none."""
+    if isinstance(item, Record):
+        return item.id if isinstance(item.id, str) and item.id else None
+    if isinstance(item, dict):
+        raw = item.get("id")
+        return None if raw in (None, "") else str(raw).strip()
+    return None
 
 
 def describe_validation_error(exc: ValidationError, record_id: object) -> str:
@@ -99,7 +110,8 @@ def admit(
 ) -> Admission:
     """Classify one poll's items.
 
-    - an id in ``known`` is ignored (strategies may return records again);
+    - an id in ``known`` (stored already for this source) is ignored (strategies may
+      return records again);
     - a second row with an id already seen in this poll is skipped ``duplicate``
       (reported once: on the next poll both ids are known);
     - a bad phone (after re-normalising with ``default_region`` when the record had

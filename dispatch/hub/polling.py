@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from dispatch.hub.core import HubCore
-from dispatch.hub.ingest import admit
+from dispatch.hub.ingest import admit, item_id
 from dispatch.hub.requeued import refresh_held, release_held, split_held
 from dispatch.hub.sources import SourceHealth
-from dispatch.hub.state import RecordEntry
+from dispatch.hub.state import RecordEntry, record_key
 from dispatch.log import get_logger
 from dispatch.store import WriteOp, insert_record
 from dispatch.strategy import Outcome, Strategy
 
-__all__ = ["admit_items", "poll_loop", "poll_round"]
+__all__ = ["admit_items", "known_ids", "poll_loop", "poll_round"]
 
 log = get_logger("dispatch.hub")
 
@@ -56,7 +56,7 @@ async def poll_round(core: HubCore) -> int:
             items = await _poll_once(core, strategy, health)
             if items is None:
                 break
-            items, refreshed = split_held(core, items)
+            items, refreshed = split_held(core, strategy, items)
             if refreshed:
                 changed += await refresh_held(core, strategy, refreshed)
             changed += await admit_items(core, strategy, items)
@@ -102,9 +102,31 @@ def _poll_failed(core: HubCore, strategy: Strategy, health: SourceHealth, exc: E
         log.error("strategy poll failed", **fields)
 
 
+async def known_ids(core: HubCore, strategy: Strategy, items: Sequence[object]) -> set[str]:
+    """The ids among ``items`` already stored for ``strategy``'s source: the bounded
+    cache first, then one indexed lookup per chunk for the rest (dedup by the
+    database; nothing is loaded at start-up)."""
+    sources = core.book.sources.sources_of(strategy)
+    cache = core.book.known
+    known: set[str] = set()
+    unsure: set[str] = set()
+    for rid in filter(None, map(item_id, items)):
+        if any(record_key(source, rid) in cache for source in sources):
+            known.add(rid)
+        else:
+            unsure.add(rid)
+    if unsure:
+        found = await core.store.existing_keys(sources, unsure)
+        cache.update(record_key(source, rid) for source, rid in found)
+        known.update(rid for _source, rid in found)
+    return known
+
+
 async def admit_items(core: HubCore, strategy: Strategy, items: Sequence[object]) -> int:
-    """Store new records (and skipped ones), queue them, report skips."""
-    admission = admit(items, known=core.book.known, default_region=core.options.default_region,
+    """Store new records (and skipped ones) under the strategy's key, queue them,
+    report skips."""
+    known = await known_ids(core, strategy, items)
+    admission = admit(items, known=known, default_region=core.options.default_region,
                       max_record_bytes=core.options.max_record_bytes)
     for text in admission.rejected:
         log.error("bad record from strategy", strategy=strategy.name, error=text)
@@ -115,27 +137,28 @@ async def admit_items(core: HubCore, strategy: Strategy, items: Sequence[object]
         due = record.not_before_ts
         scheduled = due is not None and due > now
         entry = RecordEntry(
-            record, strategy, strategy.name, "scheduled" if scheduled else "pending",
-            next_attempt_at=due if scheduled else None,
+            record, strategy, strategy.name, strategy.key,
+            "scheduled" if scheduled else "pending", next_attempt_at=due if scheduled else None,
         )
         core.book.add(entry)
         entries.append(entry)
         ops.append(
             insert_record(
-                id=record.id, phone=record.phone, strategy=strategy.name, status=entry.status,
-                payload=record.payload(), now=now, next_attempt_at=entry.next_attempt_at,
-                campaign_id=core.watch.id,
+                source=strategy.key, id=record.id, phone=record.phone, strategy=strategy.name,
+                status=entry.status, payload=record.payload(), now=now,
+                next_attempt_at=entry.next_attempt_at, campaign_id=core.watch.id,
             )
         )
     for skip in admission.skipped:
         log.warning("record skipped", record_id=skip.record.id, reason=skip.reason.value,
                     error=skip.error)
         if skip.persist:
-            core.book.known.add(skip.record.id)
+            core.book.known.add(record_key(strategy.key, skip.record.id))
             core.book.count_terminal("skipped")
             ops.append(
                 insert_record(
-                    id=skip.record.id, phone=skip.record.phone, strategy=strategy.name,
+                    source=strategy.key, id=skip.record.id, phone=skip.record.phone,
+                    strategy=strategy.name,
                     status="skipped", payload=_safe_payload(skip.record), now=now,
                     last_reason=skip.reason.value, error=skip.error, campaign_id=core.watch.id,
                 )
@@ -147,9 +170,9 @@ async def admit_items(core: HubCore, strategy: Strategy, items: Sequence[object]
         await core.store.write(ops)
     for entry in entries:
         if entry.next_attempt_at is not None:
-            core.queue.add_timed(entry.id, entry.next_attempt_at)
+            core.queue.add_timed(entry.key, entry.next_attempt_at)
         else:
-            core.queue.add_ready(entry.id)
+            core.queue.add_ready(entry.key)
     if entries:
         core.dispatch_signal.set()
     for skip in admission.skipped:

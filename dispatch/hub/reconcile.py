@@ -5,8 +5,8 @@ call may have been answered, may have failed, or may still be live (a platform
 call survives its app's socket). When the dialer offers the lookup
 (:class:`CallLookup`: ``dispatch.sdk.Agent`` does, over the call-log REST API;
 ``dispatch.testing.MemoryDialer`` does not), each such attempt is looked up by its
-call id, else by the ``dispatch_record_id``/``dispatch_attempt_no`` the hub put in
-the dial's metadata. A live call is polled with backoff until it ends, for at most
+call id, else by the ``dispatch_source``/``dispatch_record_id``/``dispatch_attempt_no``
+the hub put in the dial's metadata. A live call is polled with backoff until it ends, for at most
 ``wait_s`` in total (nothing is dialled meanwhile, so its slot and phone stay held).
 
 :func:`verdict` is the pure mapping from what the server said to how the attempt
@@ -74,11 +74,18 @@ class Probe:
     record_id: str
     attempt_no: int
     call_id: str | None
+    #: the record's stored source (the same id may exist in several sources)
+    source: str
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.source, self.record_id)
 
     @property
     def metadata(self) -> dict[str, Any]:
         """The keys the hub put in the dial's metadata (``hub.attempt``)."""
-        return {"dispatch_record_id": self.record_id, "dispatch_attempt_no": self.attempt_no}
+        return {"dispatch_source": self.source, "dispatch_record_id": self.record_id,
+                "dispatch_attempt_no": self.attempt_no}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -149,8 +156,8 @@ async def _follow(dialer: CallLookup, probe: Probe, clock: Clock, deadline: floa
 
 
 async def ask_all(dialer: Any, probes: Iterable[Probe], clock: Clock,
-                  wait_s: float) -> dict[str, Verdict] | None:
-    """Verdicts by record id, or ``None`` when ``dialer`` offers no lookup."""
+                  wait_s: float) -> dict[tuple[str, str], Verdict] | None:
+    """Verdicts by record ``(source, id)``, or ``None`` when ``dialer`` offers no lookup."""
     if not isinstance(dialer, CallLookup):
         return None
     probes = list(probes)
@@ -159,11 +166,11 @@ async def ask_all(dialer: Any, probes: Iterable[Probe], clock: Clock,
                  count=len(probes), wait_s=wait_s)
     deadline = clock.now() + wait_s
     limiter = anyio.CapacityLimiter(_PARALLEL)
-    verdicts: dict[str, Verdict] = {}
+    verdicts: dict[tuple[str, str], Verdict] = {}
 
     async def one(probe: Probe) -> None:
         async with limiter:
-            verdicts[probe.record_id] = await _follow(dialer, probe, clock, deadline)
+            verdicts[probe.key] = await _follow(dialer, probe, clock, deadline)
 
     async with anyio.create_task_group() as tg:
         for probe in probes:

@@ -19,10 +19,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from dispatch.hub.core import HubCore
-from dispatch.hub.ingest import Skip, admit, recheck
-from dispatch.hub.state import RecordEntry
+from dispatch.hub.ingest import Skip, admit, item_id, recheck
+from dispatch.hub.state import RecordEntry, record_key
 from dispatch.log import get_logger
-from dispatch.records import Record
 from dispatch.store import WriteOp, refresh_record
 from dispatch.strategy import Outcome, Strategy
 
@@ -31,23 +30,28 @@ __all__ = ["refresh_held", "release_held", "split_held"]
 log = get_logger("dispatch.hub")
 
 
-def _item_id(item: object) -> str | None:
-    if isinstance(item, Record):
-        return item.id
-    if isinstance(item, dict):
-        raw = item.get("id")
-        return None if raw in (None, "") else str(raw).strip()
+def _held_entry(core: HubCore, strategy: Strategy, record_id: str | None) -> RecordEntry | None:
+    """The held record ``strategy`` returned ``record_id`` for (under any of its sources)."""
+    if record_id is None:
+        return None
+    for source in core.book.sources.sources_of(strategy):
+        entry = core.held.get(record_key(source, record_id))
+        if entry is not None:
+            return entry
     return None
 
 
-def split_held(core: HubCore, items: Sequence[object]) -> tuple[list[object], list[object]]:
+def split_held(
+    core: HubCore, strategy: Strategy, items: Sequence[object]
+) -> tuple[list[object], list[object]]:
     """``(others, held)``: the poll items, and those that refresh a held record."""
     if not core.held:
         return list(items), []
     others: list[object] = []
     held: list[object] = []
     for item in items:
-        (held if _item_id(item) in core.held else others).append(item)
+        is_held = _held_entry(core, strategy, item_id(item)) is not None
+        (held if is_held else others).append(item)
     return others, held
 
 
@@ -59,14 +63,16 @@ async def refresh_held(core: HubCore, strategy: Strategy, items: Sequence[object
     ops: list[WriteOp] = []
     ready: list[RecordEntry] = []
     for record in admission.new:
-        entry = core.held.pop(record.id, None)
+        entry = _held_entry(core, strategy, record.id)
         if entry is None:
             continue
+        core.held.pop(entry.key)
         entry.record, entry.strategy, entry.strategy_name = record, strategy, strategy.name
-        ops.append(refresh_record(id=record.id, phone=record.phone, payload=record.payload(),
-                                  now=now))
+        ops.append(refresh_record(source=entry.source, id=record.id, phone=record.phone,
+                                  payload=record.payload(), now=now))
         ready.append(entry)
-    skipped = [_skip_held(core, skip, now, ops) for skip in admission.skipped]
+    skipped = [_skip_held(core, _held_entry(core, strategy, skip.record.id), skip, now, ops)
+               for skip in admission.skipped]
     if ops:
         await core.store.write(ops)
     _queue(core, ready)
@@ -85,10 +91,10 @@ async def release_held(core: HubCore) -> None:
     for entry in list(core.held.values()):
         skip = recheck(entry.record, core.options.default_region, core.options.max_record_bytes)
         if skip is None:
-            core.held.pop(entry.id)
+            core.held.pop(entry.key)
             ready.append(entry)
         else:
-            skipped.append(_skip_held(core, skip, now, ops))
+            skipped.append(_skip_held(core, entry, skip, now, ops))
     if ops:
         await core.store.write(ops)
     _queue(core, ready)
@@ -96,10 +102,9 @@ async def release_held(core: HubCore) -> None:
 
 
 def _skip_held(
-    core: HubCore, skip: Skip, now: float, ops: list[WriteOp]
+    core: HubCore, entry: RecordEntry | None, skip: Skip, now: float, ops: list[WriteOp]
 ) -> tuple[Outcome, RecordEntry] | None:
-    entry = core.held.pop(skip.record.id, None)
-    if entry is None:
+    if entry is None or core.held.pop(entry.key, None) is None:
         return None
     log.warning("requeued record skipped", record_id=entry.id, reason=skip.reason.value,
                 error=skip.error)
@@ -111,7 +116,7 @@ def _skip_held(
 
 def _queue(core: HubCore, entries: list[RecordEntry]) -> None:
     for entry in entries:
-        core.queue.add_ready(entry.id)
+        core.queue.add_ready(entry.key)
     if entries:
         core.dispatch_signal.set()
 

@@ -24,6 +24,11 @@ poll round (:mod:`dispatch.hub.requeued`). Dials stopped by a campaign-wide erro
 stay uncounted across restarts. A stored record whose payload no longer validates
 is closed (``skipped``, or ``failed`` when it was dialled) with reason
 ``invalid_record`` instead of staying active forever.
+
+Start-up reads only what is still in play (active records, the live ones' latest
+attempts, the last minute's dial starts, counts by status): never the ids of
+finished records, which the poll loop asks the database about when a source
+returns them (:func:`dispatch.hub.polling.known_ids`).
 """
 
 from __future__ import annotations
@@ -34,11 +39,11 @@ from pydantic import ValidationError
 
 from dispatch.hub.core import HubCore
 from dispatch.hub.reconcile import Probe, Verdict, ask_all
-from dispatch.hub.state import AttemptState, RecordEntry
+from dispatch.hub.state import AttemptState, RecordEntry, SourceMap
 from dispatch.log import get_logger
 from dispatch.reasons import Reason
 from dispatch.records import Record
-from dispatch.store import TERMINAL_STATUSES, StoredAttempt, StoredRecord, WriteOp
+from dispatch.store import TERMINAL_STATUSES, RecordKey, StoredAttempt, StoredRecord, WriteOp
 from dispatch.strategy import Outcome
 
 __all__ = ["RECONCILE_WAIT_S", "resume"]
@@ -69,18 +74,32 @@ def _attempt_state(row: StoredAttempt) -> AttemptState:
     return AttemptState(**fields)
 
 
+async def map_sources(core: HubCore) -> None:
+    """Which strategy owns each stored source: its key, and -- for rows stored before
+    source keys existed -- its name (one index probe per such name)."""
+    sources = SourceMap(core.strategies)
+    for name in sources.legacy_names():
+        if await core.store.has_source(name):
+            sources.adopt_legacy(name)
+    core.book.sources = sources
+
+
+def _key(row: StoredRecord) -> RecordKey:
+    return (row.source, row.id)
+
+
 async def resume(core: HubCore) -> None:
-    """Load known ids and unfinished records; settle interrupted attempts."""
+    """Load unfinished records (not the finished ones); settle interrupted attempts."""
     store = core.store
-    core.book.known |= await store.known_ids()
+    await map_sources(core)
     counts = await store.counts()
     for status in TERMINAL_STATUSES:
         core.book.count_terminal(status, counts.get(status, 0))
     rows = await store.load_active()
-    requeued = await store.requeued_pending_ids()
+    requeued = await store.requeued_pending_keys()
     uncounted = await store.uncounted_attempts()
-    live_ids = [row.id for row in rows if row.status in ("dialing", "in_call")]
-    attempts = {a.record_id: a for a in await store.latest_attempts(live_ids)}
+    live_keys = [_key(row) for row in rows if row.status in ("dialing", "in_call")]
+    attempts = {(a.source, a.record_id): a for a in await store.latest_attempts(live_keys)}
     verdicts = await ask_all(core.agent, _probes(rows, attempts), core.clock, RECONCILE_WAIT_S)
     now = core.clock.now()
     # dials of earlier runs (a crashed one included) still count against the rate
@@ -90,39 +109,40 @@ async def resume(core: HubCore) -> None:
     for row in rows:
         record = _rebuild(row)
         if record is None:
-            outcomes.append(_give_up(core, row, attempts.get(row.id), now, ops))
+            outcomes.append(_give_up(core, row, attempts.get(_key(row)), now, ops))
             continue
         entry = RecordEntry(
-            record, core.strategy_by_name.get(row.strategy), row.strategy, row.status,
-            attempts=row.attempts, last_reason=row.last_reason, last_call_id=row.last_call_id,
-            next_attempt_at=row.next_attempt_at, disposition=row.disposition, error=row.error,
-            uncounted=uncounted.get(row.id, 0),
+            record, core.book.sources.strategy_of(row.source), row.strategy, row.source,
+            row.status, attempts=row.attempts, last_reason=row.last_reason,
+            last_call_id=row.last_call_id, next_attempt_at=row.next_attempt_at,
+            disposition=row.disposition, error=row.error, uncounted=uncounted.get(_key(row), 0),
         )
         core.book.add(entry)
-        if row.id in requeued and row.status == "pending":
-            core.held[row.id] = entry  # its source row may have been fixed: see .requeued
+        if _key(row) in requeued and row.status == "pending":
+            core.held[entry.key] = entry  # its source row may have been fixed: see .requeued
         elif row.status in ("dialing", "in_call"):
-            verdict = verdicts.get(row.id) if verdicts is not None else None
-            outcome = _recover(core, entry, attempts.get(row.id), now, ops, verdict)
+            verdict = verdicts.get(_key(row)) if verdicts is not None else None
+            outcome = _recover(core, entry, attempts.get(_key(row)), now, ops, verdict)
             if outcome is not None:
                 outcomes.append((outcome, entry))
         elif entry.next_attempt_at is not None:
-            core.queue.add_timed(entry.id, entry.next_attempt_at)
+            core.queue.add_timed(entry.key, entry.next_attempt_at)
         else:
-            core.queue.add_ready(entry.id)
+            core.queue.add_ready(entry.key)
     if ops:
         await store.write(ops)
-        log.warning("recovered interrupted attempts", count=len(live_ids))
+        log.warning("recovered interrupted attempts", count=len(live_keys))
     for outcome, entry in outcomes:
         core.notifier.terminal(outcome, entry.strategy)
 
 
-def _probes(rows: list[StoredRecord], attempts: dict[str, StoredAttempt]) -> list[Probe]:
+def _probes(rows: list[StoredRecord], attempts: dict[RecordKey, StoredAttempt]) -> list[Probe]:
     probes = []
     for row in rows:
-        attempt = attempts.get(row.id)
+        attempt = attempts.get(_key(row))
         if row.status in ("dialing", "in_call") and attempt is not None:
-            probes.append(Probe(row.id, attempt.attempt_no, attempt.call_id or row.last_call_id))
+            probes.append(Probe(row.id, attempt.attempt_no, attempt.call_id or row.last_call_id,
+                                row.source))
     return probes
 
 
@@ -137,12 +157,12 @@ def _give_up(
     )
     status = "failed" if row.attempts else "skipped"
     entry = RecordEntry(
-        record, core.strategy_by_name.get(row.strategy), row.strategy, status,
+        record, core.book.sources.strategy_of(row.source), row.strategy, row.source, status,
         attempts=row.attempts, last_reason=Reason.INVALID_RECORD.value,
         last_call_id=row.last_call_id, disposition=row.disposition,
         error=f"record {row.id!r}: stored payload no longer valid; not dialled again",
     )
-    core.book.known.add(row.id)
+    core.book.known.add(entry.key)
     core.book.count_terminal(status)
     if attempt_row is not None and row.status in ("dialing", "in_call"):
         attempt = _attempt_state(attempt_row)
@@ -186,7 +206,7 @@ def _recover(
         return _settle(core, entry, "failed", v.reason, now, ops)
     entry.next_attempt_at = now + delay_s
     core.book.set_status(entry, "scheduled")
-    core.queue.add_timed(entry.id, entry.next_attempt_at)
+    core.queue.add_timed(entry.key, entry.next_attempt_at)
     ops.append(entry.update_op(now))
     return None
 

@@ -20,11 +20,11 @@ from dispatch.store.ops import (
     update_record,
 )
 from dispatch.store.queries import (
-    ATTEMPT_REPORT_COLUMNS,
-    REPORT_COLUMNS,
+    RecordKey,
     StoredAttempt,
     StoredRecord,
 )
+from dispatch.store.reports import ATTEMPT_REPORT_COLUMNS, REPORT_COLUMNS
 from dispatch.store.requeue import RequeueFilter, RequeueResult
 from dispatch.store.store import Store, open_store
 from dispatch.store.writer import Ticket
@@ -35,6 +35,7 @@ __all__ = [
     "STATUSES",
     "TERMINAL_STATUSES",
     "NotADatabase",
+    "RecordKey",
     "RequeueFilter",
     "RequeueResult",
     "RunLock",

@@ -16,17 +16,37 @@ Record status machine::
 ``requeue_count`` + 1, ``attempts`` back to 0); its earlier attempts stay, told
 apart by ``attempts.requeue_round``, and each requeue is audited in ``requeues``
 and ``requeue_items``.
+
+Identity: a record is ``(source, id)`` -- the key of the strategy that produced it
+(:attr:`dispatch.Strategy.key`) and the record's own id -- unique in ``records``
+(``uq_records_source_id``: dedup is ``INSERT ... ON CONFLICT DO NOTHING`` on it).
+The same id from two sources is two records. Rows point at a record through its
+surrogate integer key ``records.pk`` (``attempts.record_pk``,
+``requeue_items.record_pk``), so identity can grow (a campaign) without touching
+the tables that reference records again.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
     "ACTIVE_STATUSES",
+    "ATTEMPT_START",
     "CAMPAIGN_STATES",
     "DEFAULT_CAMPAIGN",
     "LIVE_STATUSES",
@@ -61,9 +81,18 @@ class RecordRow(Base):
     """One record (a person to call) and where it is in its life."""
 
     __tablename__ = "records"
-    __table_args__ = (Index("ix_records_status_next", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_records_status_next", "status", "next_attempt_at"),
+        UniqueConstraint("source", "id", name="uq_records_source_id"),
+    )
 
-    id: Mapped[str] = mapped_column(String, primary_key=True)
+    #: surrogate key (what other tables reference); never reused
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    #: the producing strategy's key (``Strategy.key``); rows stored before migration
+    #: 0004 carry their strategy's name
+    source: Mapped[str] = mapped_column(String)
+    #: the record id given by the source (unique within ``source``)
+    id: Mapped[str] = mapped_column(String)
     phone: Mapped[str] = mapped_column(String, index=True)
     strategy: Mapped[str] = mapped_column(String)
     status: Mapped[str] = mapped_column(String(16))
@@ -117,12 +146,12 @@ class AttemptRow(Base):
     __tablename__ = "attempts"
     __table_args__ = (
         UniqueConstraint(
-            "record_id", "requeue_round", "attempt_no", name="uq_attempts_record_round_no"
+            "record_pk", "requeue_round", "attempt_no", name="uq_attempts_record_round_no"
         ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    record_id: Mapped[str] = mapped_column(ForeignKey("records.id"), index=True)
+    record_pk: Mapped[int] = mapped_column(ForeignKey("records.pk"), index=True)
     attempt_no: Mapped[int] = mapped_column(Integer)
     #: the record's ``requeue_count`` when this attempt was claimed
     requeue_round: Mapped[int] = mapped_column(Integer, server_default=text("0"))
@@ -140,6 +169,12 @@ class AttemptRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     tool_results: Mapped[list[Any] | None] = mapped_column(JSON)
     disposition: Mapped[str | None] = mapped_column(String)
+
+
+#: when a dial started (read back on restart to seed the rate window): indexed, so
+#: start-up does not scan every finished attempt
+ATTEMPT_START = func.coalesce(AttemptRow.dialed_at, AttemptRow.claimed_at)
+Index("ix_attempts_start", ATTEMPT_START)
 
 
 class RunRow(Base):
@@ -175,7 +210,7 @@ class RequeueItemRow(Base):
     __tablename__ = "requeue_items"
 
     requeue_id: Mapped[int] = mapped_column(ForeignKey("requeues.id"), primary_key=True)
-    record_id: Mapped[str] = mapped_column(ForeignKey("records.id"), primary_key=True)
+    record_pk: Mapped[int] = mapped_column(ForeignKey("records.pk"), primary_key=True)
     prev_status: Mapped[str] = mapped_column(String(16))
     prev_reason: Mapped[str | None] = mapped_column(String(32))
     prev_attempts: Mapped[int] = mapped_column(Integer)

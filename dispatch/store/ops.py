@@ -10,6 +10,10 @@ writer, in the order they were queued.
 Attempts belong to the record's current requeue round: an attempt insert takes
 ``requeue_round`` from the record's ``requeue_count`` and an attempt update
 matches it, so the hub keeps numbering attempts from 1 after a requeue.
+
+Every op addresses a record by its identity ``(source, id)`` (see
+:mod:`dispatch.store.models`); attempt ops resolve the record's surrogate key
+``records.pk`` in SQL (one lookup on the unique index), so callers never need it.
 """
 
 from __future__ import annotations
@@ -72,16 +76,19 @@ def insert_record(
     status: str,
     payload: dict[str, Any],
     now: float,
+    source: str | None = None,
     attempts: int = 0,
     last_reason: str | None = None,
     next_attempt_at: float | None = None,
     error: str | None = None,
     campaign_id: str = DEFAULT_CAMPAIGN,
 ) -> WriteOp:
-    """Insert a record unless its id exists (insert-or-ignore: enqueue is idempotent)."""
+    """Insert a record unless ``(source, id)`` exists (insert-or-ignore: enqueue is
+    idempotent). ``source`` defaults to ``strategy`` (the strategy's name)."""
     return WriteOp(
         OpKind.INSERT_RECORD,
         {
+            "source": strategy if source is None else source,
             "id": id,
             "phone": phone,
             "strategy": strategy,
@@ -100,7 +107,9 @@ def insert_record(
     )
 
 
-def refresh_record(*, id: str, phone: str, payload: dict[str, Any], now: float) -> WriteOp:
+def refresh_record(
+    *, source: str, id: str, phone: str, payload: dict[str, Any], now: float
+) -> WriteOp:
     """Replace the phone and payload of a requeued record not yet dialled again.
 
     For a source row fixed after a requeue (a corrected greeting field, a phone now
@@ -110,12 +119,13 @@ def refresh_record(*, id: str, phone: str, payload: dict[str, Any], now: float) 
     """
     return WriteOp(
         OpKind.REFRESH_RECORD,
-        {"b_id": id, "phone": phone, "payload": payload, "updated_at": now},
+        {"b_source": source, "b_id": id, "phone": phone, "payload": payload, "updated_at": now},
     )
 
 
 def update_record(
     *,
+    source: str,
     id: str,
     status: str,
     attempts: int,
@@ -130,6 +140,7 @@ def update_record(
     return WriteOp(
         OpKind.UPDATE_RECORD,
         {
+            "b_source": source,
             "b_id": id,
             "status": status,
             "attempts": attempts,
@@ -144,14 +155,15 @@ def update_record(
 
 
 def insert_attempt(
-    *, record_id: str, attempt_no: int, run_id: int | None, phone: str, claimed_at: float
+    *, source: str, record_id: str, attempt_no: int, run_id: int | None, phone: str,
+    claimed_at: float,
 ) -> WriteOp:
-    """The claim row of a dial (unique per ``(record_id, attempt_no)``)."""
+    """The claim row of a dial (unique per record, requeue round and ``attempt_no``)."""
     return WriteOp(
         OpKind.INSERT_ATTEMPT,
         {
-            "record_id": record_id,
-            "b_round_of": record_id,
+            "b_source": source,
+            "b_id": record_id,
             "attempt_no": attempt_no,
             "run_id": run_id,
             "phone": phone,
@@ -175,13 +187,23 @@ _ATTEMPT_FIELDS = (
 )
 
 
-def update_attempt(*, record_id: str, attempt_no: int, **fields: Any) -> WriteOp:
+def update_attempt(*, source: str, record_id: str, attempt_no: int, **fields: Any) -> WriteOp:
     """Overwrite the mutable columns of an attempt; every field must be given."""
     missing = set(_ATTEMPT_FIELDS) - fields.keys()
     extra = fields.keys() - set(_ATTEMPT_FIELDS)
     if missing or extra:
         raise ValueError(f"update_attempt: missing {sorted(missing)}, unknown {sorted(extra)}")
-    return WriteOp(OpKind.UPDATE_ATTEMPT, {"b_record_id": record_id, "b_no": attempt_no, **fields})
+    return WriteOp(OpKind.UPDATE_ATTEMPT,
+                   {"b_source": source, "b_id": record_id, "b_no": attempt_no, **fields})
+
+
+def _this_record() -> Any:
+    """The record the op names: ``(:b_source, :b_id)``."""
+    return (_records.c.source == bindparam("b_source")) & (_records.c.id == bindparam("b_id"))
+
+
+def _of_record(column: Any) -> Any:
+    return select(column).where(_this_record()).scalar_subquery()
 
 
 def build_statements(dialect_name: str) -> dict[OpKind, Executable]:
@@ -189,36 +211,25 @@ def build_statements(dialect_name: str) -> dict[OpKind, Executable]:
     insert_fn: Any = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(dialect_name)
     if insert_fn is not None:
         insert_records: Executable = insert_fn(_records).on_conflict_do_nothing(
-            index_elements=["id"]
+            index_elements=["source", "id"]
         )
     else:  # pragma: no cover - other dialects: plain insert
         insert_records = insert(_records)
-    current_round = (
-        select(_records.c.requeue_count)
-        .where(_records.c.id == bindparam("b_round_of"))
-        .scalar_subquery()
-    )
     return {
         OpKind.INSERT_RECORD: insert_records,
         OpKind.REFRESH_RECORD: update(_records).where(
-            (_records.c.id == bindparam("b_id"))
+            _this_record()
             & (_records.c.status == "pending")
             & (_records.c.attempts == 0)
             & (_records.c.requeue_count > 0)
         ),
-        OpKind.INSERT_ATTEMPT: insert(_attempts).values(requeue_round=current_round),
-        OpKind.UPDATE_RECORD: update(_records).where(_records.c.id == bindparam("b_id")),
+        OpKind.INSERT_ATTEMPT: insert(_attempts).values(
+            record_pk=_of_record(_records.c.pk), requeue_round=_of_record(_records.c.requeue_count)
+        ),
+        OpKind.UPDATE_RECORD: update(_records).where(_this_record()),
         OpKind.UPDATE_ATTEMPT: update(_attempts).where(
-            (_attempts.c.record_id == bindparam("b_record_id"))
+            (_attempts.c.record_pk == _of_record(_records.c.pk))
             & (_attempts.c.attempt_no == bindparam("b_no"))
-            & (_attempts.c.requeue_round == _round_of_attempt_record())
+            & (_attempts.c.requeue_round == _of_record(_records.c.requeue_count))
         ),
     }
-
-
-def _round_of_attempt_record() -> Any:
-    return (
-        select(_records.c.requeue_count)
-        .where(_records.c.id == bindparam("b_record_id"))
-        .scalar_subquery()
-    )

@@ -1,9 +1,11 @@
-"""Read queries: resuming a campaign, recovery after a crash, reports."""
+"""Read queries: resuming a campaign, recovery after a crash, dedup lookups, counts
+(the report rows are in :mod:`dispatch.store.reports`)."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+import functools
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any, cast
 
 from sqlalchemy import Select, Table, and_, func, select
@@ -11,24 +13,29 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dispatch.store.errors import StoreError
-from dispatch.store.models import ACTIVE_STATUSES, LIVE_STATUSES, AttemptRow, RecordRow, RunRow
+from dispatch.store.models import (
+    ACTIVE_STATUSES,
+    ATTEMPT_START,
+    LIVE_STATUSES,
+    AttemptRow,
+    RecordRow,
+    RunRow,
+)
 
 __all__ = [
-    "ATTEMPT_REPORT_COLUMNS",
-    "REPORT_COLUMNS",
+    "LOOKUP_CHUNK",
+    "RecordKey",
     "StoredAttempt",
     "StoredRecord",
-    "attempt_report_rows",
     "attempt_rows",
     "counts",
-    "known_ids",
+    "existing_keys",
+    "has_source",
     "latest_attempts",
-    "lead_columns",
     "load_active",
     "reason_counts",
     "recent_dial_starts",
-    "report_rows",
-    "requeued_pending_ids",
+    "requeued_pending_keys",
     "run_rows",
 ]
 
@@ -36,53 +43,16 @@ _records = cast(Table, RecordRow.__table__)
 _attempts = cast(Table, AttemptRow.__table__)
 _runs = cast(Table, RunRow.__table__)
 
-#: the keys of every dict returned by :func:`report_rows`, in display order; the
-#: ``last_*`` call columns come from the record's newest attempt
-REPORT_COLUMNS = (
-    "id",
-    "phone",
-    "status",
-    "attempts",
-    "last_reason",
-    "last_raw_reason",
-    "last_call_id",
-    "last_answered_at",
-    "last_duration_s",
-    "updated_at",
-    "disposition",
-    "next_attempt_at",
-    "strategy",
-    "campaign_id",
-    "requeue_count",
-    "error",
-)
-_RECORD_REPORT_COLUMNS = (
-    "id", "phone", "status", "attempts", "last_reason", "last_call_id", "updated_at",
-    "disposition", "next_attempt_at", "strategy", "campaign_id", "requeue_count", "error",
-)
-#: the keys of every dict returned by :func:`attempt_report_rows`
-ATTEMPT_REPORT_COLUMNS = (
-    "record_id",
-    "phone",
-    "requeue_round",
-    "attempt_no",
-    "claimed_at",
-    "dialed_at",
-    "answered_at",
-    "ended_at",
-    "reason",
-    "raw_reason",
-    "duration_s",
-    "call_id",
-    "disposition",
-    "error",
-)
-
+#: a record's identity: ``(source, record id)``
+RecordKey = tuple[str, str]
+#: record ids per ``IN`` query of :func:`existing_keys` (well under SQLite's limit)
+LOOKUP_CHUNK = 500
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class StoredRecord:
     """A record row as the hub needs it to resume."""
 
+    source: str
     id: str
     phone: str
     strategy: str
@@ -98,8 +68,9 @@ class StoredRecord:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class StoredAttempt:
-    """An attempt row (all columns but the surrogate key)."""
+    """An attempt row (all columns but the surrogate keys), with its record's identity."""
 
+    source: str
     record_id: str
     attempt_no: int
     run_id: int | None
@@ -118,7 +89,7 @@ class StoredAttempt:
     disposition: str | None
 
 
-async def _all(engine: AsyncEngine, query: Select[Any]) -> list[Any]:
+async def all_rows(engine: AsyncEngine, query: Select[Any]) -> list[Any]:
     try:
         async with engine.connect() as conn:
             result = await conn.execute(query)
@@ -135,57 +106,99 @@ def _record_columns() -> list[Any]:
 async def load_active(engine: AsyncEngine) -> list[StoredRecord]:
     """Records that still need work (pending, scheduled, dialing, in_call)."""
     query = select(*_record_columns()).where(_records.c.status.in_(sorted(ACTIVE_STATUSES)))
-    return [StoredRecord(**row) for row in await _all(engine, query)]
+    return [StoredRecord(**row) for row in await all_rows(engine, query)]
 
 
-async def known_ids(engine: AsyncEngine) -> set[str]:
-    """Every record id in the store (dedup by id is persistent)."""
-    rows = await _all(engine, select(_records.c.id))
-    return {row["id"] for row in rows}
+async def existing_keys(
+    engine: AsyncEngine, sources: Collection[str], ids: Iterable[str]
+) -> set[RecordKey]:
+    """Which of ``ids`` are stored under one of ``sources``: indexed lookups on the
+    unique ``(source, id)`` key, :data:`LOOKUP_CHUNK` ids per query, so the cost is
+    that of the ids asked about, not of the records stored."""
+    wanted = sorted(set(ids))
+    if not wanted or not sources:
+        return set()
+    kinds = sorted(sources)
+    found: set[RecordKey] = set()
+    try:
+        async with engine.connect() as conn:
+            for start in range(0, len(wanted), LOOKUP_CHUNK):
+                chunk = wanted[start:start + LOOKUP_CHUNK]
+                if conn.dialect.paramstyle == "qmark":  # SQLite: skip SQL compilation
+                    rows: Sequence[Any] = (await conn.exec_driver_sql(
+                        _lookup_sql(len(kinds), len(chunk)), (*kinds, *chunk))).all()
+                else:
+                    rows = (await conn.execute(select(_records.c.source, _records.c.id).where(
+                        _records.c.source.in_(kinds) & _records.c.id.in_(chunk)))).all()
+                found.update((str(row[0]), str(row[1])) for row in rows)
+    except (SQLAlchemyError, OSError) as exc:
+        raise StoreError(f"database read failed: {exc}") from exc
+    return found
 
 
-async def uncounted_attempts(engine: AsyncEngine) -> dict[str, int]:
+@functools.lru_cache(maxsize=16)
+def _lookup_sql(sources: int, ids: int) -> str:
+    return (f"SELECT source, id FROM records WHERE source IN ({', '.join('?' * sources)})"
+            f" AND id IN ({', '.join('?' * ids)})")
+
+
+async def has_source(engine: AsyncEngine, source: str) -> bool:
+    """Whether any record is stored under ``source`` (one probe of the unique index)."""
+    query = select(_records.c.pk).where(_records.c.source == source).limit(1)
+    return bool(await all_rows(engine, query))
+
+
+async def uncounted_attempts(engine: AsyncEngine) -> dict[RecordKey, int]:
     """Per active record, its dials of the current round stopped by a campaign-wide
     error (``raw_reason = 'campaign_error'``): they never count toward retries."""
     query = (
-        select(_attempts.c.record_id, func.count().label("n"))
-        .join(_records, _records.c.id == _attempts.c.record_id)
+        select(_records.c.source, _records.c.id, func.count().label("n"))
+        .join(_attempts, _records.c.pk == _attempts.c.record_pk)
         .where(and_(_records.c.status.in_(sorted(ACTIVE_STATUSES)),
                     _attempts.c.raw_reason == "campaign_error",
                     _attempts.c.requeue_round == _records.c.requeue_count))
-        .group_by(_attempts.c.record_id)
+        .group_by(_records.c.source, _records.c.id)
     )
-    return {row["record_id"]: int(row["n"]) for row in await _all(engine, query)}
+    return {(row["source"], row["id"]): int(row["n"]) for row in await all_rows(engine, query)}
 
 
-async def requeued_pending_ids(engine: AsyncEngine) -> set[str]:
-    """Ids of requeued records not dialled yet in their new round (see ``refresh_record``)."""
-    query = select(_records.c.id).where(
+async def requeued_pending_keys(engine: AsyncEngine) -> set[RecordKey]:
+    """Requeued records not dialled yet in their new round (see ``refresh_record``)."""
+    query = select(_records.c.source, _records.c.id).where(
         and_(_records.c.status == "pending", _records.c.attempts == 0,
              _records.c.requeue_count > 0)
     )
-    return {row["id"] for row in await _all(engine, query)}
+    return {(row["source"], row["id"]) for row in await all_rows(engine, query)}
 
 
-async def latest_attempts(engine: AsyncEngine, record_ids: Iterable[str]) -> list[StoredAttempt]:
-    """The newest attempt of each record left ``dialing``/``in_call`` among ``record_ids``."""
-    ids = sorted(set(record_ids))
-    if not ids:
-        return []
+def _attempt_columns() -> list[Any]:
+    """The columns of :class:`StoredAttempt` (the record's identity from ``records``)."""
     names = [f.name for f in dataclasses.fields(StoredAttempt)]
+    own = {"source": _records.c.source, "record_id": _records.c.id.label("record_id")}
+    return [own[name] if name in own else _attempts.c[name] for name in names]
+
+
+async def latest_attempts(
+    engine: AsyncEngine, keys: Iterable[RecordKey]
+) -> list[StoredAttempt]:
+    """The newest attempt of each record left ``dialing``/``in_call`` among ``keys``."""
+    wanted = set(keys)
+    if not wanted:
+        return []
     query = (
-        select(*[_attempts.c[name] for name in names])
-        .join(_records, _records.c.id == _attempts.c.record_id)
+        select(*_attempt_columns())
+        .join(_records, _records.c.pk == _attempts.c.record_pk)
         .where(
             and_(
                 _records.c.status.in_(sorted(LIVE_STATUSES)),
                 _attempts.c.attempt_no == _records.c.attempts,
                 _attempts.c.requeue_round == _records.c.requeue_count,
-                _attempts.c.record_id.in_(ids),
             )
         )
     )
-    return [StoredAttempt(**row) for row in await _all(engine, query)]
+    # the live records are few (at most the concurrency of the crashed run)
+    rows = [StoredAttempt(**row) for row in await all_rows(engine, query)]
+    return [row for row in rows if (row.source, row.record_id) in wanted]
 
 
 async def recent_dial_starts(engine: AsyncEngine, since: float) -> list[float]:
@@ -195,71 +208,9 @@ async def recent_dial_starts(engine: AsyncEngine, since: float) -> list[float]:
     process died right after committing it) may have left too, so it counts at
     ``claimed_at``.
     """
-    start = func.coalesce(_attempts.c.dialed_at, _attempts.c.claimed_at)
+    start = ATTEMPT_START  # indexed (ix_attempts_start): a range scan of the last minute
     query = select(start.label("start")).where(start >= since).order_by(start)
-    return [float(row["start"]) for row in await _all(engine, query)]
-
-
-def lead_columns(payload: dict[str, Any] | None) -> dict[str, Any]:
-    """The lead's own columns of a stored payload: its metadata minus internal
-    keys (those starting with ``_``, e.g. ``_invalid``)."""
-    metadata = (payload or {}).get("metadata") or {}
-    if not isinstance(metadata, dict):
-        return {}
-    return {str(k): v for k, v in metadata.items() if not str(k).startswith("_")}
-
-
-def _invalid_text(payload: dict[str, Any] | None) -> str | None:
-    metadata = (payload or {}).get("metadata") or {}
-    detail = metadata.get("_invalid") if isinstance(metadata, dict) else None
-    return str(detail) if detail else None
-
-
-async def report_rows(engine: AsyncEngine, *, status: str | None = None) -> list[dict[str, Any]]:
-    """One dict per record, in insertion (source row) order: :data:`REPORT_COLUMNS`,
-    plus ``lead`` (see :func:`lead_columns`). ``error`` falls back to the strategy's
-    ``_invalid`` text."""
-    newest = (
-        select(_attempts.c.record_id, func.max(_attempts.c.id).label("attempt_id"))
-        .group_by(_attempts.c.record_id)
-        .subquery()
-    )
-    last = _attempts.alias("last")
-    query = (
-        select(
-            *[_records.c[name] for name in _RECORD_REPORT_COLUMNS],
-            _records.c.payload,
-            last.c.raw_reason.label("last_raw_reason"),
-            last.c.answered_at.label("last_answered_at"),
-            last.c.duration_s.label("last_duration_s"),
-        )
-        .select_from(_records)
-        .outerjoin(newest, newest.c.record_id == _records.c.id)
-        .outerjoin(last, last.c.id == newest.c.attempt_id)
-        .order_by(_records.c.seq, _records.c.created_at, _records.c.id)
-    )
-    if status is not None:
-        query = query.where(_records.c.status == status)
-    out: list[dict[str, Any]] = []
-    for row in await _all(engine, query):
-        payload = row["payload"]
-        item = {name: row[name] for name in REPORT_COLUMNS}
-        item["error"] = item["error"] or _invalid_text(payload)
-        item["lead"] = lead_columns(payload)
-        out.append(item)
-    return out
-
-
-async def attempt_report_rows(engine: AsyncEngine) -> list[dict[str, Any]]:
-    """One dict per attempt (:data:`ATTEMPT_REPORT_COLUMNS`): records in source row
-    order, then each record's attempts in the order they were claimed."""
-    columns = [_attempts.c[name] for name in ATTEMPT_REPORT_COLUMNS]
-    query = (
-        select(*columns)
-        .join(_records, _records.c.id == _attempts.c.record_id)
-        .order_by(_records.c.seq, _records.c.id, _attempts.c.id)
-    )
-    return [dict(row) for row in await _all(engine, query)]
+    return [float(row["start"]) for row in await all_rows(engine, query)]
 
 
 async def counts(engine: AsyncEngine) -> dict[str, int]:
@@ -288,17 +239,23 @@ async def reason_counts(engine: AsyncEngine) -> dict[str, int]:
         raise StoreError(f"database read failed: {exc}") from exc
 
 
-async def attempt_rows(engine: AsyncEngine, *, record_id: str | None = None) -> list[StoredAttempt]:
-    """Attempts, oldest claim first (optionally of one record)."""
-    names = [f.name for f in dataclasses.fields(StoredAttempt)]
-    query = select(*[_attempts.c[name] for name in names]).order_by(
-        _attempts.c.claimed_at, _attempts.c.id
+async def attempt_rows(
+    engine: AsyncEngine, *, record_id: str | None = None, source: str | None = None
+) -> list[StoredAttempt]:
+    """Attempts, oldest claim first (optionally of records with ``record_id``, in every
+    source unless ``source`` is given)."""
+    query = (
+        select(*_attempt_columns())
+        .join(_records, _records.c.pk == _attempts.c.record_pk)
+        .order_by(_attempts.c.claimed_at, _attempts.c.id)
     )
     if record_id is not None:
-        query = query.where(_attempts.c.record_id == record_id)
-    return [StoredAttempt(**row) for row in await _all(engine, query)]
+        query = query.where(_records.c.id == record_id)
+    if source is not None:
+        query = query.where(_records.c.source == source)
+    return [StoredAttempt(**row) for row in await all_rows(engine, query)]
 
 
 async def run_rows(engine: AsyncEngine) -> list[dict[str, Any]]:
     """Every hub run, oldest first."""
-    return [dict(row) for row in await _all(engine, select(_runs).order_by(_runs.c.id))]
+    return [dict(row) for row in await all_rows(engine, select(_runs).order_by(_runs.c.id))]

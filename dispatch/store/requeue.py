@@ -44,26 +44,31 @@ SAMPLE_IDS = 10
 @dataclasses.dataclass(frozen=True, slots=True)
 class RequeueFilter:
     """Which terminal records to requeue: every given kind must match (AND), any
-    value within a kind may (OR). ``everything`` selects every terminal record."""
+    value within a kind may (OR). ``everything`` selects every terminal record.
+    ``ids`` match record ids in every source unless ``sources`` (strategy keys, as in
+    the report's ``source`` column) narrows them."""
 
     statuses: tuple[str, ...] = ()
     reasons: tuple[str, ...] = ()
     ids: tuple[str, ...] = ()
     everything: bool = False
+    sources: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         bad = sorted(set(self.statuses) - TERMINAL_STATUSES)
         if bad:
             allowed = ", ".join(sorted(TERMINAL_STATUSES))
             raise ValueError(f"status {bad[0]!r} cannot be requeued (only {allowed})")
-        if self.everything == bool(self.statuses or self.reasons or self.ids):
-            raise ValueError("give at least one filter (status, reason, id), or 'all' alone")
+        if self.everything == bool(self.statuses or self.reasons or self.ids or self.sources):
+            raise ValueError("give at least one filter (status, reason, id, source), "
+                             "or 'all' alone")
 
     def as_dict(self) -> dict[str, Any]:
         """The filter as stored in the audit row."""
         if self.everything:
             return {"all": True}
-        return {"status": list(self.statuses), "reason": list(self.reasons), "id": list(self.ids)}
+        return {"status": list(self.statuses), "reason": list(self.reasons), "id": list(self.ids),
+                "source": list(self.sources)}
 
     def condition(self) -> ColumnElement[bool]:
         parts: list[ColumnElement[bool]] = [_records.c.status.in_(sorted(TERMINAL_STATUSES))]
@@ -73,6 +78,8 @@ class RequeueFilter:
             parts.append(_records.c.last_reason.in_(self.reasons))
         if self.ids:
             parts.append(_records.c.id.in_(self.ids))
+        if self.sources:
+            parts.append(_records.c.source.in_(self.sources))
         return and_(true(), *parts)
 
 
@@ -109,9 +116,9 @@ async def requeue(
 
 
 async def _matching(conn: AsyncConnection, selection: RequeueFilter) -> list[Any]:
-    cols = (_records.c.id, _records.c.status, _records.c.last_reason, _records.c.attempts,
-            _records.c.error)
-    query = select(*cols).where(selection.condition()).order_by(_records.c.seq, _records.c.id)
+    cols = (_records.c.pk, _records.c.source, _records.c.id, _records.c.status,
+            _records.c.last_reason, _records.c.attempts, _records.c.error)
+    query = select(*cols).where(selection.condition()).order_by(_records.c.seq, _records.c.pk)
     return list((await conn.execute(query)).mappings().all())
 
 
@@ -128,7 +135,7 @@ async def _apply(
         raise StoreError("requeue failed: no audit id returned")
     requeue_id = int(key[0])
     await conn.execute(insert(_items), [
-        {"requeue_id": requeue_id, "record_id": r["id"], "prev_status": r["status"],
+        {"requeue_id": requeue_id, "record_pk": r["pk"], "prev_status": r["status"],
          "prev_reason": r["last_reason"], "prev_attempts": r["attempts"], "prev_error": r["error"]}
         for r in rows
     ])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from types import TracebackType
 from typing import Any, cast
 
@@ -14,7 +14,7 @@ from sqlalchemy import Table, insert, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from dispatch.store import queries, schema
+from dispatch.store import queries, reports, schema
 from dispatch.store.engine import create_engine, resolve_url, sqlite_file
 from dispatch.store.errors import StoreError
 from dispatch.store.models import RunRow
@@ -179,22 +179,31 @@ class Store:
         """Records still needing work (pending, scheduled, dialing, in_call)."""
         return await queries.load_active(self.engine)
 
-    async def known_ids(self) -> set[str]:
-        """All record ids ever stored."""
-        return await queries.known_ids(self.engine)
+    async def existing_keys(
+        self, sources: Collection[str], ids: Iterable[str]
+    ) -> set[queries.RecordKey]:
+        """The ``(source, id)`` of those ``ids`` stored under one of ``sources``
+        (chunked indexed lookups: the cost of the ids asked about, not of the store)."""
+        return await queries.existing_keys(self.engine, sources, ids)
 
-    async def uncounted_attempts(self) -> dict[str, int]:
+    async def has_source(self, source: str) -> bool:
+        """Whether any record is stored under ``source`` (one index probe)."""
+        return await queries.has_source(self.engine, source)
+
+    async def uncounted_attempts(self) -> dict[queries.RecordKey, int]:
         """Active records' dials stopped by a campaign-wide error (not counted)."""
         return await queries.uncounted_attempts(self.engine)
 
-    async def requeued_pending_ids(self) -> set[str]:
-        """Requeued records not yet dialled in their new round: the ids a poll may
+    async def requeued_pending_keys(self) -> set[queries.RecordKey]:
+        """Requeued records not yet dialled in their new round: those a poll may
         refresh with ``refresh_record`` (their source row may have been fixed)."""
-        return await queries.requeued_pending_ids(self.engine)
+        return await queries.requeued_pending_keys(self.engine)
 
-    async def latest_attempts(self, record_ids: Iterable[str]) -> list[queries.StoredAttempt]:
+    async def latest_attempts(
+        self, keys: Iterable[queries.RecordKey]
+    ) -> list[queries.StoredAttempt]:
         """The current attempt of records left ``dialing``/``in_call``."""
-        return await queries.latest_attempts(self.engine, record_ids)
+        return await queries.latest_attempts(self.engine, keys)
 
     async def recent_dial_starts(self, since: float) -> list[float]:
         """Dial start times at or after ``since`` (to seed the rate window on restart)."""
@@ -203,7 +212,7 @@ class Store:
     async def report_rows(self, *, status: str | None = None) -> list[dict[str, Any]]:
         """One dict per record in source row order: ``REPORT_COLUMNS`` plus ``lead``
         (the lead's own columns from the stored metadata)."""
-        return await queries.report_rows(self.engine, status=status)
+        return await reports.report_rows(self.engine, status=status)
 
     async def reason_counts(self) -> dict[str, int]:
         """Records by last reason (one GROUP BY; cheaper than :meth:`report_rows`)."""
@@ -211,7 +220,7 @@ class Store:
 
     async def attempt_report_rows(self) -> list[dict[str, Any]]:
         """One dict per attempt (``ATTEMPT_REPORT_COLUMNS``), in source row order."""
-        return await queries.attempt_report_rows(self.engine)
+        return await reports.attempt_report_rows(self.engine)
 
     async def requeue(
         self, selection: RequeueFilter, *, now: float, user: str, pid: int, dry_run: bool = False
@@ -230,9 +239,12 @@ class Store:
         """Records by status."""
         return await queries.counts(self.engine)
 
-    async def attempts(self, *, record_id: str | None = None) -> list[queries.StoredAttempt]:
-        """Attempt rows, oldest claim first."""
-        return await queries.attempt_rows(self.engine, record_id=record_id)
+    async def attempts(
+        self, *, record_id: str | None = None, source: str | None = None
+    ) -> list[queries.StoredAttempt]:
+        """Attempt rows, oldest claim first (of ``record_id`` in every source, unless
+        ``source`` is given)."""
+        return await queries.attempt_rows(self.engine, record_id=record_id, source=source)
 
     async def runs(self) -> list[dict[str, Any]]:
         """Run rows, oldest first."""

@@ -51,14 +51,14 @@ def test_a_requeued_record_is_dialled_again_with_a_fresh_budget(
     assert [d.to for d in dialer.dials] == ["+15550000002", "+15550000002"]
     assert _rows(db, "SELECT id, status, attempts, requeue_count FROM records ORDER BY seq") == [
         ("ok", "completed", 1, 0), ("retry", "completed", 2, 1), ("gone", "failed", 2, 0)]
-    history = _rows(db, "SELECT requeue_round, attempt_no, reason FROM attempts "
-                        "WHERE record_id = 'retry' ORDER BY id")
+    history = _rows(db, "SELECT requeue_round, attempt_no, reason FROM attempts a JOIN records"
+                        " r ON r.pk = a.record_pk WHERE r.id = 'retry' ORDER BY a.id")
     assert history == [(0, 1, "busy"), (0, 2, "busy"), (1, 1, "busy"), (1, 2, "hangup")]
     (audit,) = _rows(db, "SELECT user, pid, filter, count FROM requeues")
     assert str(audit[0]).endswith("@" + os.uname().nodename) and audit[1] == os.getpid()
     assert '"busy"' in str(audit[2]) and audit[3] == 1
-    assert _rows(db, "SELECT record_id, prev_status, prev_reason, prev_attempts "
-                     "FROM requeue_items") == [("retry", "failed", "busy", 2)]
+    assert _rows(db, "SELECT r.id, prev_status, prev_reason, prev_attempts FROM requeue_items"
+                     " i JOIN records r ON r.pk = i.record_pk") == [("retry", "failed", "busy", 2)]
 
 
 def test_dry_run_changes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

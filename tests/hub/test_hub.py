@@ -379,13 +379,14 @@ async def test_recovery_of_records_left_live_by_a_crash(tmp_path: Path):
         ops += [
             insert_record(id=rid, phone=phone, strategy="memory", status="pending", payload={},
                           now=clock.now()),
-            update_record(id=rid, status=status, attempts=1, last_reason=None,
+            update_record(source="memory", id=rid, status=status, attempts=1, last_reason=None,
                           last_call_id="CA1", next_attempt_at=None, disposition=None, error=None,
                           now=clock.now()),
-            insert_attempt(record_id=rid, attempt_no=1, run_id=None, phone=phone,
+            insert_attempt(source="memory", record_id=rid, attempt_no=1, run_id=None, phone=phone,
                            claimed_at=clock.now()),
         ]
-    ops.append(update_attempt(record_id="c", attempt_no=1, call_id="CA1", dialed_at=1.0,
+    ops.append(update_attempt(source="memory",
+                              record_id="c", attempt_no=1, call_id="CA1", dialed_at=1.0,
                               dialing_at=1.0, answered_at=2.0, ended_at=None, reason=None,
                               raw_reason=None, duration_s=None, error=None, tool_results=None,
                               disposition=None))

@@ -10,7 +10,8 @@ that on a fake clock). The sandbox sees each frame one trip later, and that trip
 varies: sharing one event loop with the hub and its live calls on a loaded 2-core
 machine, we measured one-way delays from 0.1 ms to 60 ms, and a dial sent late in one
 burst then arrives later than the dial sent exactly a window after it. So the hub runs
-with ``pace_margin_s`` = 100 ms of real time, the setting meant for a carrier that
+with ``pace_margin_s`` = 300 ms of real time (runs with 100 ms still saw 31/30 under
+full-suite load), the setting meant for a carrier that
 counts at its edge; nothing else is loosened.
 """
 
@@ -34,7 +35,7 @@ pytestmark = pytest.mark.anyio
 #: short calls (simulated seconds): the campaign is bound by the rate, not by calls
 SHORT_CALLS = Scenario.from_toml("[defaults]\nring_s = 0.2\ntalk_s = 0.5\n")
 #: one-way delay variation the sandbox's count must absorb, in real seconds
-LINK_JITTER_S = 0.1
+LINK_JITTER_S = 0.3
 
 
 def worst_window(starts: list[float], window_s: float) -> int:

@@ -69,7 +69,8 @@ async def test_a_claim_without_dial_time_counts_at_its_claim_time(tmp_path: Path
     await store.write_now([
         insert_record(id="old", phone="+15550000001", strategy="memory", status="completed",
                       payload={}, now=t0 - 30),
-        insert_attempt(record_id="old", attempt_no=1, run_id=None, phone="+15550000001",
+        insert_attempt(source="memory",
+                       record_id="old", attempt_no=1, run_id=None, phone="+15550000001",
                        claimed_at=t0 - 30),
     ])
     assert await store.recent_dial_starts(t0 - 60) == [t0 - 30]

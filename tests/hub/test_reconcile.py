@@ -86,14 +86,14 @@ async def _ask(dialer: Any, probe: Probe, wait_s: float = 60.0) -> tuple[Verdict
     async with clock.autojump():
         verdicts = await ask_all(dialer, [probe], clock, wait_s)
     assert verdicts is not None
-    return verdicts[probe.record_id], clock
+    return verdicts[probe.key], clock
 
 
 async def test_a_live_call_is_polled_with_backoff_until_it_ends() -> None:
     ended = state(answered=True, reason=Reason.HANGUP, raw="hangup")
     live = dataclasses.replace(ended, live=True, state="in_progress", end_reason=None)
     dialer = ScriptedLookup(by_id=[live, live, live, ended])
-    v, clock = await _ask(dialer, Probe("r1", 1, "CA1"))
+    v, clock = await _ask(dialer, Probe("r1", 1, "CA1", "memory"))
     assert (v.kind, v.reason) == ("answered", Reason.HANGUP)
     assert dialer.asked == [("id", "CA1")] * 4
     assert clock.now() - 1_700_000_000.0 == pytest.approx(0.25 + 0.5 + 1.0)
@@ -101,28 +101,29 @@ async def test_a_live_call_is_polled_with_backoff_until_it_ends() -> None:
 
 async def test_a_call_still_ringing_at_the_deadline_is_unknown() -> None:
     dialer = ScriptedLookup(by_id=[state(live=True)])
-    v, clock = await _ask(dialer, Probe("r1", 1, "CA1"), wait_s=30.0)
+    v, clock = await _ask(dialer, Probe("r1", 1, "CA1", "memory"), wait_s=30.0)
     assert (v.kind, v.raw_reason) == ("unknown", "still_ringing")
     assert clock.now() - 1_700_000_000.0 == pytest.approx(30.0)
 
 
 async def test_without_a_call_id_the_dial_is_found_by_its_metadata() -> None:
     dialer = ScriptedLookup(by_meta=[state(reason=Reason.BUSY, raw="busy")])
-    v, _ = await _ask(dialer, Probe("r9", 2, None))
+    v, _ = await _ask(dialer, Probe("r9", 2, None, "memory"))
     assert (v.kind, v.reason) == ("unanswered", Reason.BUSY)
-    assert dialer.asked == [("meta", {"dispatch_record_id": "r9", "dispatch_attempt_no": 2})]
+    assert dialer.asked == [("meta", {"dispatch_source": "memory", "dispatch_record_id": "r9",
+                                    "dispatch_attempt_no": 2})]
 
 
 async def test_an_unknown_call_id_falls_back_to_the_metadata() -> None:
     dialer = ScriptedLookup(by_id=[None], by_meta=[None])
-    v, _ = await _ask(dialer, Probe("r1", 1, "CA1"))
+    v, _ = await _ask(dialer, Probe("r1", 1, "CA1", "memory"))
     assert (v.kind, v.raw_reason) == ("unknown", "not_found")
     assert [kind for kind, _ in dialer.asked] == ["id", "meta"]
 
 
 async def test_a_failing_lookup_is_unknown_and_names_the_error() -> None:
     dialer = ScriptedLookup(by_id=[ConnectionRefusedError("no route")])
-    v, _ = await _ask(dialer, Probe("r1", 1, "CA1"))
+    v, _ = await _ask(dialer, Probe("r1", 1, "CA1", "memory"))
     assert (v.kind, v.raw_reason) == ("unknown", "lookup_failed")
     assert v.note is not None and "ConnectionRefusedError" in v.note
 
@@ -131,4 +132,4 @@ async def test_a_dialer_without_lookup_keeps_the_plain_rule() -> None:
     class Plain:
         async def dial(self, *args: Any, **kwargs: Any) -> Any: ...
 
-    assert await ask_all(Plain(), [Probe("r1", 1, "CA1")], FakeClock(), 60.0) is None
+    assert await ask_all(Plain(), [Probe("r1", 1, "CA1", "memory")], FakeClock(), 60.0) is None

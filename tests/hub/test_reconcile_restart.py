@@ -74,7 +74,8 @@ async def _place_calls(sandbox: Sandbox) -> dict[str, str]:
         await until("channel.added")
         for rid, (phone, dialled, _) in CRASHED.items():
             if dialled:
-                meta = {"dispatch_record_id": rid, "dispatch_attempt_no": 1}
+                meta = {"dispatch_source": "memory", "dispatch_record_id": rid,
+                        "dispatch_attempt_no": 1}
                 await send(event="call.dial", agent_id=AGENT, to=phone,
                            **{"from": SANDBOX_NUMBER}, metadata=meta)
                 ids[rid] = (await until("call.dialing"))["call_id"]
@@ -90,11 +91,13 @@ async def _write_crashed_run(db: Path, call_ids: dict[str, str], t0: float) -> N
         ops += [
             insert_record(id=rid, phone=phone, strategy="memory", status="pending",
                           payload=payload, now=t0),
-            insert_attempt(record_id=rid, attempt_no=1, run_id=None, phone=phone, claimed_at=t0),
-            update_record(id=rid, status="dialing", attempts=1, last_reason=None,
+            insert_attempt(source="memory",
+                           record_id=rid, attempt_no=1, run_id=None, phone=phone, claimed_at=t0),
+            update_record(source="memory", id=rid, status="dialing", attempts=1, last_reason=None,
                           last_call_id=call_id, next_attempt_at=None, disposition=None,
                           error=None, now=t0),
-            update_attempt(record_id=rid, attempt_no=1, call_id=call_id, dialed_at=t0,
+            update_attempt(source="memory", record_id=rid, attempt_no=1, call_id=call_id,
+                           dialed_at=t0,
                            dialing_at=t0 if call_id else None, answered_at=None, ended_at=None,
                            reason=None, raw_reason=None, duration_s=None, error=None,
                            tool_results=None, disposition=None),

@@ -21,15 +21,16 @@ async def test_only_requeued_undialled_records_can_be_refreshed(tmp_path: Path):
     async with await Store.open(tmp_path / "r.db") as store:
         await store.write_now([_rec("skip", "skipped"), _rec("other", "skipped"),
                                _rec("live", "dialing")])
-        await store.write_now([insert_attempt(record_id="live", attempt_no=1, run_id=None,
+        await store.write_now([insert_attempt(source="s",
+                                              record_id="live", attempt_no=1, run_id=None,
                                               phone="+1", claimed_at=1.0)])
         result = await store.requeue(RequeueFilter(ids=("skip", "live")), now=5.0,
                                      user="op@host", pid=1)
         assert (result.count, result.first_ids, result.requeue_id) == (1, ["skip"], 1)
-        assert await store.requeued_pending_ids() == {"skip"}
+        assert await store.requeued_pending_keys() == {("s", "skip")}
         fresh = {"metadata": {"name": "new"}}
         await store.write_now([
-            refresh_record(id=rid, phone="+14155550101", payload=fresh, now=6.0)
+            refresh_record(source="s", id=rid, phone="+14155550101", payload=fresh, now=6.0)
             for rid in ("skip", "other", "live")
         ])
         rows = {r["id"]: r for r in await store.report_rows()}

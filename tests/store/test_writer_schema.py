@@ -34,7 +34,8 @@ def _record(rid: str):
 
 
 def _status(rid: str, status: str):
-    return update_record(id=rid, status=status, attempts=1, last_reason=None, last_call_id=None,
+    return update_record(source="s",
+                         id=rid, status=status, attempts=1, last_reason=None, last_call_id=None,
                          next_attempt_at=None, disposition=None, error=None, now=2.0)
 
 
@@ -42,8 +43,8 @@ async def test_one_bad_op_fails_only_its_own_submission(tmp_path: Path):
     store = await Store.open(tmp_path / "w.db")
     async with anyio.create_task_group() as tg:
         await tg.start(store.run_writer)
-        bad_op = insert_attempt(record_id="missing", attempt_no=1, run_id=None, phone="+1",
-                                claimed_at=1.0)  # foreign key: no such record
+        bad_op = insert_attempt(source="s", record_id="missing", attempt_no=1, run_id=None,
+                                phone="+1", claimed_at=1.0)  # foreign key: no such record
         # all submitted before the writer runs again: one batch
         tickets = [
             store.submit([_record("r1"), _record("r2")]),
