@@ -83,7 +83,8 @@ def _normalise(text: str) -> str:
 
 
 def _match(text: str) -> RefusalKind | None:
-    padded = _normalise(text)
+    # the HTTP reason phrase of any 429 is not the `too_many` (per-day) code
+    padded = _normalise(text).replace("_too_many_requests_", "_")
     if padded.strip("_") in _CODES:
         return _CODES[padded.strip("_")]
     # a code inside a text ("429 too_fast: slow down", "Quiet hours in effect")
