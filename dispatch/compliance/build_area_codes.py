@@ -1,6 +1,6 @@
-"""Regenerate ``data/us_area_codes.csv`` from phonenumbers' offline geocoder data.
+"""Regenerate ``us_area_codes.toml`` from phonenumbers' offline geocoder data.
 
-    python -m dispatch.compliance.build_area_codes > dispatch/compliance/data/us_area_codes.csv
+    python -m dispatch.compliance.build_area_codes > dispatch/compliance/us_area_codes.toml
 
 Why a shipped table and not ``phonenumbers.geocoder`` at dial time: its description
 is display text at *prefix* granularity ("San Francisco, CA", "Florida", "" for
@@ -52,12 +52,12 @@ def main() -> None:
     import phonenumbers
 
     out = sys.stdout
-    out.write(f"# US area code -> state. Derived from phonenumbers {phonenumbers.__version__} "
-              "geocoder data by dispatch.compliance.build_area_codes; editable. "
-              "Not legal advice.\n")
-    out.write("area_code,state\n")
+    out.write(f"# US area code -> state postal code. Derived from phonenumbers "
+              f"{phonenumbers.__version__} geocoder data\n# by `python -m "
+              "dispatch.compliance.build_area_codes`; reviewed and editable. Not legal "
+              "advice.\n\n[area_codes]\n")
     for npa, state in derive().items():
-        out.write(f"{npa},{state}\n")
+        out.write(f'"{npa}" = "{state}"\n')
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """US state rules stricter than the default, from a shipped, editable TOML table.
 
 The state of a callee comes from the record's ``state`` field and from the number's
-area code (``data/us_area_codes.csv``); when both are known and differ, the rules of
+area code (``us_area_codes.toml``); when both are known and differ, the rules of
 **both** apply (either may be where the callee is: fail closed). Only +1 numbers
 of the United States are looked up.
 
@@ -11,8 +11,6 @@ start, in a worker thread (``anyio.to_thread.run_sync``). Everything else is pur
 
 from __future__ import annotations
 
-import csv
-import io
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -62,19 +60,19 @@ def load_state_rules(rules_path: Path | None = None,
                      area_codes_path: Path | None = None) -> StateRules:
     """Load the shipped tables, or the operator's copies. Sync file I/O (run it in a
     worker thread). Raises :class:`WindowConfigError` naming the file and state."""
-    package = resources.files("dispatch.compliance") / "data"
+    package = resources.files("dispatch.compliance")
     rules_text = (rules_path.read_text("utf-8") if rules_path is not None
                   else (package / "us_states.toml").read_text("utf-8"))
     codes_text = (area_codes_path.read_text("utf-8") if area_codes_path is not None
-                  else (package / "us_area_codes.csv").read_text("utf-8"))
+                  else (package / "us_area_codes.toml").read_text("utf-8"))
     where = str(rules_path or "us_states.toml")
     return StateRules(rules=parse_state_rules(rules_text, where),
                       area_codes=parse_area_codes(codes_text, str(area_codes_path or
-                                                                  "us_area_codes.csv")))
+                                                                  "us_area_codes.toml")))
 
 
 def parse_state_rules(text: str, where: str) -> dict[str, StateRule]:
-    """Parse the TOML table (see ``data/us_states.toml`` for the shape)."""
+    """Parse the TOML table (see ``us_states.toml`` for the shape)."""
     try:
         table = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -110,13 +108,16 @@ def _cap(value: object, where: str) -> int | None:
 
 
 def parse_area_codes(text: str, where: str) -> dict[str, str]:
-    """``area_code,state`` CSV (``#`` comment lines allowed) → dict."""
-    lines = [line for line in io.StringIO(text) if not line.startswith("#")]
+    """The ``[area_codes]`` TOML table (``"305" = "FL"``) → dict."""
+    try:
+        table = tomllib.loads(text).get("area_codes", {})
+    except tomllib.TOMLDecodeError as exc:
+        raise WindowConfigError(f"{where}: not valid TOML ({exc})") from None
     codes = {}
-    for number, row in enumerate(csv.DictReader(lines), start=2):
-        npa, state = (row.get("area_code") or "").strip(), (row.get("state") or "").strip()
-        if len(npa) != 3 or not npa.isdigit() or state_code(state) != state:
-            raise WindowConfigError(f"{where}: data row {number - 1}: expected a 3-digit area "
-                                    f"code and a state code, got {npa!r},{state!r}")
+    for npa, state in dict(table).items():
+        if len(npa) != 3 or not npa.isdigit() or not isinstance(state, str) \
+                or state_code(state) != state:
+            raise WindowConfigError(f"{where}: [area_codes] expected \"NNN\" = \"XX\" (a state "
+                                    f"code), got {npa!r} = {state!r}")
         codes[npa] = state
     return codes
