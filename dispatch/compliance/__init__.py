@@ -37,6 +37,8 @@ from dispatch.compliance.dnc_load import (
 from dispatch.compliance.hours import CallingHoursPolicy
 from dispatch.compliance.opening import is_open, next_opening
 from dispatch.compliance.optout import is_opt_out
+from dispatch.compliance.platform import refusal_decision
+from dispatch.compliance.preview import PreviewSummary
 from dispatch.compliance.refusals import REFUSAL_REASONS, RefusalKind, classify_refusal
 from dispatch.compliance.states import StateRule, StateRules, load_state_rules
 from dispatch.compliance.window import CallingHours, WindowConfigError
@@ -45,11 +47,11 @@ __all__ = [
     "REFUSAL_REASONS", "Admission", "AttemptLog", "CallingHours", "CallingHoursPolicy",
     "CampaignCapPolicy", "ComplianceSettings", "Decision", "DialContext", "DncPolicy",
     "DncSourceError", "InternalSuppressionList", "LoadedList", "MemorySuppressionList",
-    "PhoneCapPolicy", "Policy", "RefusalKind", "StateRule", "StateRules",
+    "PhoneCapPolicy", "Policy", "PreviewSummary", "RefusalKind", "StateRule", "StateRules",
     "StaticSuppressionList", "Suppression", "SuppressionList", "Verdict", "WindowConfigError",
     "classify_refusal", "default_admission", "is_open", "is_opt_out", "load_state_rules",
     "load_suppression_file", "load_suppression_sql", "load_suppression_sql_async",
-    "next_opening", "reasons",
+    "next_opening", "reasons", "refusal_decision",
 ]
 
 

@@ -54,8 +54,10 @@ class CallingHoursPolicy:
                                  f"no time zone for {ctx.phone} (no 'timezone' field, none "
                                  "known for the number, no fallback_zone)")
         why = f"window {hours.describe()} in {choice.names} ({choice.source})"
-        if ctx.states:
-            why += f", state rules {'/'.join(ctx.states)}"
+        ruled = [] if ctx.settings.state_rules is None else [
+            rule.state for rule in ctx.settings.state_rules.rules_for(ctx.states)]
+        if ruled:
+            why += f", state rules {'/'.join(ruled)}"
         if not hours.ever_opens:
             return Decision.skip(self.name, reasons.NO_CALLING_WINDOW, f"{why}: never open")
         opening = next_opening(ctx.now_s, choice.zones, hours)

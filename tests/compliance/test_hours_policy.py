@@ -129,3 +129,8 @@ def test_settings_fail_closed_early() -> None:
         ComplianceSettings(fallback_zone="Nowhere/Special")
     with pytest.raises(WindowConfigError, match="phone_cap"):
         ComplianceSettings(phone_cap=0)
+
+
+def test_state_rule_named_in_the_detail() -> None:
+    decision = POLICY.decide(ctx(at("2026-06-01T20:30", "America/New_York"), MIAMI))
+    assert "state rules FL" in decision.detail and "08:00-20:00" in decision.detail

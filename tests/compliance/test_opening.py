@@ -125,3 +125,23 @@ def test_opening_properties(now: int, zone_names: list[str], spec: str) -> None:
     while minute < got and minute < now + 3 * 86_400:
         assert not is_open(minute, zones, window), dt.datetime.fromtimestamp(minute, dt.UTC)
         minute += 60
+
+
+RANGE = st.tuples(st.integers(0, 1439), st.integers(1, 600)).map(
+    lambda p: f"{p[0] // 60:02d}:{p[0] % 60:02d}-"
+              f"{min(1440, p[0] + p[1]) // 60:02d}:{min(1440, p[0] + p[1]) % 60:02d}")
+
+
+@settings(max_examples=100, deadline=None)
+@given(a=st.lists(RANGE, min_size=1, max_size=3), b=st.lists(RANGE, min_size=1, max_size=3),
+       minute=st.integers(0, 7 * 1440 - 1))
+def test_narrowing_never_widens(a: list[str], b: list[str], minute: int) -> None:
+    wide, narrow = hours(", ".join(a)), hours(", ".join(b))
+    both = wide.narrowed(narrow)
+    day = dt.date(2026, 6, 1) + dt.timedelta(days=minute // 1440)
+    m = minute % 1440
+
+    def inside(window: CallingHours) -> bool:
+        return any(s <= m < e for s, e in window.ranges_on(day))
+
+    assert inside(both) == (inside(wide) and inside(narrow))
