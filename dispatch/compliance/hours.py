@@ -42,6 +42,7 @@ class CallingHoursPolicy:
     """Allow inside the effective window; defer to its next opening otherwise."""
 
     name = "calling_hours"
+    _allow = Decision.allow(name)
 
     def decide(self, ctx: DialContext) -> Decision:
         try:
@@ -53,20 +54,29 @@ class CallingHoursPolicy:
             return Decision.skip(self.name, reasons.UNKNOWN_TIMEZONE,
                                  f"no time zone for {ctx.phone} (no 'timezone' field, none "
                                  "known for the number, no fallback_zone)")
-        why = f"window {hours.describe()} in {choice.names} ({choice.source})"
-        ruled = [] if ctx.settings.state_rules is None else [
-            rule.state for rule in ctx.settings.state_rules.rules_for(ctx.states)]
-        if ruled:
-            why += f", state rules {'/'.join(ruled)}"
         if not hours.ever_opens:
-            return Decision.skip(self.name, reasons.NO_CALLING_WINDOW, f"{why}: never open")
+            return Decision.skip(self.name, reasons.NO_CALLING_WINDOW,
+                                 f"{_why(ctx, hours)}: never open")
         opening = next_opening(ctx.now_s, choice.zones, hours)
+        if opening == ctx.now_s:
+            return self._allow
         if opening is None:
             return Decision.skip(self.name, reasons.NO_CALLING_WINDOW,
-                                 f"{why}: never open in all zones at once")
-        if opening == ctx.now_s:
-            return Decision.allow(self.name)
+                                 f"{_why(ctx, hours)}: never open in all zones at once")
         local = dt.datetime.fromtimestamp(opening, choice.zones[0])
         return Decision.defer(self.name, opening, reasons.OUTSIDE_CALLING_HOURS,
-                              f"{why}: opens {local:%a %Y-%m-%d %H:%M %Z} "
+                              f"{_why(ctx, hours)}: opens {local:%a %Y-%m-%d %H:%M %Z} "
                               f"({choice.zones[0].key})")
+
+
+def _why(ctx: DialContext, hours: CallingHours) -> str:
+    """The detail's common part (built only for a deferral or a skip)."""
+    why = f"window {_describe(hours)} in {ctx.zones.names} ({ctx.zones.source})"
+    ruled = [] if ctx.settings.state_rules is None else [
+        rule.state for rule in ctx.settings.state_rules.rules_for(ctx.states)]
+    return f"{why}, state rules {'/'.join(ruled)}" if ruled else why
+
+
+@functools.lru_cache(maxsize=1024)
+def _describe(hours: CallingHours) -> str:
+    return hours.describe()
