@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import anyio
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -127,7 +126,6 @@ async def test_sql_loader_async(tmp_path: Path) -> None:
     finally:
         await engine.dispose()
     assert loaded.suppression.contains("+12125550101")
-    await anyio.lowlevel.checkpoint()
 
 
 @pytest.mark.parametrize(("tool_results", "disposition", "expected"), [
