@@ -1,0 +1,70 @@
+"""Reason strings the compliance policies give (to join :class:`dispatch.reasons.Reason`).
+
+They are plain ``str`` constants for now so that this package stays independent of
+the domain enum; the hub adds them to ``Reason`` when the admission step is wired in.
+A *skip* reason is terminal for the record; a *defer* reason is not (the record stays
+pending and is not charged an attempt).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "CAMPAIGN_CAP",
+    "DEFER_REASONS",
+    "DNC",
+    "INVALID_RECORD",
+    "NO_CALLING_WINDOW",
+    "NO_CONSENT",
+    "OUTSIDE_CALLING_HOURS",
+    "PHONE_CAP",
+    "PLATFORM_QUIET_HOURS",
+    "PLATFORM_RATE_LIMITED",
+    "PLATFORM_TOO_OFTEN",
+    "QUOTA_EXHAUSTED",
+    "SKIP_REASONS",
+    "STRANGER",
+    "UNKNOWN_TIMEZONE",
+]
+
+# -- skips (terminal) --------------------------------------------------------------
+#: no IANA zone for the callee (none on the record, none from the number, no fallback)
+UNKNOWN_TIMEZONE: Final = "unknown_timezone"
+#: the number is on a suppression list (the decision's detail names the list)
+DNC: Final = "dnc"
+#: the effective window (campaign ∩ state ∩ record, in every zone) never opens
+NO_CALLING_WINDOW: Final = "no_calling_window"
+#: the platform refused: a +1 number without recorded consent
+NO_CONSENT: Final = "no_consent"
+#: the platform refused: a number never in contact with the organisation
+STRANGER: Final = "stranger"
+#: a record field the policies read is malformed (``timezone``, ``state``,
+#: ``calling_hours``); the same string as ``dispatch.reasons.Reason.INVALID_RECORD``
+INVALID_RECORD: Final = "invalid_record"
+
+# -- deferrals (not an attempt) ----------------------------------------------------
+#: the callee's calling window is closed now; deferred to its next opening
+OUTSIDE_CALLING_HOURS: Final = "outside_calling_hours"
+#: too many attempts to this phone in the rolling window
+PHONE_CAP: Final = "phone_cap"
+#: too many attempts by this campaign in the rolling window
+CAMPAIGN_CAP: Final = "campaign_cap"
+#: the platform refused for its own quiet hours
+PLATFORM_QUIET_HOURS: Final = "platform_quiet_hours"
+#: the platform refused: this number was called too often today
+PLATFORM_TOO_OFTEN: Final = "platform_too_often"
+#: the platform refused: over its per-minute or per-day dial guard
+PLATFORM_RATE_LIMITED: Final = "platform_rate_limited"
+
+# -- campaign level ----------------------------------------------------------------
+#: the platform plan's quota is spent (concurrent calls, minutes): pause the campaign
+QUOTA_EXHAUSTED: Final = "quota_exhausted"
+
+SKIP_REASONS: Final = frozenset(
+    {UNKNOWN_TIMEZONE, DNC, NO_CALLING_WINDOW, NO_CONSENT, STRANGER, INVALID_RECORD}
+)
+DEFER_REASONS: Final = frozenset(
+    {OUTSIDE_CALLING_HOURS, PHONE_CAP, CAMPAIGN_CAP, PLATFORM_QUIET_HOURS, PLATFORM_TOO_OFTEN,
+     PLATFORM_RATE_LIMITED}
+)
