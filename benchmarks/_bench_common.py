@@ -86,15 +86,6 @@ def duplicate_dials(attempts: Sequence[StoredAttempt]) -> int:
 # -- far-end logs as plain intervals (peers.py) ----------------------------------------
 
 
-def worst_window(starts: Sequence[float], window_s: float = WINDOW_S) -> int:
-    """The most starts in any half-open window ``[t, t + window_s)``."""
-    ordered = sorted(starts)
-    best, lo = 0, 0
-    for hi, t in enumerate(ordered):
-        while not in_window(ordered[lo], t, window_s):
-            lo += 1
-        best = max(best, hi - lo + 1)
-    return best
 
 
 def peak_live(intervals: Sequence[tuple[float, float]]) -> int:

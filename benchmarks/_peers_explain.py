@@ -27,13 +27,13 @@ from typing import Any
 import anyio
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _bench_common import worst_window
 from _peers_harness import FarEnd, ScaledClock
 from _peers_hub import FeedStrategy
 from _peers_workloads import WORKLOADS, build
 
 from dispatch import DispatchHub
 from dispatch.store import Store
+from dispatch.testing import worst_window
 
 #: pauses worth reporting (real milliseconds)
 STALL_MS, GC_MS = 20.0, 5.0

@@ -31,18 +31,7 @@ from dispatch.hub import DispatchHub
 from dispatch.records import Record
 from dispatch.sandbox import SANDBOX_NUMBER, Sandbox
 from dispatch.sdk import Pinecall
-from dispatch.testing import MemoryStrategy
-
-
-def worst_window(starts: Sequence[float], window_s: float) -> int:
-    """The most starts in any half-open window ``[t, t + window_s)``."""
-    ordered = sorted(starts)
-    best = lo = 0
-    for hi, t in enumerate(ordered):
-        while not t < ordered[lo] + window_s:
-            lo += 1
-        best = max(best, hi - lo + 1)
-    return best
+from dispatch.testing import MemoryStrategy, worst_window
 
 
 def tightest_gap(starts: Sequence[float], cap: int) -> float:

@@ -96,7 +96,9 @@ def run_child(runner: str, workload_file: Path, window_s: float,
 def measure(workload: Workload, result: dict[str, Any], ideal_s: float) -> dict[str, Any]:
     """The table's figures, from the far-end log alone."""
     # _bench_common imports dispatch: only the parent loads it, never a peer's process
-    from _bench_common import peak_live, phone_overlaps, worst_window
+    from _bench_common import peak_live, phone_overlaps
+
+    from dispatch.testing import worst_window
 
     log = result["log"]
     ended = [(phone, start, end) for _rid, phone, start, end in log if end is not None]

@@ -4,7 +4,8 @@
   :meth:`FakeClock.autojump`, to the next sleeper whenever every task is blocked);
 - :class:`MemoryDialer` satisfies the hub's dialer interface with scripted outcomes
   per number (:class:`Answer`, :class:`Fail`, :class:`Hang`, :class:`Raise`);
-- :class:`MemoryStrategy` hands out records you feed it from code.
+- :class:`MemoryStrategy` hands out records you feed it from code;
+- :func:`worst_window` checks a rate cap from a far-end log of dial times.
 
 They go through the same constructor arguments production uses::
 
@@ -27,6 +28,7 @@ from dispatch.testing.dialer import (
     Step,
 )
 from dispatch.testing.strategy import MemoryStrategy
+from dispatch.testing.windows import worst_window
 
 __all__ = [
     "Answer",
@@ -39,5 +41,6 @@ __all__ = [
     "MemoryStrategy",
     "Raise",
     "Step",
+    "worst_window",
 ]
 

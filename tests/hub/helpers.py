@@ -8,9 +8,9 @@ from typing import Any
 
 import anyio
 
-from dispatch.hub.limiter import in_window
 from dispatch.records import Record
 from dispatch.store import Store, StoredAttempt
+from dispatch.testing import worst_window
 
 T0 = 1_700_000_000.0
 
@@ -33,8 +33,7 @@ async def read_db(path: Path) -> tuple[dict[str, dict[str, Any]], list[StoredAtt
 
 
 def max_in_window(times: list[float]) -> int:
-    times = sorted(times)
-    return max((sum(1 for s in times if in_window(t, s)) for t in times), default=0)
+    return worst_window(times)
 
 
 async def eventually(predicate: Callable[[], bool], *, timeout_s: float = 10.0) -> None:

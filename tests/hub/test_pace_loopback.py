@@ -28,7 +28,7 @@ from dispatch.hub import DispatchHub
 from dispatch.records import Record
 from dispatch.sandbox import SANDBOX_NUMBER, Sandbox, Scenario
 from dispatch.sdk import Pinecall
-from dispatch.testing import MemoryStrategy
+from dispatch.testing import MemoryStrategy, worst_window
 
 pytestmark = pytest.mark.anyio
 
@@ -38,15 +38,6 @@ SHORT_CALLS = Scenario.from_toml("[defaults]\nring_s = 0.2\ntalk_s = 0.5\n")
 LINK_JITTER_S = 0.3
 
 
-def worst_window(starts: list[float], window_s: float) -> int:
-    """The most starts in any half-open window ``[t, t + window_s)``."""
-    ordered = sorted(starts)
-    best = lo = 0
-    for hi, t in enumerate(ordered):
-        while not t < ordered[lo] + window_s:
-            lo += 1
-        best = max(best, hi - lo + 1)
-    return best
 
 
 async def warm_up(agent: Any) -> None:
