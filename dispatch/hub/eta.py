@@ -3,8 +3,9 @@
 A model of the hub's own pacing, not an extrapolation of past throughput (which
 climbs while a rate-bound campaign waits on its window). The end is the latest of
 
-- the start of the last waiting dial under the sliding-window rate limit (exact:
-  :meth:`SlidingWindowLimiter.nth_allowed_at`), plus one slot time;
+- the start of the last waiting dial under the sliding-window rate limits, per minute
+  and per second (exact for each: :meth:`SlidingWindowLimiter.nth_allowed_at`), plus
+  one slot time;
 - the slot work left divided by the concurrency limit (live calls' remaining time
   plus one slot time per waiting dial);
 - the latest due retry or ``not_before``, plus one slot time;
@@ -51,15 +52,21 @@ def campaign_eta_s(
     live_started: list[float],
     slot_s: float,
     now: float,
+    per_second: SlidingWindowLimiter | None = None,
 ) -> float:
-    """Seconds until every waiting record has been dialled and every call has ended."""
+    """Seconds until every waiting record has been dialled and every call has ended.
+
+    ``per_second``: the calls-per-second window, when there is one (the later of the
+    two windows' last starts bounds the end)."""
     waiting = queue.ready_count + queue.timed_count + queue.parked_count
     live_left = [max(0.0, started + slot_s - now) for started in live_started]
     if not waiting and not live_started:
         return 0.0
     ends = [now + max(live_left, default=0.0)]
     if waiting:
-        ends.append(window.nth_allowed_at(now, waiting) + slot_s)
+        for limit in (window, per_second):
+            if limit is not None:
+                ends.append(limit.nth_allowed_at(now, waiting) + slot_s)
         if gate.max_concurrent is not None:
             ends.append(now + (sum(live_left) + waiting * slot_s) / gate.max_concurrent)
         last_due = queue.last_due_at()

@@ -100,7 +100,8 @@ def _campaign_eta(core: HubCore, now: float) -> float | None:
         return None
     started = _live_started(core)
     slot_s = core.slot_times.mean_s(started, now)
-    return campaign_eta_s(core.queue, core.window, core.gate, started, slot_s, now)
+    return campaign_eta_s(core.queue, core.window, core.gate, started, slot_s, now,
+                          per_second=core.pace.per_second)
 
 
 def snapshot(core: HubCore | None, *, running: bool, options: HubOptions,

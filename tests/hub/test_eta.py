@@ -84,3 +84,19 @@ async def test_the_next_dial_is_reported_while_waiting_on_the_rate_with_slots_fu
     # slots full and the window open before the calls end: the estimated slot time
     assert (by_t[90].next_dial_eta_s, by_t[90].waiting_on) == (None, None)
     assert [by_t[t].campaign_eta_s for t in (20, 30, 45, 90)] == [80.0, 70.0, 55.0, 10.0]
+
+
+def test_the_eta_counts_the_per_second_cap() -> None:
+    from dispatch.hub.eta import campaign_eta_s
+    from dispatch.hub.limiter import ConcurrencyGate, SlidingWindowLimiter
+    from dispatch.hub.scheduling import DialQueue
+
+    queue = DialQueue()
+    for i in range(10):
+        queue.add_ready(f"r{i}")
+    per_minute, gate = SlidingWindowLimiter(None), ConcurrencyGate(None)
+    # 10 dials at 2 per second leave at 0, 0, 1, 1, ... 4 s; then one 1 s call
+    per_second = SlidingWindowLimiter(2, 1.0)
+    assert campaign_eta_s(queue, per_minute, gate, [], 1.0, 100.0, per_second) == 5.0
+    # positive control: without the per-second window the same work looks instant
+    assert campaign_eta_s(queue, per_minute, gate, [], 1.0, 100.0) == 1.0
