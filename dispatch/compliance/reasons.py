@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from dispatch.reasons import Reason
+
 __all__ = [
     "CAMPAIGN_CAP",
     "DEFER_REASONS",
@@ -40,8 +42,8 @@ NO_CONSENT: Final = "no_consent"
 #: the platform refused: a number never in contact with the organisation
 STRANGER: Final = "stranger"
 #: a record field the policies read is malformed (``timezone``, ``state``,
-#: ``calling_hours``); the same string as ``dispatch.reasons.Reason.INVALID_RECORD``
-INVALID_RECORD: Final = "invalid_record"
+#: ``calling_hours``): the domain's own reason
+INVALID_RECORD: Final = Reason.INVALID_RECORD.value
 
 # -- deferrals (not an attempt) ----------------------------------------------------
 #: the callee's calling window is closed now; deferred to its next opening

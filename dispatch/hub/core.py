@@ -136,9 +136,6 @@ class HubCore:
                               on_release=self.dispatch_signal.set)
         self.gate = ConcurrencyGate(self.options.max_concurrent)
         self.health = [SourceHealth(strategy.name) for strategy in self.strategies]
-        self.strategy_by_name: dict[str, Strategy] = {}
-        for strategy in self.strategies:
-            self.strategy_by_name.setdefault(strategy.name, strategy)
 
     @property
     def stopping(self) -> bool:

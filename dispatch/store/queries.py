@@ -215,26 +215,20 @@ async def recent_dial_starts(engine: AsyncEngine, since: float) -> list[float]:
 
 async def counts(engine: AsyncEngine) -> dict[str, int]:
     """Number of records by status (statuses with no record are absent)."""
-    query = select(_records.c.status, func.count()).group_by(_records.c.status)
-    try:
-        async with engine.connect() as conn:
-            result = await conn.execute(query)
-            return {str(status): int(n) for status, n in result.all()}
-    except (SQLAlchemyError, OSError) as exc:
-        raise StoreError(f"database read failed: {exc}") from exc
+    return await _count_by(engine, _records.c.status)
 
 
 async def reason_counts(engine: AsyncEngine) -> dict[str, int]:
     """Number of records by last reason (records without one are not counted)."""
-    query = (
-        select(_records.c.last_reason, func.count())
-        .where(_records.c.last_reason.is_not(None))
-        .group_by(_records.c.last_reason)
-    )
+    return await _count_by(engine, _records.c.last_reason)
+
+
+async def _count_by(engine: AsyncEngine, column: Any) -> dict[str, int]:
+    query = select(column, func.count()).where(column.is_not(None)).group_by(column)
     try:
         async with engine.connect() as conn:
             result = await conn.execute(query)
-            return {str(reason): int(n) for reason, n in result.all()}
+            return {str(value): int(n) for value, n in result.all()}
     except (SQLAlchemyError, OSError) as exc:
         raise StoreError(f"database read failed: {exc}") from exc
 
