@@ -47,6 +47,11 @@ class ScaledClock:
     async def sleep(self, seconds: float) -> None:
         await anyio.sleep(max(0.0, seconds) / self.scale)
 
+    def real_seconds(self, seconds: float) -> float:
+        """Real seconds that ``seconds`` of campaign time last (the hub then waits with a
+        cancel scope instead of a timer task, as on the real clock)."""
+        return seconds / self.scale
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Job:

@@ -12,9 +12,8 @@ returns the batches already released or, when none is, waits until the next one 
 so a record reaches the hub at its release instant (no poll-interval delay, which
 the greedy ideal does not have either). The hub's seen-set is its own dedup by id.
 
-A non-``SystemClock`` makes the hub wait with a timer task per wait (see
-``dispatch.hub.waiting``); its CPU per dial here is therefore an upper bound of what
-it spends on the real clock.
+The clock offers ``real_seconds`` (``dispatch.clock.RealRateClock``), so the hub
+waits on it with cancel scopes, as on the real clock, not with a timer task per wait.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from typing import Protocol, runtime_checkable
 
 import anyio
 
-__all__ = ["Clock", "ScaledClock", "SystemClock"]
+__all__ = ["Clock", "RealRateClock", "ScaledClock", "SystemClock"]
 
 
 @runtime_checkable
@@ -28,6 +28,23 @@ class Clock(Protocol):
     async def sleep(self, seconds: float) -> None:
         """Sleep ``seconds`` of this clock's time (returns at once when <= 0)."""
         ...
+
+
+@runtime_checkable
+class RealRateClock(Protocol):
+    """A clock that runs at a fixed rate against real time (optional capability).
+
+    ``real_seconds(s)`` is how many real seconds ``s`` of this clock last. The hub
+    then waits for a deadline on this clock with a cancel scope on the event loop's
+    own timer instead of a timer task per wait; a clock that only moves when told
+    to (:class:`dispatch.testing.FakeClock`) must not offer it.
+    """
+
+    def now(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+    def real_seconds(self, seconds: float) -> float: ...
 
 
 class SystemClock:
@@ -63,3 +80,7 @@ class ScaledClock:
 
     async def sleep(self, seconds: float) -> None:
         await anyio.sleep(max(0.0, seconds) / self.speed)
+
+    def real_seconds(self, seconds: float) -> float:
+        """Real seconds that ``seconds`` of this clock last (see :class:`RealRateClock`)."""
+        return seconds / self.speed

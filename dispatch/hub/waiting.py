@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import anyio
 
-from dispatch.clock import Clock, SystemClock
+from dispatch.clock import Clock, RealRateClock, SystemClock
 
 __all__ = ["DeadlinePassed", "call_before", "wait_event_until"]
 
@@ -23,8 +23,9 @@ async def wait_event_until(event: anyio.Event, clock: Clock, deadline: float | N
     if deadline is None:
         await event.wait()
         return
-    if _is_real(clock):
-        with anyio.move_on_after(deadline - clock.now()):
+    real_s = _real_delay_s(clock, deadline)
+    if real_s is not None:
+        with anyio.move_on_after(real_s):
             await event.wait()
         return
     async with anyio.create_task_group() as tg:
@@ -38,11 +39,22 @@ async def wait_event_until(event: anyio.Event, clock: Clock, deadline: float | N
         tg.cancel_scope.cancel()
 
 
-def _is_real(clock: Clock) -> bool:
-    # The real clock's time is the event loop's: a cancel-scope deadline does the job
-    # without a timer task (this runs once per dial). Any other clock (a FakeClock, a
-    # subclass) may move differently, so it is slept on explicitly.
-    return type(clock) is SystemClock
+def _real_delay_s(clock: Clock, deadline: float) -> float | None:
+    """Real seconds until ``clock`` reaches ``deadline``, when the clock runs at a fixed
+    rate against real time; ``None`` when it must be slept on explicitly.
+
+    The real clock's time is the event loop's, and a clock with ``real_seconds``
+    (:class:`~dispatch.clock.RealRateClock`, e.g. a ``ScaledClock``) maps onto it:
+    a cancel-scope deadline does the job without a timer task (this runs several
+    times per dial). Any other clock (a FakeClock, a subclass of SystemClock) may
+    move differently.
+    """
+    if type(clock) is SystemClock:
+        return deadline - clock.now()
+    real_seconds = getattr(clock, "real_seconds", None)  # cheaper than a Protocol check
+    if real_seconds is not None:
+        return float(cast(RealRateClock, clock).real_seconds(deadline - clock.now()))
+    return None
 
 
 async def call_before(clock: Clock, deadline: float, fn: Callable[[], Awaitable[Any]]) -> Any:
@@ -51,8 +63,9 @@ async def call_before(clock: Clock, deadline: float, fn: Callable[[], Awaitable[
     Raises :class:`DeadlinePassed` then; an exception of ``fn`` is re-raised as is
     (not wrapped in an exception group).
     """
-    if _is_real(clock):
-        with anyio.move_on_after(deadline - clock.now()):
+    real_s = _real_delay_s(clock, deadline)
+    if real_s is not None:
+        with anyio.move_on_after(real_s):
             return await fn()
         raise DeadlinePassed(f"no answer before the deadline {deadline}")
     result: dict[str, Any] = {}

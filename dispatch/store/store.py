@@ -40,7 +40,9 @@ class Store:
         self.engine = engine
         self.url = url
         self.read_only = read_only
-        self._writer = GroupWriter(engine)
+        # a SQLite file gets the writer's one-hop fast path (not ``:memory:``, whose
+        # only connection is the engine's own)
+        self._writer = GroupWriter(engine, sqlite_path=None if read_only else sqlite_file(url))
 
     @classmethod
     async def open(
