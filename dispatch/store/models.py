@@ -55,6 +55,7 @@ __all__ = [
     "AttemptRow",
     "Base",
     "CampaignRow",
+    "RecordCountRow",
     "RecordRow",
     "RequeueItemRow",
     "RequeueRow",
@@ -114,6 +115,17 @@ class RecordRow(Base):
     campaign_id: Mapped[str] = mapped_column(
         String, index=True, server_default=text(f"'{DEFAULT_CAMPAIGN}'")
     )
+
+
+class RecordCountRow(Base):
+    """Records per campaign and status, kept by triggers on ``records`` (SQLite; see
+    migration 0008 and :mod:`dispatch.store.counters`)."""
+
+    __tablename__ = "record_counts"
+
+    campaign_id: Mapped[str] = mapped_column(String, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)
 
 
 class CampaignRow(Base):

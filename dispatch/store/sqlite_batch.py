@@ -26,6 +26,7 @@ import anyio.to_thread
 from sqlalchemy import JSON, Executable, Table
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.sql.compiler import Compiled
+from sqlalchemy.sql.elements import ClauseElement
 
 from dispatch.store.engine import BUSY_TIMEOUT_MS
 from dispatch.store.errors import StoreError
@@ -51,7 +52,8 @@ class _Compiled:
     __slots__ = ("json_names", "sql", "static")
 
     def __init__(self, statement: Executable, names: Sequence[str]) -> None:
-        compiled: Compiled = statement.compile(dialect=_NAMED, column_keys=list(names))
+        clause = cast(ClauseElement, statement)  # Insert/Update: compilable clauses
+        compiled: Compiled = clause.compile(dialect=_NAMED, column_keys=list(names))
         self.sql = str(compiled)
         table = cast(Table, getattr(statement, "table"))  # noqa: B009 - Insert/Update
         json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
