@@ -187,11 +187,14 @@ _ATTEMPT_FIELDS = (
 )
 
 
+_ATTEMPT_FIELD_SET = frozenset(_ATTEMPT_FIELDS)
+
+
 def update_attempt(*, source: str, record_id: str, attempt_no: int, **fields: Any) -> WriteOp:
     """Overwrite the mutable columns of an attempt; every field must be given."""
-    missing = set(_ATTEMPT_FIELDS) - fields.keys()
-    extra = fields.keys() - set(_ATTEMPT_FIELDS)
-    if missing or extra:
+    if fields.keys() != _ATTEMPT_FIELD_SET:  # one comparison on the hot path
+        missing = _ATTEMPT_FIELD_SET - fields.keys()
+        extra = fields.keys() - _ATTEMPT_FIELD_SET
         raise ValueError(f"update_attempt: missing {sorted(missing)}, unknown {sorted(extra)}")
     return WriteOp(OpKind.UPDATE_ATTEMPT,
                    {"b_source": source, "b_id": record_id, "b_no": attempt_no, **fields})

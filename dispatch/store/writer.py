@@ -23,6 +23,7 @@ On a SQLite file the batch runs on the writer's own connection in one thread hop
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Sequence
 from typing import cast
 
@@ -59,25 +60,36 @@ _FINAL_DRAIN_S = 10.0
 
 
 class Ticket:
-    """Completion of one submission: ``await ticket.wait()`` until committed."""
+    """Completion of one submission: ``await ticket.wait()`` until committed.
 
-    __slots__ = ("_done", "_error")
+    The event is made only when someone waits (most submissions are fire-and-forget).
+    """
+
+    __slots__ = ("_done", "_error", "_event")
 
     def __init__(self) -> None:
-        self._done = anyio.Event()
+        self._done = False
+        self._event: anyio.Event | None = None
         self._error: StoreError | None = None
 
     def _finish(self, error: StoreError | None) -> None:
         self._error = error
-        self._done.set()
+        self._done = True
+        if self._event is not None:
+            self._event.set()
 
     @property
     def done(self) -> bool:
-        return self._done.is_set()
+        return self._done
 
     async def wait(self) -> None:
         """Return once committed; raise :class:`StoreError` if the batch failed."""
-        await self._done.wait()
+        if not self._done:
+            if self._event is None:
+                self._event = anyio.Event()
+            await self._event.wait()
+        else:
+            await anyio.lowlevel.checkpoint()  # a wait is always a checkpoint
         if self._error is not None:
             raise self._error
 
@@ -205,10 +217,10 @@ def caused_by_data(error: StoreError) -> bool:
     return isinstance(cause, StatementError) and not isinstance(cause, DBAPIError)
 
 
-#: the param names that identify the row an update overwrites whole
+#: the params that identify the row an update overwrites whole
 _ROW_OF = {
-    OpKind.UPDATE_RECORD: ("b_source", "b_id"),
-    OpKind.UPDATE_ATTEMPT: ("b_source", "b_id", "b_no"),
+    OpKind.UPDATE_RECORD: operator.itemgetter("b_source", "b_id"),
+    OpKind.UPDATE_ATTEMPT: operator.itemgetter("b_source", "b_id", "b_no"),
 }
 
 
@@ -216,15 +228,15 @@ def group_ops(items: Sequence[_Item]) -> dict[OpKind, list[dict[str, object]]]:
     """The params of every op, by kind, in submission order; of several updates of
     one row only the last is kept (each carries the row's full state)."""
     grouped: dict[OpKind, list[dict[str, object]]] = {kind: [] for kind in KIND_ORDER}
-    latest: dict[OpKind, dict[tuple[object, ...], dict[str, object]]] = {
+    latest: dict[OpKind, dict[object, dict[str, object]]] = {
         kind: {} for kind in _ROW_OF}
     for ops, _ticket in items:
         for op in ops:
-            names = _ROW_OF.get(op.kind)
-            if names is None:
+            row_of = _ROW_OF.get(op.kind)
+            if row_of is None:
                 grouped[op.kind].append(op.params)
             else:
-                row = tuple(op.params[name] for name in names)
+                row = row_of(op.params)
                 by_row = latest[op.kind]
                 by_row.pop(row, None)  # re-inserted last: the order of last updates is kept
                 by_row[row] = op.params
