@@ -29,6 +29,7 @@ from _peers_harness import FarEnd, ScaledClock, Workload, batches, run_result
 
 from dispatch import DispatchHub
 from dispatch.records import Record
+from dispatch.store import Store
 from dispatch.strategy import Strategy
 
 __all__ = ["run_hub"]
@@ -65,10 +66,15 @@ async def run_hub(workload: Workload, clock: ScaledClock, far_end: FarEnd,
                   window_s: float) -> dict[str, Any]:
     strategy = FeedStrategy(clock, workload)
     with tempfile.TemporaryDirectory() as tmp:
-        hub = DispatchHub(far_end, [strategy], max_calls_per_minute=workload.rate,
-                          max_concurrent=workload.concurrency, db=Path(tmp) / "hub.db",
-                          clock=clock)
-        await hub.run(until_idle=True)
-        cpu_s = time.process_time() - strategy.cpu0
+        async with await Store.open(Path(tmp) / "hub.db") as store:
+            hub = DispatchHub(far_end, [strategy], max_calls_per_minute=workload.rate,
+                              max_concurrent=workload.concurrency, db=store, clock=clock)
+            await hub.run(until_idle=True)
+            cpu_s = time.process_time() - strategy.cpu0
+            writer = store.writer
     assert strategy.t0 is not None, "the hub never polled"
-    return run_result(far_end, strategy.t0, cpu_s, note="SQLite store; CPU from the first poll")
+    dials = max(1, len(far_end.log))
+    rows = getattr(writer, "rows_written", writer.ops_written)
+    note = (f"SQLite store; CPU from the first poll; per dial {writer.batches / dials:.2f} "
+            f"transactions, {rows / dials:.2f} rows")
+    return run_result(far_end, strategy.t0, cpu_s, note=note)

@@ -108,8 +108,10 @@ class GroupWriter:
         self._fast = SqliteBatchWriter(sqlite_path) if sqlite_path is not None else None
         self._max_batch_ops = max_batch_ops
         self._send: MemoryObjectSendStream[_Item] | None = None
+        #: statistics: transactions tried, ops committed, rows executed (after coalescing)
         self.batches = 0
         self.ops_written = 0
+        self.rows_written = 0
 
     @property
     def running(self) -> bool:
@@ -194,13 +196,15 @@ class GroupWriter:
         await self._commit(items[middle:])
 
     async def _try(self, items: list[_Item]) -> StoreError | None:
+        grouped = group_ops(items)
         try:
             if self._fast is not None:
-                await self._fast.execute(group_ops(items))
+                await self._fast.execute(grouped)
             else:
-                await execute_grouped(self._engine, self._statements, group_ops(items))
+                await execute_grouped(self._engine, self._statements, grouped)
         except StoreError as exc:
             return exc
+        self.rows_written += sum(len(rows) for rows in grouped.values())
         return None
 
 
