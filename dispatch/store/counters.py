@@ -1,16 +1,21 @@
-"""Counts by status from ``record_counts`` (migration 0008), when it can be trusted.
+"""Counts by status: finished records from ``record_counts`` (migration 0008), the
+others from the status index -- when the counters can be trusted.
 
-The table is kept by triggers on ``records`` (SQLite): reading it costs the same
-whatever the number of finished records, where a ``GROUP BY`` over ``records``
-grows with them. It is trusted only while all three triggers exist (a later
-rebuild of ``records`` would drop them silently); otherwise, and on other
-databases, the caller counts the rows.
+The table is kept by triggers on ``records`` (SQLite) for the terminal statuses:
+reading it costs the same whatever the number of finished records, where a
+``GROUP BY`` over ``records`` grows with them. The records still in play are
+counted with a range of the ``(status, next_attempt_at)`` index (they are few). The
+table is trusted only while all three triggers exist (a later rebuild of
+``records`` would drop them silently); otherwise, and on other databases, the
+caller counts the rows.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dispatch.store.models import ACTIVE_STATUSES
 
 __all__ = ["TRIGGERS", "counted_by_status"]
 
@@ -21,8 +26,13 @@ _TRIGGERS_PRESENT = text(
     "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'records'"
     f" AND name IN ({', '.join(repr(name) for name in TRIGGERS)})"
 )
-_BY_STATUS = text(
+_FINISHED = text(
     "SELECT status, sum(n) FROM record_counts GROUP BY status HAVING sum(n) > 0"
+)
+_IN_PLAY = text(
+    "SELECT status, count(*) FROM records"
+    f" WHERE status IN ({', '.join(repr(s) for s in sorted(ACTIVE_STATUSES))})"
+    " GROUP BY status"
 )
 
 
@@ -33,4 +43,7 @@ async def counted_by_status(conn: AsyncConnection) -> dict[str, int] | None:
     present = (await conn.execute(_TRIGGERS_PRESENT)).scalar()
     if present != len(TRIGGERS):
         return None
-    return {str(status): int(n) for status, n in (await conn.execute(_BY_STATUS)).all()}
+    counted: dict[str, int] = {}
+    for query in (_FINISHED, _IN_PLAY):
+        counted.update((str(status), int(n)) for status, n in (await conn.execute(query)).all())
+    return counted

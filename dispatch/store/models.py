@@ -118,8 +118,8 @@ class RecordRow(Base):
 
 
 class RecordCountRow(Base):
-    """Records per campaign and status, kept by triggers on ``records`` (SQLite; see
-    migration 0008 and :mod:`dispatch.store.counters`)."""
+    """Finished records per campaign and terminal status, kept by triggers on
+    ``records`` (SQLite; see migration 0008 and :mod:`dispatch.store.counters`)."""
 
     __tablename__ = "record_counts"
 

@@ -1,12 +1,16 @@
-"""Counts of records by campaign and status, kept by the database (SQLite).
+"""Counts of finished records by campaign and status, kept by the database (SQLite).
 
 The hub's start-up and ``dispatch status`` read counts by status. A ``GROUP BY``
-over ``records`` costs ~40 ms per million finished records; ``record_counts`` holds
-one row per (campaign, status), kept exact by triggers on ``records`` (insert,
-status or campaign change, delete), so reading it costs the same whatever the
-number of records. Triggers rather than counters maintained by the hub: every
-writer (the group writer, ``dispatch requeue``, the campaign commands, a later
-release's SQL) keeps them right without knowing about them.
+over ``records`` costs ~50 ms per million finished records; ``record_counts`` holds
+one row per (campaign, terminal status), kept exact by triggers on ``records``
+(insert, status or campaign change, delete), so reading it costs the same whatever
+the number of finished records. The records still in play are counted from the
+``(status, next_attempt_at)`` index: they are few, and counting them there keeps the
+triggers off the hot path (one run per dial, when its record ends).
+
+Triggers rather than counters maintained by the hub: every writer (the group
+writer, ``dispatch requeue``, the campaign commands, a later release's SQL) keeps
+them right without knowing about them.
 
 SQLite only: with several processes on one PostgreSQL, a hot counter row updated by
 every commit would serialise their writes (and two commits moving records between
@@ -32,9 +36,14 @@ down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+#: the statuses counted (a record reaches one once per round: one trigger run per
+#: dial, not one per status change; the records still in play are few and indexed)
+_TERMINAL = "('completed', 'failed', 'skipped')"
+
 _ADD = (
-    "INSERT INTO record_counts (campaign_id, status, n) VALUES ({row}.campaign_id,"
-    " {row}.status, 1) ON CONFLICT (campaign_id, status) DO UPDATE SET n = n + 1;"
+    "INSERT INTO record_counts (campaign_id, status, n) SELECT {row}.campaign_id,"
+    " {row}.status, 1 WHERE {row}.status IN " + _TERMINAL +
+    " ON CONFLICT (campaign_id, status) DO UPDATE SET n = n + 1;"
 )
 _REMOVE = (
     "UPDATE record_counts SET n = n - 1"
@@ -43,17 +52,18 @@ _REMOVE = (
 
 TRIGGERS = {
     "record_counts_insert": (
-        "CREATE TRIGGER record_counts_insert AFTER INSERT ON records BEGIN "
-        f"{_ADD.format(row='NEW')} END"
+        "CREATE TRIGGER record_counts_insert AFTER INSERT ON records"
+        f" WHEN NEW.status IN {_TERMINAL} BEGIN {_ADD.format(row='NEW')} END"
     ),
     "record_counts_update": (
         "CREATE TRIGGER record_counts_update AFTER UPDATE OF status, campaign_id ON records"
-        " WHEN OLD.status IS NOT NEW.status OR OLD.campaign_id IS NOT NEW.campaign_id BEGIN "
+        " WHEN (OLD.status IS NOT NEW.status OR OLD.campaign_id IS NOT NEW.campaign_id)"
+        f" AND (OLD.status IN {_TERMINAL} OR NEW.status IN {_TERMINAL}) BEGIN "
         f"{_REMOVE.format(row='OLD')} {_ADD.format(row='NEW')} END"
     ),
     "record_counts_delete": (
-        "CREATE TRIGGER record_counts_delete AFTER DELETE ON records BEGIN "
-        f"{_REMOVE.format(row='OLD')} END"
+        "CREATE TRIGGER record_counts_delete AFTER DELETE ON records"
+        f" WHEN OLD.status IN {_TERMINAL} BEGIN {_REMOVE.format(row='OLD')} END"
     ),
 }
 
@@ -68,8 +78,8 @@ def upgrade() -> None:
     if op.get_bind().dialect.name != "sqlite":
         return  # the table exists (one schema everywhere) but is neither filled nor read
     op.execute(
-        "INSERT INTO record_counts (campaign_id, status, n)"
-        " SELECT campaign_id, status, count(*) FROM records GROUP BY campaign_id, status"
+        "INSERT INTO record_counts (campaign_id, status, n) SELECT campaign_id, status,"
+        f" count(*) FROM records WHERE status IN {_TERMINAL} GROUP BY campaign_id, status"
     )
     for sql in TRIGGERS.values():
         op.execute(sql)
