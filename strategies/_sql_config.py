@@ -105,6 +105,8 @@ class SqlMapping:
     timezone_column: str | None = None
     cursor_column: str | None = None
     skip_column: str | None = None
+    #: columns never copied into metadata (the write-back columns)
+    exclude_columns: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         for option, name in (("id_column", self.id_column), ("phone_column", self.phone_column),
@@ -133,7 +135,7 @@ class SqlMapping:
     def special(self) -> set[str]:
         """Columns that are not metadata."""
         names = {self.id_column, self.phone_column, self.not_before_column,
-                 self.timezone_column, self.skip_column}
+                 self.timezone_column, self.skip_column, *self.exclude_columns}
         return {n for n in names if n}
 
 
