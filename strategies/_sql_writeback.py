@@ -179,8 +179,8 @@ class SqlWriteBack:
             ident = table.c[self._id_column]
             stmt = (sa.update(table).where(ident == sa.bindparam("_rid"))
                     .values({c: sa.bindparam(c) for c in self.config.columns.values()}))
-            params = [{"_rid": self._id_value(rid), **values} for rid, values in batch.items()
-                      if self._matchable(rid)]
+            params = [{"_rid": self._id_value(rid), **self._adapt(table, values)}
+                      for rid, values in batch.items() if self._matchable(rid)]
             if params:
                 await conn.execute(stmt, params)
 
@@ -198,6 +198,20 @@ class SqlWriteBack:
                                *(sa.Column(c, live.c[c].type) for c in dict.fromkeys(wanted)),
                                schema=schema)
         return self._table
+
+    @staticmethod
+    def _adapt(table: sa.Table, values: dict[str, Any]) -> dict[str, Any]:
+        """Times as the column wants them: naive UTC unless it keeps a time zone; text."""
+        out = dict(values)
+        for column, value in values.items():
+            if not isinstance(value, dt.datetime):
+                continue
+            kind = table.c[column].type
+            if isinstance(kind, sa.DateTime):
+                out[column] = value if kind.timezone else value.replace(tzinfo=None)
+            elif isinstance(kind, sa.String):
+                out[column] = value.isoformat()
+        return out
 
     def _matchable(self, rid: str) -> bool:
         if not self._id_is_int or rid.lstrip("-").isdigit():
