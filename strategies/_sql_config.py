@@ -107,6 +107,8 @@ class SqlMapping:
     skip_column: str | None = None
     #: columns never copied into metadata (the write-back columns)
     exclude_columns: Sequence[str] = ()
+    #: the skip column may be absent (it was derived from the write-back status column)
+    skip_optional: bool = False
 
     def __post_init__(self) -> None:
         for option, name in (("id_column", self.id_column), ("phone_column", self.phone_column),
@@ -125,7 +127,8 @@ class SqlMapping:
     def required(self) -> list[str]:
         """Columns the source must have (template fields are checked separately)."""
         wanted = [self.id_column, self.phone_column, self.cursor, self.not_before_column,
-                  self.timezone_column, self.skip_column, *(self.metadata_columns or ())]
+                  self.timezone_column, None if self.skip_optional else self.skip_column,
+                  *(self.metadata_columns or ())]
         out: list[str] = []
         for name in wanted:
             if name and name not in out:

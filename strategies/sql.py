@@ -130,6 +130,7 @@ class SqlStrategy(Strategy):
             metadata_columns=metadata_columns, not_before_column=not_before_column,
             timezone_column=timezone_column, cursor_column=cursor_column,
             skip_column=skip_column or (wb.columns.get("status") if wb else None),
+            skip_optional=skip_column is None,
             exclude_columns=tuple(wb.columns.values()) if wb and wb.table in (None, table)
             else (),
         )
