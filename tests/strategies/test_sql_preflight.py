@@ -86,7 +86,8 @@ async def test_national_numbers_without_a_region(db: Db) -> None:
     ok = SqlStrategy(db.url, table=db.name("leads"), default_region="US")
     try:
         await ok.preflight()
-        assert [r.phone for r in await ok.poll()][0] == "+14155553001"
+        phones = [r.phone for r in await ok.poll()]
+        assert phones[0] == "+14155553001"
     finally:
         await ok.aclose()
 
@@ -144,7 +145,7 @@ async def test_mariadb_password_never_in_key_errors_or_logs() -> None:
 async def test_sqlite_poll_error_is_one_clean_line(tmp_path: Path) -> None:
     sql = SqlStrategy(f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}", table="leads")
     try:
-        with pytest.raises(SqlSourceError, match="cannot read .*no such table"):
+        with pytest.raises(SqlSourceError, match=r"cannot read .*no such table"):
             await sql.poll()
     finally:
         await sql.aclose()
