@@ -20,6 +20,7 @@ columns.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -51,6 +52,7 @@ class Page:
 
     rows: list[Mapping[str, Any]]
     full: bool
+    elapsed_s: float
 
 
 class PageReader:
@@ -91,6 +93,7 @@ class PageReader:
     async def read_page(self) -> Page:
         """The next page; advances the position past it. Raises SQLAlchemy errors."""
         stmt = self.statement(self.position, self.page_size)
+        started = time.perf_counter()
         async with self._engine.connect() as conn:
             result = await conn.execute(stmt)
             rows: list[Mapping[str, Any]] = [dict(r) for r in result.mappings().all()]
@@ -99,4 +102,5 @@ class PageReader:
             last = rows[-1]
             self.position = (last[self._mapping.cursor], last[self._mapping.id_column])
             self.rows_read += len(rows)
-        return Page(rows, full=len(rows) >= self.page_size)
+        return Page(rows, full=len(rows) >= self.page_size,
+                    elapsed_s=time.perf_counter() - started)
