@@ -162,3 +162,41 @@ async def test_rows_with_a_status_are_not_handed_out(db: Db) -> None:
         await sql.aclose()
     assert got == ["1", "3", "4"]
     assert sql.statistics().rows_skipped_by_status == 1
+
+
+@pytest.fixture
+async def pg(tmp_path: Path) -> AsyncIterator[Db]:
+    async for opened in open_db("postgresql", tmp_path):
+        yield opened
+
+
+async def test_reads_and_write_backs_leave_no_lock_behind_on_postgres(pg: Db) -> None:
+    """After a poll and after a write-back, the application can take the strongest table
+    lock at once (NOWAIT): we hold no open transaction, not even a read's share lock."""
+    from dispatch.strategy import Outcome
+
+    table = await pg.create(pg.leads_table(), [lead(i) for i in range(1, 6)])
+    name = pg.name(table.name)
+    sql = SqlStrategy(pg.url, table=name, write_back="status,reason", page_size=2)
+
+    async def app_takes_exclusive_lock() -> None:
+        async with pg.engine.begin() as conn:
+            await conn.execute(sa.text(f"LOCK TABLE {name} IN ACCESS EXCLUSIVE MODE NOWAIT"))
+
+    try:
+        async with sql:
+            records = await sql.poll()
+            assert sql.has_more and len(records) == 2, "a page is open mid-table"
+            await app_takes_exclusive_lock()
+            await sql.record_outcome(Outcome(records[0], "completed", Reason.HANGUP, 1))
+            await sql.aclose()  # flushes the write-back
+            await app_takes_exclusive_lock()
+        # positive control: a reader that keeps its transaction open does block the lock
+        async with pg.engine.connect() as reader:
+            await reader.execute(sa.select(table.c.id).limit(1))
+            with pytest.raises(sa.exc.DBAPIError, match="lock"):
+                await app_takes_exclusive_lock()
+    finally:
+        await sql.aclose()
+    rows = await pg.rows(table)
+    assert (rows[0]["status"], rows[0]["reason"]) == ("completed", "hangup")
