@@ -12,6 +12,14 @@ never skips the rest; a row that the application changes later gets a newer
 ``updated_at`` and is read again by the next poll. Rows whose cursor or id is
 NULL cannot be ordered and are not read (``preflight`` counts and reports them).
 
+A cursor only moves forward, so a row that becomes visible *after* rows with a
+larger cursor value were read (an ``updated_at`` stamped when a long transaction
+began, committed later; a serial id taken by a transaction that commits after a
+later one) would be missed. ``overlap`` (``SqlStrategy(cursor_overlap=...)``)
+covers that: once caught up, the next poll starts again ``overlap`` before the
+newest cursor value read (seconds for times, units for numbers) and only rows not
+already read with the same cursor value are returned.
+
 A user query is wrapped as a subquery (``SELECT * FROM (<query>) AS src WHERE
 ...``), so it may join and filter freely but must return the id and cursor
 columns.
@@ -20,6 +28,9 @@ columns.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import decimal
+import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -59,9 +70,11 @@ class PageReader:
     """Reads pages after a moving ``(cursor, id)`` position; see the module docstring."""
 
     def __init__(self, engine: AsyncEngine, mapping: SqlMapping, *, table: str | None,
-                 query: str | None, page_size: int) -> None:
+                 query: str | None, page_size: int, overlap: float | None = None) -> None:
         if page_size < 1:
             raise ValueError("page_size must be >= 1")
+        if overlap is not None and not overlap > 0:
+            raise ValueError("cursor_overlap must be > 0")
         self._engine = engine
         self._mapping = mapping
         self._src = source_selectable(table, query, mapping)
@@ -69,14 +82,22 @@ class PageReader:
         self.position: tuple[Any, Any] | None = None
         self.rows_read = 0
         self.pages_read = 0
+        self._overlap = overlap
+        self._newest: Any = None
+        self._rewind = False
+        self._seen: dict[Any, Any] = {}  # id -> cursor value, rows within the overlap
 
-    def statement(self, position: tuple[Any, Any] | None, limit: int) -> sa.Select[Any]:
-        """The SELECT for the page after ``position`` (``None``: from the start)."""
+    def statement(self, position: tuple[Any, Any] | None, limit: int, *,
+                  start_at: Any = None) -> sa.Select[Any]:
+        """The SELECT for the page after ``position`` (``None``: from the start), or from
+        ``start_at`` (inclusive) when given."""
         cursor = self._src.c[self._mapping.cursor]
         ident = self._src.c[self._mapping.id_column]
         stmt: sa.Select[Any] = sa.select(sa.literal_column("*")).select_from(self._src)
         same = cursor is ident
-        if position is None:
+        if start_at is not None:
+            stmt = stmt.where(cursor >= start_at)
+        elif position is None:
             stmt = stmt.where(cursor.is_not(None))
         elif same:
             stmt = stmt.where(cursor > position[0])
@@ -92,15 +113,69 @@ class PageReader:
 
     async def read_page(self) -> Page:
         """The next page; advances the position past it. Raises SQLAlchemy errors."""
-        stmt = self.statement(self.position, self.page_size)
+        start_at = self._bound() if self._rewind else None
+        stmt = self.statement(self.position, self.page_size, start_at=start_at)
         started = time.perf_counter()
         async with self._engine.connect() as conn:
             result = await conn.execute(stmt)
             rows: list[Mapping[str, Any]] = [dict(r) for r in result.mappings().all()]
+        elapsed_s = time.perf_counter() - started
         self.pages_read += 1
+        full = len(rows) >= self.page_size
         if rows:
             last = rows[-1]
             self.position = (last[self._mapping.cursor], last[self._mapping.id_column])
             self.rows_read += len(rows)
-        return Page(rows, full=len(rows) >= self.page_size,
-                    elapsed_s=time.perf_counter() - started)
+        if self._overlap is not None:
+            rows = self._unseen(rows)
+            self._rewind = not full  # caught up: the next poll re-reads the overlap
+        return Page(rows, full=full, elapsed_s=elapsed_s)
+
+    def _bound(self) -> Any:
+        return None if self._newest is None else minus(self._newest, self._overlap or 0.0)
+
+    def _unseen(self, rows: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+        """Rows not already read with the same cursor value; remembers the new ones."""
+        cursor, ident = self._mapping.cursor, self._mapping.id_column
+        fresh = []
+        for row in rows:
+            key, value = row[ident], row[cursor]
+            if key in self._seen and self._seen[key] == value:
+                continue
+            fresh.append(row)
+            self._seen[key] = value
+            try:
+                if self._newest is None or value > self._newest:
+                    self._newest = value
+            except TypeError:
+                continue
+        bound = self._bound()
+        if bound is not None:
+            try:
+                self._seen = {k: v for k, v in self._seen.items() if v >= bound}
+            except TypeError:
+                self._seen.clear()
+        return fresh
+
+
+def minus(value: Any, overlap: float) -> Any:
+    """``value`` moved back by ``overlap`` (seconds for times, units for numbers), in the
+    value's own type and text format; ``None`` when the type has no distance."""
+    if isinstance(value, dt.datetime):
+        return value - dt.timedelta(seconds=overlap)
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value - math.ceil(overlap)
+    if isinstance(value, float):
+        return value - overlap
+    if isinstance(value, decimal.Decimal):
+        return value - decimal.Decimal(str(overlap))
+    if isinstance(value, str) and len(value) >= 19:  # SQLite keeps times as ISO text
+        try:
+            when = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        spec = "microseconds" if "." in value[19:] else "seconds"
+        return (when - dt.timedelta(seconds=overlap)).isoformat(sep=value[10], timespec=spec)
+    return None

@@ -86,7 +86,11 @@ class SqlStrategy(Strategy):
     ``greeting`` (a ``{column}`` template), ``metadata_columns`` (default: every
     other column), ``not_before_column``, ``timezone_column``, ``cursor_column``
     (default: the id column; use an ``updated_at`` the application bumps so changed
-    rows are read again). ``write_back``: outcome field -> column (fields ``status,
+    rows are read again). ``cursor_overlap``: once caught up, each poll re-reads the
+    rows whose cursor is within this distance of the newest one read (seconds for a
+    time, units for a number) and hands out those not seen with that value: a row
+    whose transaction committed late, with a cursor value older than rows already
+    read, is then not missed. ``write_back``: outcome field -> column (fields ``status,
     reason, attempts, call_id, disposition, updated_at``), written to
     ``writeback_table`` (default ``table``) by id. ``skip_column``: rows with a
     value there are not handed out (default: the write-back ``status`` column).
@@ -114,6 +118,7 @@ class SqlStrategy(Strategy):
         writeback_table: str | None = None,
         default_region: str | None = None,
         page_size: int = 1000,
+        cursor_overlap: float | None = None,
         flush_timeout_s: float = 10.0,
         writeback_retry_initial_s: float = 0.5,
         writeback_retry_max_s: float = 30.0,
@@ -143,7 +148,7 @@ class SqlStrategy(Strategy):
         self._owns_engine = engine is None
         self._engine = engine or self._create_engine()
         self._reader = PageReader(self._engine, self.mapping, table=table, query=query,
-                                  page_size=page_size)
+                                  page_size=page_size, overlap=cursor_overlap)
         self._rows = RowMapper(self.mapping, default_region=default_region)
         self._checks = SqlChecks(self.url, self.key, table, query, self.mapping, wb,
                                  default_region)

@@ -31,6 +31,9 @@ def add_arguments(group: Any) -> None:
                        help="phone column (default %(default)s)")
     group.add_argument("--sql-cursor", metavar="COLUMN",
                        help="column read incrementally, e.g. updated_at (default: the id)")
+    group.add_argument("--sql-overlap", type=options.positive_float, metavar="SECONDS",
+                       help="re-read rows this close to the newest cursor value, so rows "
+                       "committed late are not missed")
     group.add_argument("--sql-not-before", metavar="COLUMN",
                        help="column with the earliest time to call")
     group.add_argument("--sql-timezone", metavar="COLUMN", help="column with an IANA zone")
@@ -78,7 +81,7 @@ def sql_strategy(args: argparse.Namespace) -> Any:
             greeting=args.greeting, cursor_column=args.sql_cursor,
             not_before_column=args.sql_not_before, timezone_column=args.sql_timezone,
             write_back=args.sql_writeback, default_region=args.region,
-            page_size=args.sql_page_size,
+            page_size=args.sql_page_size, cursor_overlap=args.sql_overlap,
         )
     except ValueError as exc:  # messages never contain the URL's password
         raise CliError(f"--sql: {exc}", EXIT_USAGE, option="--sql") from None

@@ -122,6 +122,31 @@ async def test_updated_at_cursor_never_skips_equal_timestamps_and_rereads_change
         await sql.aclose()
 
 
+async def test_cursor_overlap_catches_a_row_committed_late(db: Db) -> None:
+    table = await db.create(db.leads_table(), [
+        lead(i, updated_at=T0 + dt.timedelta(seconds=10 * i)) for i in range(1, 5)])
+    name = db.name(table.name)
+    plain = SqlStrategy(db.url, table=name, cursor_column="updated_at", page_size=2)
+    lagged = SqlStrategy(db.url, table=name, cursor_column="updated_at", page_size=2,
+                         cursor_overlap=60)
+    try:
+        assert ids(await drain(plain)) == ["1", "2", "3", "4"]
+        assert ids(await drain(lagged)) == ["1", "2", "3", "4"]
+        assert await lagged.poll() == [], "rows re-read in the overlap are not handed out again"
+        # a transaction that stamped its row 15 s before the newest row commits now
+        await db.insert(table, [lead(8, updated_at=T0 + dt.timedelta(seconds=25))])
+        assert ids(await drain(lagged)) == ["8"]
+        assert ids(await drain(plain)) == [], "without an overlap the late row is missed"
+        # a row changed within the overlap is read again (its cursor value changed)
+        await db.execute(sa.update(table).where(table.c.id == 3)
+                         .values(updated_at=T0 + dt.timedelta(seconds=35)))
+        assert ids(await drain(lagged)) == ["3"]
+        assert await lagged.poll() == []
+    finally:
+        await plain.aclose()
+        await lagged.aclose()
+
+
 async def test_bad_rows_become_records_that_name_the_field(db: Db) -> None:
     contacts = sa.Table(
         "contacts", sa.MetaData(),
