@@ -38,15 +38,23 @@ _QUERY_HASH_CHARS = 12
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 
 
+#: the async driver used when a URL names none (``postgresql://`` -> asyncpg)
+DEFAULT_DRIVERS = {"postgresql": "postgresql+asyncpg", "postgres": "postgresql+asyncpg",
+                   "mysql": "mysql+asyncmy", "mariadb": "mariadb+asyncmy",
+                   "sqlite": "sqlite+aiosqlite"}
+
+
 def parse_url(url: str | URL) -> URL:
-    """A SQLAlchemy URL; ``ValueError`` (without the URL text) when it cannot be parsed."""
-    if isinstance(url, URL):
-        return url
-    try:
-        return make_url(url)
-    except sa.exc.ArgumentError:
-        raise ValueError("not a SQLAlchemy database URL (expected e.g. "
-                         "postgresql+asyncpg://user@host/db)") from None
+    """A SQLAlchemy URL, with the default async driver when it names none;
+    ``ValueError`` (without the URL text) when it cannot be parsed."""
+    if not isinstance(url, URL):
+        try:
+            url = make_url(url)
+        except sa.exc.ArgumentError:
+            raise ValueError("not a SQLAlchemy database URL (expected e.g. "
+                             "postgresql+asyncpg://user@host/db)") from None
+    driver = DEFAULT_DRIVERS.get(url.drivername)
+    return url.set(drivername=driver) if driver else url
 
 
 def safe_url(url: URL) -> str:

@@ -129,11 +129,7 @@ class SqlStrategy(Strategy):
             raise ValueError("SqlStrategy needs exactly one of table= and query=")
         self.url = parse_url(url)
         self.table, self.query = table, query
-        wb = None
-        if write_back is not None:
-            wb = (WriteBackColumns.parse(write_back, writeback_table)
-                  if isinstance(write_back, str)
-                  else WriteBackColumns(dict(write_back), writeback_table))
+        wb = _write_back_columns(write_back, writeback_table)
         self.mapping = SqlMapping(
             id_column=id_column, phone_column=phone_column, greeting=greeting,
             metadata_columns=metadata_columns, not_before_column=not_before_column,
@@ -152,12 +148,15 @@ class SqlStrategy(Strategy):
         self._rows = RowMapper(self.mapping, default_region=default_region)
         self._checks = SqlChecks(self.url, self.key, table, query, self.mapping, wb,
                                  default_region)
-        wb_table = (wb.table or table) if wb else None
+        wb_table = (wb.table or table) if wb else None  # None: preflight refuses it
         self._writeback = SqlWriteBack(
             self._engine, self.url, wb, table=wb_table, id_column=id_column, clock=self._clock,
             retry_initial_s=writeback_retry_initial_s, retry_max_s=writeback_retry_max_s,
         ) if wb is not None and wb_table is not None else None
+        self._init_counters()
         self._flush_timeout_s = flush_timeout_s
+
+    def _init_counters(self) -> None:
         self._more = False
         self._polls = 0
         self._emitted = 0
@@ -175,7 +174,7 @@ class SqlStrategy(Strategy):
             options.update(pool_size=2, max_overflow=2)
         try:
             return create_async_engine(self.url, **options)
-        except (ImportError, sa.exc.ArgumentError) as exc:
+        except (ImportError, sa.exc.SQLAlchemyError) as exc:
             raise ValueError(f"cannot use {safe_url(self.url)}: {scrub(str(exc), self.url)} "
                              "(is its async driver installed?)") from None
 
@@ -270,3 +269,13 @@ class SqlStrategy(Strategy):
             read_s=self._read_s, map_s=self._map_s,
             write_back=self._writeback.statistics() if self._writeback else None,
         )
+
+
+def _write_back_columns(
+    write_back: Mapping[str, str] | str | None, table: str | None
+) -> WriteBackColumns | None:
+    if write_back is None:
+        return None
+    if isinstance(write_back, str):
+        return WriteBackColumns.parse(write_back, table)
+    return WriteBackColumns(dict(write_back), table)

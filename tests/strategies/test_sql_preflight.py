@@ -104,6 +104,16 @@ def test_bad_settings_are_refused_at_construction() -> None:
         SqlStrategy("nonsense", table="leads")
 
 
+async def test_key_names_the_source_without_password_and_picks_an_async_driver() -> None:
+    sql = SqlStrategy(f"postgresql://app:{SECRET}@db.example:5432/crm", table="public.leads")
+    assert sql.key == "sql:postgresql+asyncpg://app:***@db.example:5432/crm#public.leads"
+    await sql.aclose()
+    sql = SqlStrategy(f"mysql://app:{SECRET}@db.example/crm", query="SELECT id, phone FROM t")
+    assert sql.key.startswith("sql:mysql+asyncmy://app:***@db.example/crm#query:")
+    assert SECRET not in repr(sql.url) and SECRET not in sql.key
+    await sql.aclose()
+
+
 def _leaks(text: str) -> bool:
     return SECRET in text
 
