@@ -40,9 +40,12 @@ log = get_logger("dispatch.strategies.sql")
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class WriteBackStatistics:
+    """Outcomes waiting, written, failed writes, rows not found (when the driver counts)."""
+
     pending: int
     written: int
     failures: int
+    not_found: int
     last_error: str | None
 
 
@@ -73,6 +76,7 @@ class SqlWriteBack:
         self._table: sa.Table | None = None
         self._id_is_int = False
         self.written = 0
+        self.not_found = 0
         self.failures = 0
         self.last_error: str | None = None
         self._retry_at = 0.0
@@ -83,7 +87,8 @@ class SqlWriteBack:
         return len(self._outbox)
 
     def statistics(self) -> WriteBackStatistics:
-        return WriteBackStatistics(self.pending, self.written, self.failures, self.last_error)
+        return WriteBackStatistics(self.pending, self.written, self.failures, self.not_found,
+                                   self.last_error)
 
     async def put(self, outcome: Outcome, *, writer_running: bool = True) -> None:
         """Queue ``outcome``; while the outbox is full, wait for the writer (or, when no
@@ -182,7 +187,12 @@ class SqlWriteBack:
             params = [{"_rid": self._id_value(rid), **self._adapt(table, values)}
                       for rid, values in batch.items() if self._matchable(rid)]
             if params:
-                await conn.execute(stmt, params)
+                result = await conn.execute(stmt, params)
+                matched = result.rowcount
+                if conn.dialect.supports_sane_multi_rowcount and 0 <= matched < len(params):
+                    self.not_found += len(params) - matched
+                    log.warning("sql write-back: rows not found by id (deleted meanwhile?)",
+                                table=self.table_name, rows=len(params) - matched)
 
     def _reflect(self, sync_conn: sa.Connection) -> sa.Table:
         schema, name = split_table(self.table_name)

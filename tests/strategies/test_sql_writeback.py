@@ -84,6 +84,24 @@ async def test_aclose_writes_what_is_queued_without_a_writer_task(db: Db) -> Non
     assert rows[0]["attempts"] is None, "attempts is not a configured column"
 
 
+async def test_an_outcome_whose_row_was_deleted_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript("""
+            CREATE TABLE leads (id INTEGER PRIMARY KEY, phone TEXT, status TEXT);
+            INSERT INTO leads VALUES (1, '+14155553001', NULL);
+        """)
+    sql = SqlStrategy(f"sqlite+aiosqlite:///{path}", table="leads", write_back="status")
+    await sql.record_outcome(_outcome("1"))
+    await sql.record_outcome(_outcome("2"))  # no such row any more
+    with capture_logs() as logs:
+        await sql.aclose()
+    stats = sql.statistics().write_back
+    assert stats is not None and stats.written == 2 and stats.not_found == 1
+    assert any(e["event"].startswith("sql write-back: rows not found") and e["rows"] == 1
+               for e in logs)
+
+
 async def test_a_failing_write_back_is_retried_and_reported(tmp_path: Path) -> None:
     path = tmp_path / "app.db"
     with sqlite3.connect(path) as conn:
@@ -184,3 +202,41 @@ async def test_write_back_to_another_table_in_query_mode(tmp_path: Path) -> None
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT id, status FROM people ORDER BY id").fetchall() == [
             (7, "completed"), (8, "x")]
+
+
+async def test_a_failing_write_back_never_holds_up_dialling(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript("""
+            CREATE TABLE leads (id INTEGER PRIMARY KEY, phone TEXT, status TEXT, reason TEXT);
+            CREATE TABLE blocker (on_ INTEGER);
+            INSERT INTO blocker VALUES (1);
+            CREATE TRIGGER no_updates BEFORE UPDATE ON leads
+              WHEN (SELECT count(*) FROM blocker) > 0
+              BEGIN SELECT RAISE(ABORT, 'updates are blocked'); END;
+        """)
+        conn.executemany("INSERT INTO leads (id, phone) VALUES (?, ?)",
+                         [(i, f"+1415555{3000 + i:04d}") for i in range(1, 9)])
+    dialer = MemoryDialer(SystemClock(), default=Answer(0.01))
+    sql = SqlStrategy(f"sqlite+aiosqlite:///{path}", table="leads", write_back="status,reason",
+                      writeback_retry_initial_s=0.05, writeback_retry_max_s=0.1, page_size=3)
+    async with sql:
+        hub = DispatchHub(dialer, [sql], db=tmp_path / "hub.db", poll_interval_s=0.05,
+                          max_concurrent=4)
+        with anyio.fail_after(60):
+            await hub.run(until_idle=True)
+        # every record was dialled and is terminal in our store while no write succeeded
+        assert len(dialer.dials) == 8
+        stored, _ = await read_db(tmp_path / "hub.db")
+        assert {r["status"] for r in stored.values()} == {"completed"}
+        await eventually(lambda: _failures(sql) >= 1, timeout_s=20)
+        stats = sql.statistics().write_back
+        assert stats is not None and stats.failures >= 1 and stats.written == 0
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("SELECT count(*) FROM leads WHERE status IS NOT NULL"
+                                ).fetchone() == (0,)
+            conn.execute("DELETE FROM blocker")
+    # closing writes what was held back
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM leads WHERE status = 'completed'"
+                            ).fetchone() == (8,)
