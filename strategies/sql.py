@@ -122,6 +122,7 @@ class SqlStrategy(Strategy):
         flush_timeout_s: float = 10.0,
         writeback_retry_initial_s: float = 0.5,
         writeback_retry_max_s: float = 30.0,
+        writeback_max_pending: int = 10_000,
         engine: AsyncEngine | None = None,
         clock: Clock | None = None,
     ) -> None:
@@ -152,6 +153,7 @@ class SqlStrategy(Strategy):
         self._writeback = SqlWriteBack(
             self._engine, self.url, wb, table=wb_table, id_column=id_column, clock=self._clock,
             retry_initial_s=writeback_retry_initial_s, retry_max_s=writeback_retry_max_s,
+            max_pending=writeback_max_pending,
         ) if wb is not None and wb_table is not None else None
         self._init_counters()
         self._flush_timeout_s = flush_timeout_s

@@ -240,3 +240,39 @@ async def test_a_failing_write_back_never_holds_up_dialling(tmp_path: Path) -> N
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT count(*) FROM leads WHERE status = 'completed'"
                             ).fetchone() == (8,)
+
+
+async def test_a_full_outbox_waits_for_room_and_then_takes_the_outcome(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript("""
+            CREATE TABLE leads (id INTEGER PRIMARY KEY, phone TEXT, status TEXT);
+            INSERT INTO leads (id, phone) VALUES (1, '+1'), (2, '+1'), (3, '+1');
+            CREATE TABLE blocker (on_ INTEGER);
+            INSERT INTO blocker VALUES (1);
+            CREATE TRIGGER no_updates BEFORE UPDATE ON leads
+              WHEN (SELECT count(*) FROM blocker) > 0
+              BEGIN SELECT RAISE(ABORT, 'updates are blocked'); END;
+        """)
+    sql = SqlStrategy(f"sqlite+aiosqlite:///{path}", table="leads", write_back="status",
+                      writeback_max_pending=2, writeback_retry_initial_s=0.05,
+                      writeback_retry_max_s=0.05)
+    third_queued = anyio.Event()
+
+    async def third() -> None:
+        await sql.record_outcome(_outcome("3"))
+        third_queued.set()
+
+    async with sql, anyio.create_task_group() as tg:
+        await sql.record_outcome(_outcome("1"))
+        await sql.record_outcome(_outcome("2"))
+        tg.start_soon(third)
+        await eventually(lambda: _failures(sql) >= 2, timeout_s=20)
+        assert not third_queued.is_set() and _pending(sql) == 2, "the outbox is bounded"
+        with sqlite3.connect(path) as conn:
+            conn.execute("DELETE FROM blocker")
+        with anyio.fail_after(20):
+            await third_queued.wait()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM leads WHERE status = 'completed'"
+                            ).fetchone() == (3,)
