@@ -9,6 +9,7 @@ import os
 from collections.abc import AsyncIterator
 from typing import Any
 
+from dispatch.cli import sql_source
 from dispatch.cli.errors import CliError
 from dispatch.cli.output import Output
 from dispatch.log import get_logger
@@ -104,7 +105,8 @@ async def open_campaign(
         )
         mode = "sandbox" if key is None else "live"
         yield Campaign(hub=hub, store=store,
-                       title=f"dispatch [{mode}] {args.file} (campaign {hub.campaign})")
+                       title=f"dispatch [{mode}] {sql_source.label(args, strategy)} "
+                       f"(campaign {hub.campaign})")
 
 
 async def _ready_agent(args: argparse.Namespace, url: str, key: str | None, from_: str | None,

@@ -10,6 +10,7 @@ Exit codes are listed in :mod:`dispatch.cli.errors`; what goes to which stream i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import signal
@@ -20,7 +21,7 @@ from typing import Any, NoReturn
 
 import anyio
 
-from dispatch.cli import backend, options, progress
+from dispatch.cli import backend, options, progress, sql_source
 from dispatch.cli.campaign_cmd import campaign_id
 from dispatch.cli.errors import (
     EXIT_ERROR,
@@ -48,11 +49,13 @@ def register(subparsers: Any) -> None:
         description="Dial every lead in a CSV file. Without PINECALL_API_KEY (or with "
         "--sandbox) an embedded sandbox voice server is used and no real call is placed.",
     )
-    p.add_argument("file", type=Path, help="CSV file of leads (hot-reloaded)")
+    p.add_argument("file", type=Path, nargs="?",
+                   help="CSV file of leads (hot-reloaded); or use --sql")
     _agent_arguments(p.add_argument_group("agent"))
     _pace_arguments(p.add_argument_group("pace"))
     _where_arguments(p.add_argument_group("where"))
-    p.set_defaults(func=run, make_strategy=backend.csv_strategy)
+    sql_source.add_arguments(p.add_argument_group("sql source"))
+    p.set_defaults(func=run, make_strategy=_make_strategy)
     options.one_line_errors(p)
 
 
@@ -133,14 +136,30 @@ def run(args: argparse.Namespace) -> int:
         return output.error(str(error), error.exit_code, **extra)
 
 
+def _make_strategy(args: argparse.Namespace) -> Any:
+    return sql_source.sql_strategy(args) if args.sql else backend.csv_strategy(args)
+
+
 def _check_inputs(args: argparse.Namespace) -> None:
-    path: Path = args.file
+    if args.sql:
+        sql_source.check(args)
+    elif args.file is None:
+        raise CliError("give a CSV FILE or --sql URL", EXIT_USAGE)
+    else:
+        _check_file(args.file, args)
+    _check_prompt_and_scenario(args)
+
+
+def _check_file(path: Path, args: argparse.Namespace) -> None:
     if not path.exists():
         if args.follow:
             return  # --follow waits for the file to appear (the strategy says so)
         raise CliError(f"cannot read {path}: no such file", EXIT_USAGE)
     if not path.is_file() or not os.access(path, os.R_OK):
         raise CliError(f"cannot read {path}: not a readable file", EXIT_USAGE)
+
+
+def _check_prompt_and_scenario(args: argparse.Namespace) -> None:
     if args.prompt and args.prompt_file:
         raise CliError("--prompt and --prompt-file are mutually exclusive", EXIT_USAGE)
     if args.prompt_file:
@@ -168,8 +187,15 @@ async def _preflight(strategy: Strategy, args: argparse.Namespace, output: Outpu
 
 
 async def _run(args: argparse.Namespace, output: Output) -> int:
-    started_s = time.monotonic()
     strategy = args.make_strategy(args)
+    async with contextlib.AsyncExitStack() as stack:
+        if isinstance(strategy, contextlib.AbstractAsyncContextManager):
+            await stack.enter_async_context(strategy)  # its background tasks (write-back)
+        return await _run_with(strategy, args, output)
+
+
+async def _run_with(strategy: Strategy, args: argparse.Namespace, output: Output) -> int:
+    started_s = time.monotonic()
     try:
         await _preflight(strategy, args, output)
         async with backend.open_campaign(args, output, strategy) as campaign:
@@ -185,7 +211,7 @@ async def _run(args: argparse.Namespace, output: Output) -> int:
             await strategy.aclose()
     unfinished = sum(n for s, n in counts.items() if s not in ("completed", "failed", "skipped"))
     code = EXIT_OK if not unfinished else EXIT_INTERRUPTED if stop.interrupted else EXIT_ERROR
-    output.summary(Summary(file=str(args.file), db=str(args.db),
+    output.summary(Summary(file=sql_source.label(args, strategy), db=str(args.db),
                            duration_s=time.monotonic() - started_s, counts=counts,
                            reasons=reasons, exit_code=code))
     return code
