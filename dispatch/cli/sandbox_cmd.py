@@ -68,6 +68,7 @@ _REFUSE_FLAGS: dict[str, tuple[str, Any, str]] = {
     "per-number": ("per_number", int, "429 too_often once a number was dialled N times"),
     "storm": ("storm", float, "429 too_fast for this share (0-1) of dials"),
     "storm-dials": ("storm_dials", int, "... among the first N dials only"),
+    "storm-retry-after": ("storm_retry_after_s", float, "retry hint (s) sent with them"),
     "quiet-hours": ("quiet_hours", str, "403 quiet_hours for numbers matching PATTERN"),
     "dnc": ("do_not_call", str, "403 do_not_call for numbers matching PATTERN"),
     "no-consent": ("no_consent", str, "403 no_consent for numbers matching PATTERN"),

@@ -70,10 +70,13 @@ QUIET_RETRY_S = 900.0
 class PlatformThrottle:
     """The pace the platform lets the campaign keep, on the hub's clock.
 
-    After a rate refusal at ``t`` no dial is claimed before ``t + hold`` (the hint,
-    else ``base_hold_s`` doubling per refusal in a row, at most ``max_hold_s``), and
-    for ``recover_s`` the campaign keeps to half the dials per minute it had made
-    when refused (at least 1). A dial the server accepts ends the streak.
+    After a rate refusal at ``t`` no dial is claimed before ``t + hold``. With the
+    server's hint, ``hold`` is the hint and that is all. Without one, ``hold`` is
+    ``default_hold_s`` or ``base_hold_s`` doubling per refusal in a row (at most
+    ``max_hold_s``), and for ``recover_s`` the campaign also keeps to half the dials
+    per minute it had made when refused (at least 1): the platform's guard is
+    unknown, so the pace is halved until it stops refusing. A dial the server
+    accepts ends the streak.
     """
 
     def __init__(self, window: SlidingWindowLimiter, *, base_hold_s: float = 2.0,
@@ -95,6 +98,8 @@ class PlatformThrottle:
         if hold_s is None:
             hold_s = min(self.max_hold_s, self.base_hold_s * 2 ** (self.streak - 1))
         self.hold_until = max(self.hold_until, now + hold_s)
+        if retry_after_s is not None:
+            return self.hold_until  # the server said when: no need to guess a pace
         seen = max(1, self.window.count(now) // 2)
         self.budget = seen if self.budget is None or now >= self.budget_until else min(
             self.budget, seen)

@@ -23,6 +23,7 @@ Switches (:class:`RefusalSettings`; the ``[refusals]`` table of a scenario, the
     per_number = 3            # 429 too_often once a number was dialled N times
     storm = 0.5               # 429 too_fast for this share of dials (seeded) ...
     storm_dials = 40          # ... among the first N dials received (None: forever)
+    storm_retry_after_s = 1   # the retry hint sent with them (left out: none)
     quiet_hours = ["+1555*"]  # 403 quiet_hours for these numbers (scenario patterns)
     quiet_retry_after_s = 30  # the retry hint sent with quiet_hours (left out: none)
     do_not_call = ["+1666*"]  # 403 do_not_call
@@ -61,6 +62,7 @@ class RefusalSettings(BaseModel):
     day_retry_after_s: float = Field(default=3600.0, ge=0)
     storm: float = Field(default=0.0, ge=0.0, le=1.0)
     storm_dials: int | None = Field(default=None, ge=1)
+    storm_retry_after_s: float | None = Field(default=None, ge=0)
     quiet_hours: Patterns = Field(default_factory=list)
     quiet_retry_after_s: float | None = Field(default=None, ge=0)
     do_not_call: Patterns = Field(default_factory=list)
@@ -185,5 +187,6 @@ class PlatformGuard:
                            f"({s.per_minute} per {s.minute_s:g} s)", max(wait_s, 0.0))
         in_storm = s.storm_dials is None or self._received < s.storm_dials
         if s.storm > 0 and in_storm and self._rng.random() < s.storm:
-            return Refusal("too_fast", 429, "over the per-minute dial guard (storm)")
+            return Refusal("too_fast", 429, "over the per-minute dial guard (storm)",
+                           s.storm_retry_after_s)
         return None
