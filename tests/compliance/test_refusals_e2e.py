@@ -143,3 +143,29 @@ async def test_an_exhausted_quota_pauses_the_campaign(tmp_path: Path) -> None:
     assert "quota_exhausted" in row.state_changed_by and row.acked_state == "paused"
     refused = [a for a in attempts if a.raw_reason == "platform_refusal"]
     assert len(refused) == 1 and sum(uncounted.values()) == 1  # stays uncounted on restart
+
+
+def test_dispatch_run_exits_3_when_the_quota_is_spent_and_campaign_show_says_why(
+        tmp_path: Path) -> None:
+    from tests.cli.conftest import run_cli
+
+    leads = tmp_path / "leads.csv"
+    leads.write_text("name,phone\n" + "".join(f"P{i},+1555000{i:04d}\n" for i in range(6)),
+                     encoding="utf-8")
+    scenario = tmp_path / "platform.toml"
+    scenario.write_text("[refusals]\nquota_after = 2\nquota = \"concurrent_calls\"\n")
+    db = tmp_path / "state.db"
+    result = run_cli("run", str(leads), "--db", str(db), "--scenario", str(scenario),
+                     "--sandbox-speed", "200", "--poll", "0.2", "--concurrency", "1",
+                     "--greeting", "Hello {name}", cwd=tmp_path)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("dispatch: error")]
+    assert result.returncode == 3, result.stderr[-3000:]
+    assert len(errors) == 1 and "quota_exhausted" in errors[0], result.stderr[-3000:]
+    assert "concurrent_calls" in errors[0] and "dispatch campaign resume leads" in errors[0]
+    with sqlite3.connect(db) as conn:
+        statuses = Counter(s for (s,) in conn.execute("SELECT status FROM records"))
+    assert statuses == {"completed": 2, "pending": 4}
+    show = run_cli("campaign", "show", "leads", "--db", str(db), cwd=tmp_path)
+    assert show.returncode == 0, show.stderr
+    state = next(line for line in show.stdout.splitlines() if line.startswith("state"))
+    assert state.split()[1] == "paused" and "quota_exhausted" in state
