@@ -92,7 +92,7 @@ async def test_quiet_hours_defers_without_spending_an_attempt(tmp_path: Path) ->
             sandbox.set_refusals(RefusalSettings())  # the window opens
 
         await _run(tmp_path, sandbox, _records(3), body=body)
-    status, next_at, reason = seen["row"]
+    _status, next_at, reason = seen["row"]
     assert reason == "platform_quiet_hours"
     assert 2.0 < next_at - seen["refused_at"] < 4.0  # deferred to the server's hint
     rows, attempts = await read_db(tmp_path / "hub.db")

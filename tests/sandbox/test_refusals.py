@@ -116,9 +116,9 @@ async def test_generic_error_frame_variant(sandbox: Sandbox, client: RawClient) 
 def test_scenario_table_and_errors() -> None:
     scenario = Scenario.from_toml('[refusals]\nper_minute = 6\ndo_not_call = ["+1666*"]\n')
     assert scenario.model.refusals.per_minute == 6
-    with pytest.raises(ScenarioError, match="refusals.storm"):
+    with pytest.raises(ScenarioError, match=r"refusals\.storm"):
         Scenario.from_toml("[refusals]\nstorm = 2\n")
-    with pytest.raises(ScenarioError, match="refusals.bogus"):
+    with pytest.raises(ScenarioError, match=r"refusals\.bogus"):
         Scenario.from_toml("[refusals]\nbogus = 1\n")
 
 
