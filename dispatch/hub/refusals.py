@@ -200,7 +200,7 @@ async def settle_refusal(core: HubCore, entry: RecordEntry, attempt: AttemptStat
         status = "skipped" if entry.counted_attempts == 0 else "failed"
         entry.error = (f"record {entry.id!r}: the voice server refused to call "
                        f"{entry.record.phone} ({exc.reason.value}: {exc.raw_reason})")
-        outcome = Outcome(entry.record, status, exc.reason, entry.counted_attempts,
+        outcome = Outcome(entry.record, status, exc.reason, entry.attempts,
                           call_id=entry.last_call_id, detail=entry.error)
     await settle_write(core, entry, attempt, status, outcome, now)
 
@@ -275,7 +275,7 @@ async def skip_suppressed(core: HubCore, entries: list[RecordEntry]) -> list[Rec
         core.book.set_status(entry, status)
         core.queue.release_phone(entry.record.phone)
         ops.append(entry.update_op(now))
-        outcomes.append((Outcome(entry.record, status, Reason.DNC, entry.counted_attempts,
+        outcomes.append((Outcome(entry.record, status, Reason.DNC, entry.attempts,
                                  call_id=entry.last_call_id, detail=entry.error),
                          entry.strategy))
     await core.store.write(ops)
