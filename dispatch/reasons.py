@@ -41,6 +41,14 @@ class Reason(enum.StrEnum):
     STOPPED = "stopped"
     # the campaign was cancelled before the record's next dial
     CAMPAIGN_CANCELLED = "campaign_cancelled"
+    # dial-time compliance and the platform's refusals (issue 9)
+    PLATFORM_QUIET_HOURS = "platform_quiet_hours"
+    PLATFORM_TOO_OFTEN = "platform_too_often"
+    PLATFORM_RATE_LIMITED = "platform_rate_limited"
+    NO_CONSENT = "no_consent"
+    QUOTA_EXHAUSTED = "quota_exhausted"
+    DNC = "dnc"
+    STRANGER = "stranger"  # refuse: the platform's 403 `stranger` (not in admit's list)
     UNKNOWN = "unknown"
 
 

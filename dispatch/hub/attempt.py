@@ -11,11 +11,17 @@ import anyio
 from dispatch.hub.campaign import STOP_AFTER, is_campaign_wide
 from dispatch.hub.core import HubCore
 from dispatch.hub.limiter import DialToken
+from dispatch.hub.refusals import note_opt_out, settle_refusal
 from dispatch.hub.state import AttemptState, RecordEntry
 from dispatch.hub.waiting import DeadlinePassed, call_before
 from dispatch.log import get_logger
 from dispatch.reasons import Reason
-from dispatch.sdk.errors import ConfigurationError, DialFailed, PinecallConnectionError
+from dispatch.sdk.errors import (
+    ConfigurationError,
+    DialFailed,
+    DialRefused,
+    PinecallConnectionError,
+)
 from dispatch.sdk.reasons import normalize_reason
 from dispatch.store import StoreClosed, WriteOp
 from dispatch.strategy import Outcome
@@ -100,6 +106,7 @@ async def _dial_with(
     try:
         call = await call_before(core.clock, deadline, dial)
         core.campaign.ok()
+        core.throttle.accepted()  # refuse
         return call
     except DeadlinePassed:
         await _abandon_dial(core, entry, attempt)
@@ -112,6 +119,10 @@ async def _dial_raised(
     core: HubCore, entry: RecordEntry, attempt: AttemptState, exc: Exception
 ) -> None:
     """Settle a dial that raised: an outcome of the record, or a campaign error."""
+    if isinstance(exc, DialRefused):  # refuse: the platform's own refusal, not an attempt
+        await settle_refusal(core, entry, attempt, exc)
+        return
+    core.throttle.accepted()  # refuse
     if is_campaign_wide(exc) and entry.uncounted < STOP_AFTER:
         await _campaign_failure(core, entry, attempt, exc)
         return
@@ -235,6 +246,7 @@ async def _finish_answered(
     entry.last_reason = reason.value
     entry.disposition = call.disposition
     entry.next_attempt_at = None
+    await note_opt_out(core, entry, attempt)  # refuse: on the DNC list before settling
     outcome = _outcome(entry, "completed", reason, attempt)
     await settle_write(core, entry, attempt, "completed", outcome, now)
 

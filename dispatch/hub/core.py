@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import anyio
@@ -17,6 +17,7 @@ from dispatch.hub.dialer import Dialer
 from dispatch.hub.eta import SlotTimes
 from dispatch.hub.limiter import ConcurrencyGate, DialPacer, SlidingWindowLimiter
 from dispatch.hub.notify import Notifier
+from dispatch.hub.refusals import PlatformThrottle
 from dispatch.hub.retry import RetryPolicy
 from dispatch.hub.scheduling import DialQueue
 from dispatch.hub.sources import SourceHealth
@@ -124,6 +125,13 @@ class HubCore:
     watch: CampaignWatch = dataclasses.field(default_factory=CampaignWatch)
     #: the campaign-wide error that ended the run (raised by ``run()`` after draining)
     fatal: CampaignError | None = None
+    # refuse: the platform's refusals and opt-outs (.refusals)
+    #: ``(phone, campaign, record_id, source)`` -> the internal DNC list, durably
+    opt_out_sink: Callable[[str, str, str, str], Awaitable[None]] | None = None
+    #: numbers put on the internal list during this run (never dialled again by it)
+    suppressed: set[str] = dataclasses.field(default_factory=set)
+    #: the pace the platform allows after its rate refusals
+    throttle: PlatformThrottle = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
         margin_s = self.options.pace_margin_s
@@ -135,6 +143,7 @@ class HubCore:
         self.pace = DialPacer(self.clock, self.window, per_second,
                               on_release=self.dispatch_signal.set)
         self.gate = ConcurrencyGate(self.options.max_concurrent)
+        self.throttle = PlatformThrottle(self.window)  # refuse
         self.health = [SourceHealth(strategy.name) for strategy in self.strategies]
 
     @property

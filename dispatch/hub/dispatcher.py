@@ -17,6 +17,7 @@ import anyio
 from dispatch.hub.attempt import run_attempt
 from dispatch.hub.campaign_state import admission_open, until_next_read_s
 from dispatch.hub.core import HubCore
+from dispatch.hub.refusals import skip_suppressed
 from dispatch.hub.state import AttemptState, RecordEntry
 
 __all__ = ["dispatch_loop", "next_wake_at"]
@@ -30,6 +31,9 @@ def next_wake_at(core: HubCore, now: float) -> float | None:
         deadlines.append(due)
     if core.queue.ready_count and core.gate.available() > 0 and core.pace.available(now) <= 0:
         deadlines.append(core.pace.next_allowed_at(now))
+    reserved = core.pace.reserved  # refuse: the pace the platform's refusals allow
+    if core.queue.ready_count and core.throttle.available(now, reserved) <= 0:
+        deadlines.append(core.throttle.next_allowed_at(now, reserved))
     return min(deadlines) if deadlines else None
 
 
@@ -39,13 +43,17 @@ async def dispatch_loop(core: HubCore) -> None:
         admitting = await admission_open(core)  # paused/cancelled: no claim from here on
         now = core.clock.now()
         core.queue.promote_due(now)
-        room = min(core.gate.available(), core.pace.available(now), core.options.claim_batch_size)
+        room = min(core.gate.available(), core.pace.available(now), core.options.claim_batch_size,
+                   core.throttle.available(now, core.pace.reserved))  # refuse: throttle
         if admitting and room > 0 and core.queue.ready_count and not core.stopping:
             record_ids = core.queue.take(room, core.phone_of)
             if record_ids:
                 # a claim that was submitted must be launched: never leave it half-done
                 with anyio.CancelScope(shield=True):
-                    await _claim_and_launch(core, [core.book.entries[r] for r in record_ids])
+                    entries = [core.book.entries[r] for r in record_ids]
+                    entries = await skip_suppressed(core, entries)  # refuse: opted out
+                    if entries:
+                        await _claim_and_launch(core, entries)
                 continue
         with anyio.move_on_after(until_next_read_s(core)):  # re-read the campaign's state
             await core.dispatch_signal.wait(core.clock, next_wake_at(core, now))

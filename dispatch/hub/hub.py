@@ -26,6 +26,7 @@ from dispatch.hub.dialer import Dialer
 from dispatch.hub.dispatcher import dispatch_loop
 from dispatch.hub.notify import Hooks, Notifier
 from dispatch.hub.polling import poll_loop
+from dispatch.hub.refusals import OptOutSink
 from dispatch.hub.resume import resume
 from dispatch.hub.retry import RetryPolicy, resolve_retry_settings
 from dispatch.hub.sources import preflight
@@ -140,6 +141,9 @@ class DispatchHub:
         )
         self.hooks = Hooks(on_dispatched, on_completed, on_failed, on_skipped)
         self._core: HubCore | None = None
+        #: refuse: ``(phone, campaign, record_id, source)`` coroutine that adds a number to
+        #: the internal do-not-call list (opt-outs, platform ``do_not_call`` refusals)
+        self.opt_out_sink: OptOutSink | None = None
         self._running = False
         self._early_stop: tuple[bool, float | None] | None = None
         self._calls_done = anyio.Event()
@@ -236,7 +240,7 @@ class DispatchHub:
         core = HubCore(agent=self.agent, store=store, clock=self.clock,
                        strategies=self.strategies, options=self.options,
                        notifier=Notifier(self.hooks), until_idle=until_idle,
-                       watch=watch)
+                       watch=watch, opt_out_sink=self.opt_out_sink)
         for index, text in warned.items():
             core.health[index].last_error = text  # warned once: not again for the same text
         self._core = core
