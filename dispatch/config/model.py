@@ -293,7 +293,8 @@ class VoiceConfig(_Model):
     api_key_file: Path | None = None
     sandbox: bool = False
     scenario: Path | None = None
-    sandbox_speed: PositiveFloat = 4.0
+    #: time acceleration of the embedded sandbox (``inf``: instant calls)
+    sandbox_speed: Annotated[float, Field(gt=0)] = 4.0
 
     @field_validator("url")
     @classmethod
