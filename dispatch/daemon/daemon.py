@@ -38,7 +38,7 @@ from dispatch.daemon.voice import FatalError, Voice
 from dispatch.log import get_logger
 from dispatch.store import RunLock, Store, StoreError, campaigns
 
-__all__ = ["Daemon"]
+__all__ = ["Daemon", "stalled"]
 
 log = get_logger("dispatch.daemon")
 
@@ -249,7 +249,7 @@ class Daemon:
         while True:
             await anyio.sleep(interval_s)
             beats = {name: run.hub.heartbeat[0] for name, run in self.runs.items()}
-            stuck = [n for n, b in beats.items() if b and b == seen.get(n)]
+            stuck = stalled(seen, beats)
             seen = beats
             if stuck:
                 log.error("dispatch loop made no progress: no watchdog ping", campaigns=stuck)
@@ -268,6 +268,12 @@ class Daemon:
     def status_line(self) -> str:
         parts = [run.summary() for run in self.runs.values()]
         return "; ".join(parts) if parts else "no campaigns"
+
+
+def stalled(previous: Mapping[str, int], beats: Mapping[str, int]) -> list[str]:
+    """Campaigns whose dispatch loop had turned by the last check and has not turned since
+    (0 turns: the loop has not started yet, e.g. still resuming: not held against it)."""
+    return [name for name, beat in beats.items() if beat and beat == previous.get(name)]
 
 
 async def _start_control(tg: TaskGroup, daemon: Daemon) -> None:

@@ -198,3 +198,11 @@ def test_watchdog_interval_is_half_and_only_for_our_pid() -> None:
     assert watchdog_interval_s({"WATCHDOG_USEC": "4000000"}) == 2.0
     assert watchdog_interval_s({"WATCHDOG_USEC": "4000000", "WATCHDOG_PID": "1"}) is None
     assert watchdog_interval_s({}) is None
+
+
+def test_the_watchdog_holds_its_ping_for_a_loop_that_stopped_turning() -> None:
+    from dispatch.daemon.daemon import stalled
+
+    assert stalled({}, {"a": 0, "b": 5}) == []             # first check: nothing to compare
+    assert stalled({"a": 0, "b": 5}, {"a": 0, "b": 9}) == []  # a still resuming, b turning
+    assert stalled({"a": 3, "b": 9}, {"a": 3, "b": 12}) == ["a"]  # a wedged: no ping

@@ -45,9 +45,20 @@ sources = [{{ kind = "csv", path = "{beta}" }}]
 """
 
 
-def _write_config(path: Path, tmp: Path, rate: int) -> None:
-    path.write_text(CONFIG.format(db=tmp / "d.db", alpha=tmp / "alpha.csv",
-                                  beta=tmp / "beta.csv", rate=rate), encoding="utf-8")
+GAMMA = """
+[[campaigns]]
+name = "gamma"
+sources = [{{ kind = "csv", path = "{gamma}" }}]
+"""
+
+
+def _write_config(path: Path, tmp: Path, rate: int, *, swap_beta_for_gamma: bool = False) -> None:
+    text = CONFIG.format(db=tmp / "d.db", alpha=tmp / "alpha.csv", beta=tmp / "beta.csv",
+                         rate=rate)
+    if swap_beta_for_gamma:
+        text = text[: text.index("[[campaigns]]\nname = \"beta\"")] + GAMMA.format(
+            gamma=tmp / "gamma.csv")
+    path.write_text(text, encoding="utf-8")
 
 
 def _query(db: Path, sql: str) -> list[tuple[object, ...]]:
@@ -92,13 +103,25 @@ def test_serve_ready_watchdog_reload_and_drain(tmp_path: Path) -> None:
                       "WHERE r.campaign_id = 'alpha'"
         assert _query(db, alpha_dials)[0][0] == 1
 
-        _write_config(config, tmp_path, rate=100)  # SIGHUP: the raised limit applies at once
+        config.write_text(config.read_text().replace("max_concurrent = 3", "max_concurrent = 0"))
+        mark = len(notify.messages)
+        proc.send_signal(signal.SIGHUP)  # an invalid file: nothing changes, still ready
+        refused = notify.wait_for("READY", "1", after=mark)
+        assert refused["STATUS"].startswith("reload refused (invalid config)")
+        assert _query(db, alpha_dials)[0][0] == 1
+
+        # SIGHUP: the raised limit applies at once, gamma starts, beta (done) is removed
+        (tmp_path / "gamma.csv").write_text("id,phone\ng1,+14155550301\n")
+        _write_config(config, tmp_path, rate=100, swap_beta_for_gamma=True)
         mark = len(notify.messages)
         proc.send_signal(signal.SIGHUP)
         reloading = notify.wait_for("RELOADING", "1", after=mark)
         assert int(reloading["MONOTONIC_USEC"]) > 0
-        notify.wait_for("READY", "1", after=notify.messages.index(reloading) + 1)
+        reloaded = notify.wait_for("READY", "1", after=notify.messages.index(reloading) + 1)
+        assert "gamma" in reloaded["STATUS"]
         _wait(lambda: _query(db, alpha_dials)[0][0] == 6, timeout_s=30)
+        _wait(lambda: _query(db, "SELECT status FROM records WHERE id = 'g1'")
+              == [("completed",)], timeout_s=30)
         assert _query(db, "SELECT max_per_minute FROM campaigns WHERE id = 'alpha'") == [(100,)]
         live = _query(db, "SELECT status FROM records WHERE id = 'a99'")
         assert live == [("in_call",)]
@@ -117,7 +140,9 @@ def test_serve_ready_watchdog_reload_and_drain(tmp_path: Path) -> None:
     assert rows == {"a99": "interrupted"}  # hung up after the 3 s grace, recorded
     by_campaign = dict(_query(db, "SELECT campaign_id, COUNT(*) FROM records "
                                   "WHERE status = 'completed' GROUP BY campaign_id"))
-    assert by_campaign == {"alpha": 6, "beta": 2}
+    assert by_campaign == {"alpha": 6, "beta": 2, "gamma": 1}
+    assert '"campaign removed from the config: draining it"' in stderr
+    assert "reload refused: invalid config" in stderr and "max_concurrent" in stderr
 
 
 def test_serve_refuses_an_invalid_config_naming_each_key(tmp_path: Path) -> None:
