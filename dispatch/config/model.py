@@ -304,6 +304,17 @@ class VoiceConfig(_Model):
         return value
 
 
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class ControlConfig(_Model):
     """The HTTP control plane (``/v1``, ``/metrics``, dashboard)."""
 
@@ -319,6 +330,13 @@ class ControlConfig(_Model):
         if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
             raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:8765")
         return value
+
+    @model_validator(mode="after")
+    def _token_off_loopback(self) -> ControlConfig:
+        if self.enabled and self.token_file is None and not _loopback(self.host):
+            raise ValueError(f"bind {self.bind!r} is reachable from other hosts: set "
+                             "control.token_file (a bearer token is required off loopback)")
+        return self
 
     @property
     def host(self) -> str:

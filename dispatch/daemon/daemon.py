@@ -104,10 +104,18 @@ class Daemon:
                 await self._open(stack)
                 await self._serve()
         except FatalError as exc:
-            log.error("cannot start", error=str(exc), exit_code=exc.exit_code)
-            self.notifier.stopping(f"failed: {exc}")
-            return exc.exit_code
+            return self._fatal(exc)
+        except BaseExceptionGroup as group:  # raised inside the task tree
+            fatal = _first_fatal(group)
+            if fatal is None:
+                raise
+            return self._fatal(fatal)
         return 0
+
+    def _fatal(self, exc: FatalError) -> int:
+        log.error("cannot run", error=str(exc), exit_code=exc.exit_code)
+        self.notifier.stopping(f"failed: {exc}")
+        return exc.exit_code
 
     async def _open(self, stack: contextlib.AsyncExitStack) -> None:
         self.voice = Voice(self.config, self.environ)
@@ -268,6 +276,14 @@ class Daemon:
     def status_line(self) -> str:
         parts = [run.summary() for run in self.runs.values()]
         return "; ".join(parts) if parts else "no campaigns"
+
+
+def _first_fatal(group: BaseExceptionGroup[BaseException]) -> FatalError | None:
+    for exc in group.exceptions:
+        found = _first_fatal(exc) if isinstance(exc, BaseExceptionGroup) else exc
+        if isinstance(found, FatalError):
+            return found
+    return None
 
 
 def stalled(previous: Mapping[str, int], beats: Mapping[str, int]) -> list[str]:

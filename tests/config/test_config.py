@@ -206,3 +206,13 @@ def test_the_watchdog_holds_its_ping_for_a_loop_that_stopped_turning() -> None:
     assert stalled({}, {"a": 0, "b": 5}) == []             # first check: nothing to compare
     assert stalled({"a": 0, "b": 5}, {"a": 0, "b": 9}) == []  # a still resuming, b turning
     assert stalled({"a": 3, "b": 9}, {"a": 3, "b": 12}) == ["a"]  # a wedged: no ping
+
+
+def test_a_control_plane_off_loopback_needs_a_token_file() -> None:
+    assert errors({**base(), "control": {"bind": "0.0.0.0:8765"}}) == [
+        "control: bind '0.0.0.0:8765' is reachable from other hosts: set control.token_file "
+        "(a bearer token is required off loopback)"]
+    for bind in ("127.0.0.1:1", "[::1]:8765", "localhost:80"):
+        assert parse_config({**base(), "control": {"bind": bind}}, environ={}).control.bind
+    assert parse_config({**base(), "control": {"bind": "0.0.0.0:1", "token_file": "t"}},
+                        environ={}).control.host == "0.0.0.0"
