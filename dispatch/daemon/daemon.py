@@ -34,11 +34,12 @@ from dispatch.config.build import build_hub
 from dispatch.daemon.notify import SystemdNotifier, watchdog_interval_s
 from dispatch.daemon.runner import CampaignRun
 from dispatch.daemon.scoped import CampaignStore
+from dispatch.daemon.support import first_fatal, stalled, start_control
 from dispatch.daemon.voice import FatalError, Voice
 from dispatch.log import get_logger
 from dispatch.store import RunLock, Store, StoreError, campaigns
 
-__all__ = ["Daemon", "stalled"]
+__all__ = ["Daemon"]
 
 log = get_logger("dispatch.daemon")
 
@@ -82,7 +83,10 @@ class Daemon:
 
     @property
     def last_tick_at(self) -> float:
-        return max((r.hub.heartbeat[1] for r in self.runs.values()), default=0.0)
+        """The oldest latest turn among the dispatch loops that have started (a wedged
+        campaign makes the whole process look stale, as the watchdog sees it)."""
+        ticks = [r.hub.heartbeat[1] for r in self.runs.values() if r.hub.heartbeat[0]]
+        return min(ticks, default=0.0)
 
     def request_reload(self) -> None:
         self._reload_wanted.set()
@@ -106,7 +110,7 @@ class Daemon:
         except FatalError as exc:
             return self._fatal(exc)
         except BaseExceptionGroup as group:  # raised inside the task tree
-            fatal = _first_fatal(group)
+            fatal = first_fatal(group)
             if fatal is None:
                 raise
             return self._fatal(fatal)
@@ -151,7 +155,7 @@ class Daemon:
                 work.start_soon(self._reloads, work, name="daemon reloads")
                 work.start_soon(self._watchdog, name="daemon watchdog")
                 work.start_soon(self._status_loop, name="daemon status")
-                await _start_control(work, self)
+                await start_control(work, self)
                 self.notifier.ready(self.status_line())
                 log.info("daemon ready", campaigns=[c.name for c in self.config.campaigns])
                 await self._stopped.wait()
@@ -213,6 +217,9 @@ class Daemon:
 
     async def _apply(self, tg: TaskGroup, new: DispatchConfig) -> None:
         assert self._store is not None and self.voice is not None
+        for field in ("store", "log_format", "voice", "control"):
+            if getattr(self.config, field) != getattr(new, field):
+                log.warning("changed setting needs a restart to apply", setting=field)
         names = {c.name for c in new.campaigns}
         for name, run in list(self.runs.items()):
             if name not in names:
@@ -276,41 +283,3 @@ class Daemon:
     def status_line(self) -> str:
         parts = [run.summary() for run in self.runs.values()]
         return "; ".join(parts) if parts else "no campaigns"
-
-
-def _first_fatal(group: BaseExceptionGroup[BaseException]) -> FatalError | None:
-    for exc in group.exceptions:
-        found = _first_fatal(exc) if isinstance(exc, BaseExceptionGroup) else exc
-        if isinstance(found, FatalError):
-            return found
-    return None
-
-
-def stalled(previous: Mapping[str, int], beats: Mapping[str, int]) -> list[str]:
-    """Campaigns whose dispatch loop had turned by the last check and has not turned since
-    (0 turns: the loop has not started yet, e.g. still resuming: not held against it)."""
-    return [name for name, beat in beats.items() if beat and beat == previous.get(name)]
-
-
-async def _start_control(tg: TaskGroup, daemon: Daemon) -> None:
-    """Serve ``dispatch.control`` (when installed) on ``control.bind``."""
-    control = daemon.config.control
-    if not control.enabled:
-        return
-    try:
-        from dispatch.daemon.control_host import serve_control
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.startswith("dispatch.control"):
-            log.info("control plane not installed in this build")
-            return
-        raise
-    token = None
-    if control.token_file is not None:
-        try:
-            token = control.token_file.read_text(encoding="utf-8").strip() or None
-        except OSError as exc:
-            raise FatalError(f"control.token_file: cannot read {control.token_file}: "
-                             f"{exc.strerror}", 2) from None
-    await tg.start(serve_control, daemon, control.host, control.port, token)
-
-

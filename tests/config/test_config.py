@@ -201,7 +201,7 @@ def test_watchdog_interval_is_half_and_only_for_our_pid() -> None:
 
 
 def test_the_watchdog_holds_its_ping_for_a_loop_that_stopped_turning() -> None:
-    from dispatch.daemon.daemon import stalled
+    from dispatch.daemon.support import stalled
 
     assert stalled({}, {"a": 0, "b": 5}) == []             # first check: nothing to compare
     assert stalled({"a": 0, "b": 5}, {"a": 0, "b": 9}) == []  # a still resuming, b turning
