@@ -102,7 +102,8 @@ class Daemon:
     # -- lifecycle --------------------------------------------------------------------
 
     async def run(self) -> int:
-        """Exit code: 0 after a drain, 2 configuration, 3 voice server refusal."""
+        """Exit code: 0 after a drain, 2 configuration, 3 the voice server refused the key
+        or an agent, 1 it cannot be reached (a restart may help)."""
         try:
             async with contextlib.AsyncExitStack() as stack:
                 await self._open(stack)

@@ -19,8 +19,9 @@ DEFAULT_URL = "wss://voice.pinecall.io"
 
 
 class FatalError(Exception):
-    """The daemon cannot run: ``exit_code`` 2 (configuration) or 3 (refused by the
-    voice server). The message never holds a secret."""
+    """The daemon cannot run: ``exit_code`` 2 (configuration), 3 (the voice server refused
+    the key or an agent) or 1 (it cannot be reached: systemd restarts the unit). The
+    message never holds a secret."""
 
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
@@ -70,8 +71,15 @@ class Voice:
             await stack.enter_async_context(sandbox)
             log.warning("sandbox mode: no real calls are placed", url=sandbox.url)
             url, key, self.sandbox_number = sandbox.url, None, SANDBOX_NUMBER
+        from dispatch.sdk import AuthenticationError, PinecallError
+
         self.client = Pinecall(api_key=key, url=url, auto_reconnect=True)
-        await stack.enter_async_context(self.client)
+        try:
+            await stack.enter_async_context(self.client)
+        except AuthenticationError as exc:
+            raise FatalError(f"the voice server refused the API key: {exc}", 3) from None
+        except PinecallError as exc:  # maybe transient: exit 1, systemd restarts the unit
+            raise FatalError(f"cannot reach the voice server: {exc}", 1) from None
 
     def caller_id(self, campaign: CampaignConfig) -> str | None:
         return campaign.agent.caller_id or self.sandbox_number
@@ -97,7 +105,7 @@ class Voice:
         except RegistrationError as exc:
             raise FatalError(f"agent {name!r} could not register: {exc}", 3) from None
         except PinecallError as exc:
-            raise FatalError(f"cannot reach the voice server: {exc}", 3) from None
+            raise FatalError(f"cannot reach the voice server: {exc}", 1) from None
         except OSError as exc:
             raise FatalError(f"campaign {campaign.name!r}: agent.prompt_file: {exc}", 2) from None
         self.agents[name] = agent
