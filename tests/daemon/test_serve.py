@@ -165,3 +165,27 @@ def test_serve_refuses_an_invalid_config_naming_each_key(tmp_path: Path) -> None
     assert result.returncode == 2
     assert result.stderr.strip() == (f"{config}: campaigns[0].limits.max_per_minute: Input "
                                      "should be greater than 0 (got 0)")
+
+
+def test_serve_start_failures_are_one_line_with_their_exit_code(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("id,phone\na1,+14155550101\n")
+    config = tmp_path / "k.toml"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DISPATCH_")}
+    env["PINECALL_API_KEY"] = "pk_live_HUSHHUSH"
+
+    def serve(agent: str) -> subprocess.CompletedProcess[str]:
+        config.write_text(f'store = "k.db"\n[voice]\nurl = "ws://127.0.0.1:9"\n[control]\n'
+                          f'enabled = false\n[[campaigns]]\nname = "k"\n'
+                          f'sources = [{{ kind = "csv", path = "a.csv" }}]\n{agent}')
+        return subprocess.run([sys.executable, "-m", "dispatch", "serve", "--config",
+                               str(config)], capture_output=True, text=True, timeout=90,
+                              cwd=tmp_path, env=env)
+
+    no_caller_id = serve("")
+    assert no_caller_id.returncode == 2
+    assert "agent.from (caller id) is required" in no_caller_id.stderr
+    unreachable = serve('[campaigns.agent]\nfrom = "+14155550000"\n')
+    assert unreachable.returncode == 1  # maybe transient: systemd restarts it
+    assert "cannot reach the voice server" in unreachable.stderr
+    for result in (no_caller_id, unreachable):
+        assert "HUSHHUSH" not in result.stderr + result.stdout
