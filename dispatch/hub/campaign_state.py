@@ -174,14 +174,14 @@ def _row_limits(row: campaigns.Campaign) -> dict[str, int | None]:
 
 
 def apply_limits(core: HubCore, limits: dict[str, int | None]) -> bool:
-    """Make the campaign row's limits the hub's at once (a reload, the control plane's
-    PATCH, ``dispatch campaign`` all write the row). Live calls are never cut: a lower
+    """Make the campaign row's limits the hub's at once (``dispatch serve``'s reload and
+    the control plane's PATCH write the row; the hub reads it every
+    :data:`STATE_READ_INTERVAL_S`). Live calls are never cut: a lower
     ``max_concurrent`` only holds new dials until enough calls end; the rate windows
     keep their logged starts. Returns True when something changed."""
     watch = core.watch
     if watch.limits == limits:
         return False
-    first = watch.limits is None
     watch.limits = dict(limits)
     options = core.options
     current = {"max_per_minute": options.max_calls_per_minute,
@@ -195,10 +195,9 @@ def apply_limits(core: HubCore, limits: dict[str, int | None]) -> bool:
     core.window.max_per_window = limits["max_per_minute"]
     core.gate.max_concurrent = limits["max_concurrent"]
     _set_per_second(core, limits["max_per_second"])
-    pace = core.pace
+    pace = core.pace  # the pacer has no setter (limiter.py): refresh its list of limited windows
     pace._limited = [w for w in pace._windows if w.max_per_window is not None]
-    if not first:
-        log.info("campaign limits changed", campaign=watch.id, **limits)
+    log.info("campaign limits changed", campaign=watch.id, **limits)
     core.dispatch_signal.set()
     return True
 
