@@ -88,21 +88,14 @@ async def open_campaign(
         embedded = embedded_sandbox(args, key)
         url, key, from_ = await _voice_server(args, key, output, stack)
         agent = await _ready_agent(args, url, key, from_, stack)
-        hub = DispatchHub(
-            agent,
-            [strategy],
-            from_=from_,
-            max_calls_per_minute=args.rate,
-            max_calls_per_second=args.cps,
-            max_concurrent=args.concurrency,
-            retry_attempts=args.retries,
-            retry_policy=_retry_policy(args, embedded),
-            poll_interval_s=args.poll,
-            db=store,
-            default_region=args.region,
-            campaign=getattr(args, "campaign", None),
-            **_log_callbacks(),
-        )
+        # [serve] the hub is built from the config the flags map onto (one source of truth)
+        from dispatch.config.build import build_hub
+        from dispatch.config.from_args import config_from_run_args
+
+        config = getattr(args, "config", None) or config_from_run_args(args)
+        hub: DispatchHub = build_hub(config.campaigns[0], agent, db=store,
+                                     strategies=[strategy], from_=from_, embedded=embedded,
+                                     **_log_callbacks())
         mode = "sandbox" if key is None else "live"
         yield Campaign(hub=hub, store=store,
                        title=f"dispatch [{mode}] {sql_source.label(args, strategy)} "
@@ -163,26 +156,13 @@ def _check_not_running(store: Any) -> None:
 
 
 def _retry_policy(args: argparse.Namespace, embedded: bool) -> Any:
-    """``--retry-delay`` sets one delay for every retryable reason; else the hub's defaults.
+    """``--retry-delay`` sets one delay for every retryable reason; else the hub's defaults
+    (see :func:`dispatch.config.build.retry_policy`, which this delegates to)."""
+    from dispatch.config.build import retry_policy  # [serve]
+    from dispatch.config.model import RetryConfig
 
-    On the embedded sandbox a crashed run's calls died with its process (the sandbox
-    ran inside it), so an attempt the new sandbox cannot find is retried as
-    ``interrupted`` (``retry_unknown``) instead of being closed ``unknown``.
-    """
-    if args.retry_delay is None and not embedded:
-        return None
-    from dispatch.hub import RetryPolicy
-    from dispatch.hub.retry import DEFAULT_DELAYS_S, MIN_INFRA_DELAY_S
-
-    delays_s = DEFAULT_DELAYS_S
-    if args.retry_delay is not None:
-        delay_s = max(args.retry_delay, MIN_INFRA_DELAY_S)
-        delays_s = {reason: delay_s for reason in DEFAULT_DELAYS_S}
-    return RetryPolicy(
-        delays_s=delays_s,
-        max_attempts=max(RetryPolicy.max_attempts, 1 + args.retries),
-        retry_unknown=embedded,
-    )
+    return retry_policy(RetryConfig(retries=args.retries, delay_s=args.retry_delay),
+                        embedded=embedded)
 
 
 def _agent_options(args: argparse.Namespace, from_: str | None) -> dict[str, Any]:

@@ -120,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
     output.route_stdlib_logging()
     try:
         _check_inputs(args)
+        args.config = _config(args)  # [serve] the flags as the one config model
         code: int = anyio.run(_run, args, output)
         return code
     except KeyboardInterrupt:
@@ -171,6 +172,20 @@ def _check_prompt_and_scenario(args: argparse.Namespace) -> None:
     if args.scenario and not args.scenario.is_file():
         raise CliError(f"cannot read --scenario {args.scenario}: no such file", EXIT_USAGE,
                        option="--scenario")
+
+
+def _config(args: argparse.Namespace) -> Any:
+    """The flags mapped onto :class:`dispatch.config.DispatchConfig` (bad value: exit 2)."""
+    from pydantic import ValidationError
+
+    from dispatch.config.from_args import config_from_run_args
+
+    try:
+        return config_from_run_args(args)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise CliError(f"{where}: {first['msg']}", EXIT_USAGE) from None
 
 
 async def _preflight(strategy: Strategy, args: argparse.Namespace, output: Output) -> None:

@@ -147,6 +147,7 @@ class DispatchHub:
         self._running = False
         self._early_stop: tuple[bool, float | None] | None = None
         self._calls_done = anyio.Event()
+        self._window_open = True  # [serve]
 
     # -- public API -------------------------------------------------------------------
 
@@ -161,8 +162,34 @@ class DispatchHub:
 
     def statistics(self) -> HubStatistics:
         """A snapshot: counts by status, dials in the last 60 s and 1 s, limits, next dial ETA."""
-        return snapshot(self._core, running=self._running, options=self.options,
+        options = self._core.options if self._core is not None else self.options  # [serve]
+        return snapshot(self._core, running=self._running, options=options,
                         campaign=self.campaign)
+
+    # [serve] daemon hooks: config builder, schedule windows, progress heartbeat
+    @classmethod
+    def from_config(cls, campaign: Any, agent: Dialer | Any, **kwargs: Any) -> DispatchHub:
+        """A hub for a :class:`dispatch.config.CampaignConfig` (``kwargs``: ``db``,
+        ``from_``, callbacks... see :func:`dispatch.config.build.build_hub`)."""
+        from dispatch.config.build import build_hub
+
+        return build_hub(campaign, agent, **kwargs)
+
+    def set_window_open(self, open_: bool) -> None:
+        """Open or close admission for a schedule window (outside one, nobody is dialled;
+        live calls continue). Takes effect at the dispatch loop's next turn."""
+        self._window_open = open_
+        if self._core is not None:
+            self._core.watch.window_open = open_
+            self._core.dispatch_signal.set()
+
+    @property
+    def heartbeat(self) -> tuple[int, float]:
+        """``(turns, anyio time of the last turn)`` of the dispatch loop; ``(0, 0.0)``
+        before it runs. A watchdog trusts the hub only while ``turns`` advances."""
+        if self._core is None:
+            return 0, 0.0
+        return self._core.watch.heartbeat, self._core.watch.heartbeat_at
 
     def request_stop(self, drain: bool = True, timeout_s: float | None = None) -> None:
         """Like :meth:`stop` without waiting (safe from callbacks and signal handlers)."""
@@ -209,10 +236,14 @@ class DispatchHub:
                                      default_region=self.options.default_region)
             store, owned = await self._open_store()
             lock = RunLock(store.url)
+            shared = _shared(store)  # [serve] a daemon holds the lock and runs the writer
             try:
-                lock.acquire()  # one campaign process per database (StoreLocked)
-                watch = campaign_state.CampaignWatch(self.campaign)
-                await campaign_state.open_campaign(store, watch, self._limits(), self.clock.now())
+                if not shared:
+                    lock.acquire()  # one campaign process per database (StoreLocked)
+                watch = campaign_state.CampaignWatch(self.campaign,
+                                                     window_open=self._window_open)
+                await campaign_state.open_campaign(store, watch, self._limits(), self.clock.now(),
+                                                   adopt=not shared)
                 await self._run_with(store, until_idle, warned, watch)
             finally:
                 lock.release()
@@ -249,8 +280,10 @@ class DispatchHub:
             self._early_stop = None
         status = "failed"
         try:
+            shared = _shared(store)
             async with anyio.create_task_group() as infra:
-                await infra.start(store.run_writer)
+                if not shared:  # [serve] a shared store's writer is run by the daemon
+                    await infra.start(store.run_writer)
                 await infra.start(core.notifier.run)
                 try:
                     core.run_id = await store.start_run(
@@ -267,7 +300,8 @@ class DispatchHub:
                     await core.notifier.aclose(self.clock, self.options.callback_drain_s)
                 finally:
                     core.notifier.close()
-                    store.close_writer()
+                    if not shared:
+                        store.close_writer()
         finally:
             if core.run_id is not None:
                 with anyio.CancelScope(shield=True):
@@ -313,6 +347,11 @@ class DispatchHub:
         while core.book.live_attempts and core.clock.now() < deadline:
             await core.ended_signal.wait(core.clock, deadline)
         calls.cancel_scope.cancel()
+
+
+def _shared(store: Store) -> bool:
+    """[serve] A store one daemon shares between its hubs (``dispatch.daemon.scoped``)."""
+    return bool(getattr(store, "shared_by_daemon", False))
 
 
 async def _hangup(call: Any, record_id: str) -> None:
