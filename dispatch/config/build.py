@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from dispatch.config.model import CampaignConfig, CsvSource, RetryConfig
+from dispatch.config.model import CampaignConfig, CsvSource, RetryConfig, SqlSource
 
 if TYPE_CHECKING:
     from dispatch.hub import DispatchHub, RetryPolicy
@@ -24,7 +24,9 @@ def build_strategies(campaign: CampaignConfig) -> list[Strategy]:
     return [_strategy(source) for source in campaign.sources]
 
 
-def _strategy(source: CsvSource) -> Strategy:
+def _strategy(source: CsvSource | SqlSource) -> Strategy:
+    if isinstance(source, SqlSource):
+        return _sql_strategy(source)
     from dispatch.strategies import CsvStrategy
 
     return CsvStrategy(
@@ -35,6 +37,18 @@ def _strategy(source: CsvSource) -> Strategy:
         encoding=source.encoding,
         delimiter="\t" if source.delimiter == "tab" else source.delimiter,
     )
+
+
+def _sql_strategy(source: SqlSource) -> Strategy:
+    from dispatch.strategies import SqlStrategy
+
+    return SqlStrategy(
+        source.resolved_url(), table=source.table, query=source.query,
+        id_column=source.id_column, phone_column=source.phone_column,
+        greeting=source.greeting, cursor_column=source.cursor_column,
+        not_before_column=source.not_before_column, timezone_column=source.timezone_column,
+        write_back=source.write_back, default_region=source.region,
+        page_size=source.page_size, cursor_overlap=source.cursor_overlap_s)
 
 
 def retry_policy(retry: RetryConfig, *, embedded: bool = False) -> RetryPolicy | None:

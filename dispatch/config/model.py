@@ -15,6 +15,7 @@ validation error, and its value is never echoed.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -32,6 +33,7 @@ __all__ = [
     "RetryConfig",
     "ScheduleWindow",
     "SourceConfig",
+    "SqlSource",
     "VoiceConfig",
     "WebhookConfig",
 ]
@@ -58,6 +60,10 @@ class CsvSource(_Model):
     delimiter: Literal[",", ";", "tab", "|"] | None = None
     write_back: bool = False
 
+    def identity(self) -> str:
+        """What makes two sources the same source (one campaign each)."""
+        return str(self.path.resolve())
+
     @field_validator("region")
     @classmethod
     def _region(cls, value: str | None) -> str | None:
@@ -71,9 +77,67 @@ class CsvSource(_Model):
         return code
 
 
-#: the ``sources`` list is discriminated by ``kind``; other kinds (sql, webhook) are
-#: added to this union by their own modules
-SourceConfig = Annotated[CsvSource, Field(discriminator="kind")]
+class SqlSource(_Model):
+    """A database table or SELECT of leads (:class:`~dispatch.strategies.SqlStrategy`).
+
+    The URL comes from ``url`` (no password: the config file holds no secret) or from
+    the environment variable named by ``url_env``.
+    """
+
+    kind: Literal["sql"] = "sql"
+    url: str | None = None
+    url_env: str | None = None
+    table: str | None = None
+    query: str | None = None
+    id_column: str = "id"
+    phone_column: str = "phone"
+    greeting: str | None = None
+    cursor_column: str | None = None
+    cursor_overlap_s: float | None = Field(default=None, gt=0)
+    not_before_column: str | None = None
+    timezone_column: str | None = None
+    write_back: str | None = None
+    region: str | None = None
+    page_size: int = Field(default=1000, ge=1)
+
+    @model_validator(mode="after")
+    def _one_of_each(self) -> SqlSource:
+        if (self.url is None) == (self.url_env is None):
+            raise ValueError("give exactly one of url and url_env")
+        if (self.table is None) == (self.query is None):
+            raise ValueError("give exactly one of table and query")
+        if self.url is not None and _has_password(self.url):
+            raise ValueError("url holds a password (not shown): use url_env")
+        return self
+
+    def identity(self) -> str:
+        """What makes two sources the same source (one campaign each)."""
+        where = self.url if self.url is not None else f"env:{self.url_env}"
+        return f"sql:{where}#{self.table if self.table is not None else self.query}"
+
+    def resolved_url(self) -> str:
+        """The URL to connect to (``ValueError`` naming the variable when it is unset)."""
+        if self.url is not None:
+            return self.url
+        assert self.url_env is not None
+        value = os.environ.get(self.url_env)
+        if not value:
+            raise ValueError(f"the environment variable {self.url_env!r} (url_env) is not set")
+        return value
+
+
+def _has_password(url: str) -> bool:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).password is not None
+    except ArgumentError:
+        return False
+
+
+#: the ``sources`` list is discriminated by ``kind``
+SourceConfig = Annotated[CsvSource | SqlSource, Field(discriminator="kind")]
 
 
 class AgentConfig(_Model):
@@ -266,13 +330,13 @@ class DispatchConfig(_Model):
         dup = next((n for n in names if names.count(n) > 1), None)
         if dup is not None:
             raise ValueError(f"campaign name {dup!r} is used twice")
-        paths = [(c.name, s.path.resolve()) for c in self.campaigns for s in c.sources]
-        seen: dict[Path, str] = {}
-        for name, path in paths:
-            if path in seen:
-                raise ValueError(f"source {str(path)!r} is in campaigns {seen[path]!r} and "
+        sources = [(c.name, s.identity()) for c in self.campaigns for s in c.sources]
+        seen: dict[str, str] = {}
+        for name, source in sources:
+            if source in seen:
+                raise ValueError(f"source {source!r} is in campaigns {seen[source]!r} and "
                                  f"{name!r}: a source belongs to one campaign")
-            seen[path] = name
+            seen[source] = name
         return self
 
     def campaign(self, name: str) -> CampaignConfig:

@@ -216,3 +216,19 @@ def test_a_control_plane_off_loopback_needs_a_token_file() -> None:
         assert parse_config({**base(), "control": {"bind": bind}}, environ={}).control.bind
     assert parse_config({**base(), "control": {"bind": "0.0.0.0:1", "token_file": "t"}},
                         environ={}).control.host == "0.0.0.0"
+
+
+def test_an_sql_source_takes_its_password_from_the_environment_only() -> None:
+    good = base(sources=[{"kind": "sql", "url_env": "LEADS_DB", "table": "leads",
+                          "cursor_column": "updated_at"}])
+    source = parse_config(good, environ={}).campaigns[0].sources[0]
+    assert source.kind == "sql" and source.identity() == "sql:env:LEADS_DB#leads"
+    with pytest.raises(ValueError, match="LEADS_DB"):
+        source.resolved_url()  # type: ignore[union-attr]
+
+    found = errors(base(sources=[{"kind": "sql", "url": "postgresql://u:hunter2@db/x",
+                                  "table": "leads"}]))
+    assert any(line.startswith("campaigns[0].sources[0]: url holds a password") for line in found)
+    assert not any("hunter2" in line for line in found)
+    assert any("exactly one of table and query" in line
+               for line in errors(base(sources=[{"kind": "sql", "url": "sqlite:///x.db"}])))
