@@ -329,7 +329,10 @@ async def settle_write(
         core.queue.add_ready(entry.key)  # behind the others: "in a row" spans records
     core.dispatch_signal.set()
     core.ended_signal.set()
-    await _durable([entry.update_op(now), attempt.update_op()], core)
+    ops = [entry.update_op(now), attempt.update_op()]
+    if outcome is not None:  # issue 10: extension rows (outbox) in the outcome's own commit
+        ops.extend(op for hook in core.outcome_ops for op in hook(outcome, entry, attempt, now))
+    await _durable(ops, core)
     if outcome is not None:
         core.notifier.terminal(outcome, entry.strategy, exc)
     core.check_idle()

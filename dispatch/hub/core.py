@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import anyio
@@ -20,12 +20,15 @@ from dispatch.hub.notify import Notifier
 from dispatch.hub.retry import RetryPolicy
 from dispatch.hub.scheduling import DialQueue
 from dispatch.hub.sources import SourceHealth
-from dispatch.hub.state import Book, RecordEntry
+from dispatch.hub.state import AttemptState, Book, RecordEntry
 from dispatch.hub.waiting import wait_event_until
-from dispatch.store import Store
-from dispatch.strategy import Strategy
+from dispatch.store import Store, WriteOp
+from dispatch.strategy import Outcome, Strategy
 
-__all__ = ["HubCore", "HubOptions", "Signal"]
+__all__ = ["HubCore", "HubOptions", "OutcomeOps", "Signal"]
+
+#: issue 10: ops to commit with a terminal outcome (e.g. result-webhook outbox rows)
+OutcomeOps = Callable[[Outcome, RecordEntry, AttemptState, float], list[WriteOp]]
 
 
 class Signal:
@@ -124,6 +127,8 @@ class HubCore:
     watch: CampaignWatch = dataclasses.field(default_factory=CampaignWatch)
     #: the campaign-wide error that ended the run (raised by ``run()`` after draining)
     fatal: CampaignError | None = None
+    #: issue 10: extra ops written in the same commit as a terminal outcome (outbox rows)
+    outcome_ops: list[OutcomeOps] = dataclasses.field(default_factory=list)
 
     def __post_init__(self) -> None:
         margin_s = self.options.pace_margin_s

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -35,6 +35,9 @@ from dispatch.phone import is_dialable
 from dispatch.records import DEFAULT_MAX_RECORD_BYTES
 from dispatch.store import RunLock, Store
 from dispatch.strategy import Callback, Strategy, check_unique_keys
+
+if TYPE_CHECKING:
+    from dispatch.webhooks import ResultWebhooks
 
 __all__ = ["DispatchHub"]
 
@@ -105,6 +108,7 @@ class DispatchHub:
         campaign: str | None = None,
         max_calls_per_second: int | None = None,
         pace_margin_s: float = 0.0,
+        result_webhooks: ResultWebhooks | None = None,
     ) -> None:
         if poll_interval_s <= 0 or dial_timeout_s <= 0 or claim_batch_size < 1:
             raise ValueError("poll_interval_s, dial_timeout_s and claim_batch_size must be > 0")
@@ -139,6 +143,8 @@ class DispatchHub:
             max_calls_per_second=max_calls_per_second, pace_margin_s=pace_margin_s,
         )
         self.hooks = Hooks(on_dispatched, on_completed, on_failed, on_skipped)
+        #: issue 10: signed result webhooks (outbox rows + a delivery worker)
+        self.result_webhooks = result_webhooks
         self._core: HubCore | None = None
         self._running = False
         self._early_stop: tuple[bool, float | None] | None = None
@@ -248,6 +254,10 @@ class DispatchHub:
             async with anyio.create_task_group() as infra:
                 await infra.start(store.run_writer)
                 await infra.start(core.notifier.run)
+                webhooks = self.result_webhooks  # issue 10
+                if webhooks is not None:
+                    core.outcome_ops.append(webhooks.outcome_hook(self.campaign))
+                    await infra.start(webhooks.run, store)
                 try:
                     core.run_id = await store.start_run(
                         started_at=self.clock.now(), pid=os.getpid(),
@@ -262,6 +272,8 @@ class DispatchHub:
                         status = "failed"
                     await core.notifier.aclose(self.clock, self.options.callback_drain_s)
                 finally:
+                    if webhooks is not None:
+                        webhooks.close()
                     core.notifier.close()
                     store.close_writer()
         finally:
@@ -281,6 +293,8 @@ class DispatchHub:
                     if core.stopping:
                         control.cancel()
                     async with anyio.create_task_group() as loops:
+                        for strategy in core.strategies:  # issue 10: push sources (intake)
+                            await loops.start(strategy.serve, core.store, core.poll_signal.set)
                         loops.start_soon(poll_loop, core, name="dispatch poll loop")
                         loops.start_soon(dispatch_loop, core, name="dispatch loop")
                         core.check_idle()
