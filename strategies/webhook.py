@@ -46,6 +46,8 @@ log = get_logger("dispatch.webhook")
 
 #: records handed to the hub per poll (``has_more`` asks for the next batch at once)
 _POLL_BATCH = 500
+#: how long requests in flight may finish when the hub stops
+_GRACEFUL_S = 2
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -151,13 +153,17 @@ class WebhookStrategy(Strategy):
                           f"{exc.strerror}") from exc
         self._port = sock.getsockname()[1]
         config = uvicorn.Config(build_app(self), log_level="warning", access_log=False,
-                                lifespan="off", server_header=False, date_header=False)
+                                lifespan="off", server_header=False, date_header=False,
+                                timeout_graceful_shutdown=_GRACEFUL_S)
         server = _EmbeddedServer(config)
         ended = anyio.Event()
 
         async def _serve() -> None:
+            # shielded: uvicorn must close its listener itself (a cancelled uvicorn
+            # leaves the socket registered with the event loop); ``should_exit`` ends it
             try:
-                await server.serve([sock])
+                with anyio.CancelScope(shield=True):
+                    await server.serve([sock])
             finally:
                 ended.set()
 
@@ -176,6 +182,8 @@ class WebhookStrategy(Strategy):
                     await anyio.sleep_forever()
                 finally:
                     server.should_exit = True
+                    with anyio.CancelScope(shield=True):
+                        await ended.wait()
         finally:
             sock.close()
             self._store = None
