@@ -43,6 +43,9 @@ __all__ = ["DeliveryStatistics", "Endpoint", "ResultWebhooks"]
 
 log = get_logger("dispatch.webhooks")
 
+#: how long recording a delivery's result may hold up a stopping hub
+_BOOKKEEPING_S = 5.0
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Endpoint:
@@ -195,6 +198,13 @@ class ResultWebhooks:
             error = None if 200 <= code < 300 else f"HTTP {code}"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}"  # never the URL's query (it may hold a token)
+        # what the endpoint answered is recorded even when the hub is stopping (a
+        # delivered row left pending would be sent again by the next run)
+        with anyio.CancelScope(shield=True), anyio.move_on_after(_BOOKKEEPING_S):
+            await self._settle(store, row, attempts, code, error, retry_after)
+
+    async def _settle(self, store: Store, row: outbox.Due, attempts: int, code: int | None,
+                      error: str | None, retry_after: float | None) -> None:
         done_at = self.clock.now()
         if error is None:
             self.stats.delivered += 1

@@ -8,19 +8,19 @@ import datetime as dt
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
 from sqlalchemy import func, select
+from standardwebhooks.webhooks import Webhook
 
 from dispatch.store import Store
 from dispatch.store.models import RecordRow
 from dispatch.store.webhook_tables import IntakeRow
 from dispatch.strategies import WebhookStrategy
 from dispatch.webhooks import parse_secret
-from standardwebhooks.webhooks import Webhook
 
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
 OTHER = "whsec_" + base64.b64encode(b"o" * 32).decode()
@@ -55,6 +55,13 @@ async def record_count(store: Store) -> int:
     async with store.engine.connect() as conn:
         return int((await conn.execute(select(func.count()).select_from(RecordRow))).scalar()
                    or 0)
+
+
+async def eventually(predicate: Callable[[], bool], *, timeout_s: float = 10.0) -> None:
+    """Wait (real time) until ``predicate()`` holds."""
+    with anyio.fail_after(timeout_s):
+        while not predicate():  # noqa: ASYNC110 - polling plain state is the point
+            await anyio.sleep(0.005)
 
 
 @contextlib.asynccontextmanager
