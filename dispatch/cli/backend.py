@@ -87,9 +87,12 @@ async def open_campaign(
         embedded = embedded_sandbox(args, key)
         url, key, from_ = await _voice_server(args, key, output, stack)
         agent = await _ready_agent(args, url, key, from_, stack)
+        from dispatch.cli import webhook_options  # issue 10
+
+        webhooks = webhook_options.attach(args)
         hub = DispatchHub(
             agent,
-            [strategy],
+            [strategy, *webhooks["extra_strategies"]],
             from_=from_,
             max_calls_per_minute=args.rate,
             max_calls_per_second=args.cps,
@@ -100,8 +103,11 @@ async def open_campaign(
             db=store,
             default_region=args.region,
             campaign=getattr(args, "campaign", None),
+            result_webhooks=webhooks["result_webhooks"],
             **_log_callbacks(),
         )
+        for extra in webhooks["extra_strategies"]:
+            extra.campaign = hub.campaign  # the intake's /v1/campaigns/{id}/records
         mode = "sandbox" if key is None else "live"
         yield Campaign(hub=hub, store=store,
                        title=f"dispatch [{mode}] {args.file} (campaign {hub.campaign})")

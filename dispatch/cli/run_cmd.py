@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 
 import anyio
 
-from dispatch.cli import backend, options, progress
+from dispatch.cli import backend, options, progress, webhook_options
 from dispatch.cli.campaign_cmd import campaign_id
 from dispatch.cli.errors import (
     EXIT_ERROR,
@@ -52,6 +52,7 @@ def register(subparsers: Any) -> None:
     _agent_arguments(p.add_argument_group("agent"))
     _pace_arguments(p.add_argument_group("pace"))
     _where_arguments(p.add_argument_group("where"))
+    webhook_options.add_arguments(p.add_argument_group("webhooks"))  # issue 10
     p.set_defaults(func=run, make_strategy=backend.csv_strategy)
     options.one_line_errors(p)
 
@@ -134,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check_inputs(args: argparse.Namespace) -> None:
+    webhook_options.load(args)  # issue 10: intake / result webhooks (may imply --follow)
     path: Path = args.file
     if not path.exists():
         if args.follow:

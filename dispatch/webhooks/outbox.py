@@ -18,7 +18,7 @@ from dispatch.store import StoreError
 from dispatch.store.webhook_tables import OUTBOX_STATES, EndpointRow, OutboxRow
 
 __all__ = ["Due", "disable_endpoint", "disabled_urls", "due_rows", "outbox_counts",
-           "update_row"]
+           "status_line", "update_row"]
 
 _outbox = cast(Table, OutboxRow.__table__)
 _endpoints = cast(Table, EndpointRow.__table__)
@@ -115,3 +115,12 @@ async def outbox_counts(engine: AsyncEngine) -> dict[str, int]:
     counts = dict.fromkeys(OUTBOX_STATES, 0)
     counts.update({str(status): int(n) for status, n in rows})
     return counts
+
+
+async def status_line(engine: AsyncEngine) -> str | None:
+    """``result webhooks: 2 pending, 40 delivered, 0 failed, 1 disabled`` (``dispatch
+    status``), or ``None`` when the outbox is empty."""
+    counts = await outbox_counts(engine)
+    if not any(counts.values()):
+        return None
+    return "result webhooks: " + ", ".join(f"{n} {state}" for state, n in counts.items())
