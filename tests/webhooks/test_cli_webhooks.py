@@ -79,10 +79,11 @@ async def test_run_with_intake_and_result_webhooks(tmp_path: Path):
     assert receiver.bad_signatures == 0
     for text in (out, err):
         assert SECRET not in text and OTHER not in text and "s3cret-in-query" not in text
-    status = subprocess.run([sys.executable, "-m", "dispatch", "status", "--db", str(db)],
-                            capture_output=True, text=True, env=_env(), timeout=60)
+    status = await anyio.run_process([sys.executable, "-m", "dispatch", "status", "--db",
+                                      str(db)], env=_env())
     assert status.returncode == 0
-    assert "result webhooks: 0 pending, 3 delivered, 0 failed, 0 disabled" in status.stdout
+    assert "result webhooks: 0 pending, 3 delivered, 0 failed, 0 disabled" in (
+        status.stdout.decode())
 
 
 def test_intake_without_a_secret_is_refused_naming_the_option(tmp_path: Path):
