@@ -331,7 +331,8 @@ async def settle_write(
     core.ended_signal.set()
     ops = [entry.update_op(now), attempt.update_op()]
     if outcome is not None:  # issue 10: extension rows (outbox) in the outcome's own commit
-        ops.extend(op for hook in core.outcome_ops for op in hook(outcome, entry, attempt, now))
+        ops.extend(op for hook in core.outcome_ops
+                   for op in hook(outcome, entry.source, attempt.duration_s))
     await _durable(ops, core)
     if outcome is not None:
         core.notifier.terminal(outcome, entry.strategy, exc)

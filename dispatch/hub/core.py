@@ -20,15 +20,16 @@ from dispatch.hub.notify import Notifier
 from dispatch.hub.retry import RetryPolicy
 from dispatch.hub.scheduling import DialQueue
 from dispatch.hub.sources import SourceHealth
-from dispatch.hub.state import AttemptState, Book, RecordEntry
+from dispatch.hub.state import Book, RecordEntry
 from dispatch.hub.waiting import wait_event_until
 from dispatch.store import Store, WriteOp
 from dispatch.strategy import Outcome, Strategy
 
 __all__ = ["HubCore", "HubOptions", "OutcomeOps", "Signal"]
 
-#: issue 10: ops to commit with a terminal outcome (e.g. result-webhook outbox rows)
-OutcomeOps = Callable[[Outcome, RecordEntry, AttemptState, float], list[WriteOp]]
+#: issue 10: ops to commit with a terminal outcome (e.g. result-webhook outbox rows),
+#: called with the outcome, the record's stored source and the last call's duration
+OutcomeOps = Callable[[Outcome, str, float | None], list[WriteOp]]
 
 
 class Signal:

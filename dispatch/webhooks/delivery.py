@@ -35,7 +35,6 @@ from dispatch.webhooks.signing import WebhookSecret, sign
 
 if TYPE_CHECKING:
     from dispatch.hub.core import OutcomeOps
-    from dispatch.hub.state import AttemptState, RecordEntry
     from dispatch.store import Store
     from dispatch.strategy import Outcome
 
@@ -120,10 +119,9 @@ class ResultWebhooks:
     def outcome_hook(self, campaign: str) -> OutcomeOps:
         """The function the hub calls for each terminal outcome of ``campaign``."""
 
-        def ops(outcome: Outcome, entry: RecordEntry, attempt: AttemptState,
-                now: float) -> list[WriteOp]:
-            body = outcome_body(outcome, campaign=campaign, source=entry.source,
-                                duration_s=attempt.duration_s, at=time.time())
+        def ops(outcome: Outcome, source: str, duration_s: float | None) -> list[WriteOp]:
+            body = outcome_body(outcome, campaign=campaign, source=source,
+                                duration_s=duration_s, at=time.time())
             self._wake.set()
             created = self.clock.now()
             return [insert_outbox(id=f"msg_{uuid.uuid4().hex}", url=url,

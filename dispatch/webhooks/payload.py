@@ -22,9 +22,9 @@ def outcome_body(
     data: dict[str, Any] = {
         "campaign": campaign,
         "source": source,
-        "record_id": record.id,
-        "phone": record.phone,
-        "fields": record.metadata,
+        "record_id": getattr(record, "id", None),
+        "phone": getattr(record, "phone", None),
+        "fields": getattr(record, "metadata", None),
         "status": outcome.status,
         "reason": outcome.reason.value,
         "attempts": outcome.attempts,

@@ -77,6 +77,7 @@ async def test_result_webhooks_exactly_once_per_id_through_failures_and_a_restar
 ):
     records = [Record(id=f"r{i}", phone=f"+1555000000{i}", metadata={"name": f"N{i}"})
                for i in range(1, 5)]
+    records.append(Record(id="r5", phone="12"))  # skipped at admission: an outcome too
     receiver = Receiver(SECRET, fail_first=3)
     async with receiver.serving():
         # run 1: every outcome is settled, deliveries fail (the receiver refuses the
@@ -84,15 +85,15 @@ async def test_result_webhooks_exactly_once_per_id_through_failures_and_a_restar
         hub, _webhooks = _hub(tmp_path, receiver, records, base_delay_s=0.2)
         await hub.run(until_idle=True)
         first_tries = sum(receiver.tries.values())
-        assert sum(receiver.successes.values()) < 4
+        assert sum(receiver.successes.values()) < 5
         rows = await _outbox(tmp_path / "hub.db")
-        assert len(rows) == 4 and {r.event for r in rows} == {"record.completed",
-                                                                 "record.failed"}
+        assert len(rows) == 5 and {r.event for r in rows} == {
+            "record.completed", "record.failed", "record.skipped"}
         # run 2 (a new hub on the same database): the outbox is delivered
         hub, _webhooks = _hub(tmp_path, receiver, records, base_delay_s=0.05)
         async with anyio.create_task_group() as tg:
             tg.start_soon(hub.run)
-            await eventually(lambda: len(receiver.successes) == 4, timeout_s=30)
+            await eventually(lambda: len(receiver.successes) == 5, timeout_s=30)
             await hub.stop()
             tg.cancel_scope.cancel()
     assert first_tries >= 1
@@ -101,7 +102,9 @@ async def test_result_webhooks_exactly_once_per_id_through_failures_and_a_restar
     assert all(receiver.tries[i] == 4 for i in receiver.successes)  # 3 refusals, 1 success
     assert receiver.bad_signatures == 0
     by_record = {b["data"]["record_id"]: b for b in receiver.bodies.values()}
-    assert set(by_record) == {"r1", "r2", "r3", "r4"}
+    assert set(by_record) == {"r1", "r2", "r3", "r4", "r5"}
+    assert (by_record["r5"]["data"]["status"], by_record["r5"]["data"]["reason"]) == (
+        "skipped", "invalid_phone")
     failed = by_record["r3"]["data"]
     assert (failed["status"], failed["reason"], failed["campaign"]) == ("failed", "busy",
                                                                          "remind")
@@ -110,7 +113,7 @@ async def test_result_webhooks_exactly_once_per_id_through_failures_and_a_restar
     assert done["call_id"] and done["attempts"] == 1 and done["duration_s"] is not None
     async with open_store(tmp_path / "hub.db", read_only=True) as store:
         counts = await outbox_counts(store.engine)
-    assert counts == {"pending": 0, "delivered": 4, "failed": 0, "disabled": 0}
+    assert counts == {"pending": 0, "delivered": 5, "failed": 0, "disabled": 0}
 
 
 async def test_410_disables_the_endpoint_and_retry_after_is_honoured(tmp_path: Path):
