@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import Table, delete, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -16,7 +16,7 @@ from dispatch.store import StoreError
 from dispatch.store.models import RecordRow
 from dispatch.store.webhook_tables import IdempotencyRow, IntakeRow
 
-__all__ = ["lookup_answer", "pending_count", "read_intake"]
+__all__ = ["lookup_answer", "pending_count", "prune_answers", "read_intake"]
 
 _intake = cast(Table, IntakeRow.__table__)
 _keys = cast(Table, IdempotencyRow.__table__)
@@ -63,3 +63,14 @@ async def read_intake(engine: AsyncEngine, source: str, *, after_seq: int, limit
     except (SQLAlchemyError, OSError) as exc:
         raise StoreError(f"cannot read the webhook intake: {exc}") from exc
     return [(int(seq), dict(record)) for seq, record in rows]
+
+
+async def prune_answers(engine: AsyncEngine, source: str, *, before: float) -> int:
+    """Forget idempotency answers of ``source`` given before ``before``."""
+    query = delete(_keys).where((_keys.c.source == source) & (_keys.c.created_at < before))
+    try:
+        async with engine.begin() as conn:
+            result = await conn.execute(query)
+    except (SQLAlchemyError, OSError) as exc:
+        raise StoreError(f"cannot prune idempotency keys: {exc}") from exc
+    return int(result.rowcount or 0)

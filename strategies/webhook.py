@@ -31,7 +31,7 @@ from dispatch.store import StoreError
 from dispatch.strategies._webhook_app import build_app
 from dispatch.strategies._webhook_auth import IntakeAuth
 from dispatch.strategies._webhook_body import DEFAULT_MAX_BODY_BYTES
-from dispatch.strategies._webhook_queue import read_intake
+from dispatch.strategies._webhook_queue import prune_answers, read_intake
 from dispatch.strategies._webhook_stats import WebhookStatistics
 from dispatch.strategy import Strategy
 from dispatch.webhooks.ops import delete_intake
@@ -46,6 +46,8 @@ log = get_logger("dispatch.webhook")
 
 #: records handed to the hub per poll (``has_more`` asks for the next batch at once)
 _POLL_BATCH = 500
+#: how often idempotency answers older than their TTL are deleted
+_PRUNE_EVERY_S = 3600.0
 #: how long requests in flight may finish when the hub stops
 _GRACEFUL_S = 2
 
@@ -64,7 +66,9 @@ class WebhookStrategy(Strategy):
     Give ``secrets`` (Standard Webhooks ``whsec_`` secrets) or ``token`` (bearer).
     ``max_body_bytes`` (default 1 MiB) bounds a request body (413), ``max_pending``
     the records of this source waiting to be dialled (429 with ``Retry-After:
-    retry_after_s`` past it). ``port=0`` picks a free port (see :attr:`port`).
+    retry_after_s`` past it). A ``webhook-id``/``Idempotency-Key`` is remembered
+    ``idempotency_ttl_s`` (default 7 days, pruned at start and hourly). ``port=0``
+    picks a free port (see :attr:`port`).
     Raises ``ValueError`` for bad settings (never echoing a secret).
     """
 
@@ -80,11 +84,13 @@ class WebhookStrategy(Strategy):
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         max_pending: int = 10_000,
         retry_after_s: float = 5.0,
+        idempotency_ttl_s: float = 7 * 86_400.0,
         default_region: str | None = None,
         clock: Clock | None = None,
     ) -> None:
-        if max_body_bytes < 1 or max_pending < 1 or retry_after_s <= 0:
-            raise ValueError("max_body_bytes, max_pending and retry_after_s must be > 0")
+        if min(max_body_bytes, max_pending, retry_after_s, idempotency_ttl_s) <= 0:
+            raise ValueError("max_body_bytes, max_pending, retry_after_s and "
+                             "idempotency_ttl_s must be > 0")
         if not 0 <= port < 65536:
             raise ValueError(f"webhook intake port must be 0-65535, got {port}")
         self.auth = IntakeAuth(secrets=secrets, token=token)
@@ -95,6 +101,7 @@ class WebhookStrategy(Strategy):
         self.max_body_bytes = max_body_bytes
         self.max_pending = max_pending
         self.retry_after_s = retry_after_s
+        self.idempotency_ttl_s = idempotency_ttl_s
         self.default_region = default_region
         self.clock: Clock = clock or SystemClock()
         self.ready = anyio.Event()
@@ -143,6 +150,7 @@ class WebhookStrategy(Strategy):
     ) -> None:
         """Serve the intake until cancelled (the hub stops)."""
         self._store, self._wake = store, wake
+        await self._prune(store)  # before the first request: expired keys are forgotten
         sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -179,7 +187,7 @@ class WebhookStrategy(Strategy):
                 self.ready.set()
                 task_status.started()
                 try:
-                    await anyio.sleep_forever()
+                    await self._prune_forever(store)
                 finally:
                     server.should_exit = True
                     with anyio.CancelScope(shield=True):
@@ -187,6 +195,18 @@ class WebhookStrategy(Strategy):
         finally:
             sock.close()
             self._store = None
+
+    async def _prune(self, store: Store) -> None:
+        before = self.clock.now() - self.idempotency_ttl_s
+        try:
+            await prune_answers(store.engine, self.key, before=before)
+        except StoreError as exc:
+            log.warning("idempotency keys not pruned", error=str(exc))
+
+    async def _prune_forever(self, store: Store) -> None:
+        while True:
+            await anyio.sleep(_PRUNE_EVERY_S)
+            await self._prune(store)
 
     async def poll(self) -> Sequence[Record]:
         """Accepted records not yet handed over; forget those the hub has stored."""

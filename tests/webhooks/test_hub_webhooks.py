@@ -139,3 +139,24 @@ async def test_410_disables_the_endpoint_and_retry_after_is_honoured(tmp_path: P
     async with open_store(tmp_path / "hub.db", read_only=True) as store:
         counts = await outbox_counts(store.engine)
     assert counts["delivered"] == 2 and counts["disabled"] == 2 and counts["pending"] == 0
+
+
+async def test_a_delivery_is_given_up_after_its_retry_horizon(tmp_path: Path):
+    down = Receiver(SECRET, fail_first=10**6, fail_status=500)
+    async with down.serving():
+        dialer = MemoryDialer(SystemClock(), default=Answer(duration_s=0.01))
+        webhooks = ResultWebhooks([Endpoint(down.url, parse_secret(SECRET))],
+                                  base_delay_s=0.05, max_delay_s=0.1, retry_for_s=0.6,
+                                  poll_interval_s=0.02)
+        hub = DispatchHub(dialer, [MemoryStrategy([Record(id="a", phone="+15550000001")])],
+                          db=tmp_path / "hub.db", poll_interval_s=0.2, result_webhooks=webhooks)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(hub.run)
+            await eventually(lambda: webhooks.stats.failed == 1, timeout_s=20)
+            await hub.stop()
+            tg.cancel_scope.cancel()
+    (msg_id,) = down.tries
+    assert down.tries[msg_id] >= 3  # retried (same webhook-id every time), then given up
+    rows = await _outbox(tmp_path / "hub.db")
+    assert [(r.status, r.attempts) for r in rows] == [("failed", down.tries[msg_id])]
+    assert rows[0].last_error == "gave up: HTTP 500"

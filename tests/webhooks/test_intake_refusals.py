@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 
@@ -185,3 +186,18 @@ async def test_bearer_token_and_idempotency_key(tmp_path: Path):
         again = await _post(strategy.url, body, good)
         assert again.json() == first.json()
         assert await intake_count(store) == 1
+
+
+async def test_idempotency_answers_expire_after_their_ttl(tmp_path: Path):
+    body = body_of(rec(1))
+    headers = signed_headers(body, msg_id="msg_old")
+    async with intake(tmp_path) as (strategy, store):
+        assert (await _post(strategy.url, body, headers)).status_code == 202
+    async with intake(tmp_path, idempotency_ttl_s=3600) as (strategy, store):
+        again = await _post(strategy.url, body, headers)  # kept: within its TTL
+        assert again.headers.get("idempotent-replayed") == "true"
+    await anyio.sleep(0.05)
+    async with intake(tmp_path, idempotency_ttl_s=0.01) as (strategy, store):
+        fresh = await _post(strategy.url, body, headers)  # pruned at start: a new request
+        assert fresh.status_code == 202 and "idempotent-replayed" not in fresh.headers
+        assert await intake_count(store) == 2
