@@ -54,6 +54,28 @@ def _signed(records: list[dict[str, object]]) -> tuple[bytes, dict[str, str]]:
                   "content-type": "application/json"}
 
 
+async def _serve_bare(port: int) -> None:
+    """Child mode: a bare Starlette endpoint answering 202 (the HTTP stack's ceiling)."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from dispatch.strategies.webhook import _EmbeddedServer
+
+    async def accept(request: Request) -> JSONResponse:
+        await request.body()
+        return JSONResponse({"ok": True}, status_code=202)
+
+    import uvicorn
+
+    app = Starlette(routes=[Route("/v1/records", accept, methods=["POST"])])
+    server = _EmbeddedServer(uvicorn.Config(app, port=port, log_level="warning",
+                                            access_log=False, lifespan="off"))
+    print("ready", flush=True)
+    await server.serve()
+
+
 async def _serve_intake(db: str, port: int) -> None:
     """Child mode: an intake on a real store until killed (no hub: nothing drains it)."""
     from dispatch.store import Store
@@ -90,16 +112,17 @@ async def _send_all(url: str, requests: list[tuple[bytes, dict[str, str]]],
         return time.perf_counter() - started
 
 
-def _throughput(requests: int, batch: int, senders: int) -> float:
+def _throughput(requests: int, batch: int, senders: int, *, bare: bool = False) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         port = _free_port()
-        child = subprocess.Popen(
-            [sys.executable, __file__, "--serve", str(Path(tmp) / "intake.db"), str(port)],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        mode = ["--bare", str(port)] if bare else ["--serve", str(Path(tmp) / "in.db"), str(port)]
+        child = subprocess.Popen([sys.executable, __file__, *mode],
+                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         try:
             assert child.stdout is not None
             if child.stdout.readline().strip() != "ready":
                 raise RuntimeError("intake did not start")
+            time.sleep(0.5)
             serial = iter(range(10**9))
             bodies = [_signed([{"id": f"b{next(serial)}", "phone": f"+1555{i % 10**7:07d}"}
                                for i in range(batch)]) for _ in range(requests)]
@@ -154,11 +177,18 @@ def main() -> None:
     parser.add_argument("--senders", type=int, default=16)
     parser.add_argument("--latency-n", type=int, default=300)
     parser.add_argument("--serve", nargs=2, metavar=("DB", "PORT"), help=argparse.SUPPRESS)
+    parser.add_argument("--bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         anyio.run(_serve_intake, args.serve[0], int(args.serve[1]))
         return
-    print(f"cpus: {os.cpu_count()}")
+    if args.bare:
+        anyio.run(_serve_bare, args.bare)
+        return
+    print(f"cpus: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}")
+    ceiling = _throughput(args.requests, 1, args.senders, bare=True)
+    print(f"bare Starlette 202 endpoint, same client: {ceiling:,.0f} requests/s "
+          "(the HTTP stack's ceiling here)")
     single = _throughput(args.requests, 1, args.senders)
     print(f"intake, 1 record/request, {args.senders} senders: {single:,.0f} records/s "
           "(signed, committed before 202)")

@@ -13,6 +13,7 @@ honouring ``Retry-After``, until ``retry_for_s`` after the outcome -> ``failed``
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import random
 import time
@@ -44,6 +45,22 @@ log = get_logger("dispatch.webhooks")
 
 #: how long recording a delivery's result may hold up a stopping hub
 _BOOKKEEPING_S = 5.0
+
+
+class _RedactQuery(logging.Filter):
+    """httpx logs every request's URL at INFO: drop the query (it may hold a token)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(
+            isinstance(a, httpx.URL) and a.query for a in record.args
+        ):
+            record.args = tuple(a.copy_with(query=b"redacted")
+                                if isinstance(a, httpx.URL) and a.query else a
+                                for a in record.args)
+        return True
+
+
+_REDACT = _RedactQuery()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -111,6 +128,7 @@ class ResultWebhooks:
         self._wake = anyio.Event()
         self._scope: anyio.CancelScope | None = None
         self._inflight: set[str] = set()
+        self._settled: set[str] = set()
         self._disabled: set[str] = set()
         self.stats = DeliveryStatistics()
 
@@ -140,6 +158,9 @@ class ResultWebhooks:
     async def run(self, store: Store, *,
                   task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Deliver due rows until :meth:`close` (or cancellation)."""
+        httpx_log = logging.getLogger("httpx")
+        if _REDACT not in httpx_log.filters:
+            httpx_log.addFilter(_REDACT)
         with anyio.CancelScope() as scope:
             self._scope = scope
             self._disabled = await outbox.disabled_urls(store.engine)
@@ -155,9 +176,13 @@ class ResultWebhooks:
             while True:
                 free = self.max_concurrency - len(self._inflight)
                 if free > 0:
+                    # a row settled while this read ran may come back in its old state
+                    self._settled.clear()
                     due = await outbox.due_rows(store.engine, now=self.clock.now(),
                                                 limit=free, exclude=self._inflight)
                     for row in due:
+                        if row.id in self._settled or row.id in self._inflight:
+                            continue
                         self._inflight.add(row.id)
                         tg.start_soon(self._deliver_guarded, store, client, row, slots)
                 with anyio.move_on_after(self.poll_interval_s):
@@ -174,6 +199,7 @@ class ResultWebhooks:
             log.error("result webhook bookkeeping failed", webhook_id=row.id, error=str(exc))
         finally:
             self._inflight.discard(row.id)
+            self._settled.add(row.id)
             self._wake.set()
 
     async def _deliver(self, store: Store, client: httpx.AsyncClient, row: outbox.Due) -> None:

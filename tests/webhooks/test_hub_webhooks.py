@@ -4,6 +4,7 @@ exactly once per webhook-id, through a receiver's failures and a hub restart."""
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -141,7 +142,10 @@ async def test_410_disables_the_endpoint_and_retry_after_is_honoured(tmp_path: P
     assert counts["delivered"] == 2 and counts["disabled"] == 2 and counts["pending"] == 0
 
 
-async def test_a_delivery_is_given_up_after_its_retry_horizon(tmp_path: Path):
+async def test_a_delivery_is_given_up_after_its_retry_horizon(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.INFO, logger="httpx")
     down = Receiver(SECRET, fail_first=10**6, fail_status=500)
     async with down.serving():
         dialer = MemoryDialer(SystemClock(), default=Answer(duration_s=0.01))
@@ -160,3 +164,5 @@ async def test_a_delivery_is_given_up_after_its_retry_horizon(tmp_path: Path):
     rows = await _outbox(tmp_path / "hub.db")
     assert [(r.status, r.attempts) for r in rows] == [("failed", down.tries[msg_id])]
     assert rows[0].last_error == "gave up: HTTP 500"
+    assert "HTTP Request: POST" in caplog.text  # httpx did log each request ...
+    assert "s3cret-in-query" not in caplog.text  # ... without the URL's query
