@@ -181,7 +181,10 @@ def _on_dialing(
     attempt.dialing_at = core.clock.now()
     entry.last_call_id = call.id
     try:
-        core.store.submit([attempt.update_op(), entry.update_op(attempt.dialing_at)])
+        ops = [attempt.update_op(), entry.update_op(attempt.dialing_at)]
+        ops.extend(op for hook in core.dispatch_ops  # issue 10: "dispatched" webhooks
+                   for op in hook(entry.record, entry.source, call.id, attempt.attempt_no))
+        core.store.submit(ops)
     except StoreClosed:
         log.warning("dialing state not saved: store closed", record_id=entry.id)
     core.notifier.dispatched(entry.record, entry.strategy, call)

@@ -257,6 +257,8 @@ class DispatchHub:
                 webhooks = self.result_webhooks  # issue 10
                 if webhooks is not None:
                     core.outcome_ops.append(webhooks.outcome_hook(self.campaign))
+                    if webhooks.include_dispatched:
+                        core.dispatch_ops.append(webhooks.dispatch_hook(self.campaign))
                     await infra.start(webhooks.run, store)
                 try:
                     core.run_id = await store.start_run(

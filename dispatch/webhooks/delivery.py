@@ -31,11 +31,12 @@ from dispatch.store import WriteOp
 from dispatch.webhooks import outbox
 from dispatch.webhooks.backoff import parse_retry_after, retry_delay_s
 from dispatch.webhooks.ops import insert_outbox
-from dispatch.webhooks.payload import outcome_body
+from dispatch.webhooks.payload import dispatched_body, outcome_body
 from dispatch.webhooks.signing import WebhookSecret, sign
 
 if TYPE_CHECKING:
-    from dispatch.hub.core import OutcomeOps
+    from dispatch.hub.core import DispatchOps, OutcomeOps
+    from dispatch.records import Record
     from dispatch.store import Store
     from dispatch.strategy import Outcome
 
@@ -91,7 +92,8 @@ class ResultWebhooks:
 
     ``timeout_s`` bounds one POST (connect + answer), ``max_concurrency`` the POSTs in
     flight, ``retry_for_s`` how long after the outcome a row is still retried,
-    ``base_delay_s``/``max_delay_s`` the backoff. ``transport`` is the httpx seam
+    ``base_delay_s``/``max_delay_s`` the backoff; ``include_dispatched`` also POSTs a
+    ``record.dispatched`` event when each dial leaves. ``transport`` is the httpx seam
     (``httpx.MockTransport`` in tests); ``clock`` the time source.
     """
 
@@ -105,6 +107,7 @@ class ResultWebhooks:
         base_delay_s: float = 5.0,
         max_delay_s: float = 3600.0,
         poll_interval_s: float = 0.5,
+        include_dispatched: bool = False,
         clock: Clock | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         rng: random.Random | None = None,
@@ -122,6 +125,7 @@ class ResultWebhooks:
         self.base_delay_s = base_delay_s
         self.max_delay_s = max_delay_s
         self.poll_interval_s = poll_interval_s
+        self.include_dispatched = include_dispatched
         self.clock: Clock = clock or SystemClock()
         self._transport = transport
         self._rng = rng or random.Random()
@@ -140,13 +144,26 @@ class ResultWebhooks:
         def ops(outcome: Outcome, source: str, duration_s: float | None) -> list[WriteOp]:
             body = outcome_body(outcome, campaign=campaign, source=source,
                                 duration_s=duration_s, at=time.time())
-            self._wake.set()
-            created = self.clock.now()
-            return [insert_outbox(id=f"msg_{uuid.uuid4().hex}", url=url,
-                                  event=f"record.{outcome.status}", body=body, now=created)
-                    for url in self.endpoints if url not in self._disabled]
+            return self._rows(f"record.{outcome.status}", body)
 
         return ops
+
+    def dispatch_hook(self, campaign: str) -> DispatchOps:
+        """The function the hub calls when a dial of ``campaign`` leaves."""
+
+        def ops(record: Record, source: str, call_id: str, attempt_no: int) -> list[WriteOp]:
+            body = dispatched_body(record, campaign=campaign, source=source, call_id=call_id,
+                                   attempt_no=attempt_no, at=time.time())
+            return self._rows("record.dispatched", body)
+
+        return ops
+
+    def _rows(self, event: str, body: str) -> list[WriteOp]:
+        self._wake.set()
+        created = self.clock.now()
+        return [insert_outbox(id=f"msg_{uuid.uuid4().hex}", url=url, event=event, body=body,
+                              now=created)
+                for url in self.endpoints if url not in self._disabled]
 
     # -- the worker -----------------------------------------------------------------------
 

@@ -6,9 +6,10 @@ import datetime as dt
 import json
 from typing import Any
 
+from dispatch.records import Record
 from dispatch.strategy import Outcome
 
-__all__ = ["MAX_BODY_BYTES", "outcome_body"]
+__all__ = ["MAX_BODY_BYTES", "dispatched_body", "outcome_body"]
 
 #: bodies stay below this; a record whose own fields would pass it is sent without them
 MAX_BODY_BYTES = 20_000
@@ -43,5 +44,20 @@ def outcome_body(
         data["fields"] = None
         data["fields_truncated"] = True
         data["detail"] = (outcome.detail or "")[:1000] or None
+        text = json.dumps(body, separators=(",", ":"), default=str, ensure_ascii=False)
+    return text
+
+
+def dispatched_body(record: Record, *, campaign: str, source: str, call_id: str,
+                    attempt_no: int, at: float) -> str:
+    """``{"type": "record.dispatched", ...}``: a dial left for ``record``."""
+    data: dict[str, Any] = {"campaign": campaign, "source": source, "record_id": record.id,
+                            "phone": record.phone, "fields": record.metadata,
+                            "status": "dialing", "attempt_no": attempt_no, "call_id": call_id}
+    body = {"type": "record.dispatched",
+            "timestamp": dt.datetime.fromtimestamp(at, tz=dt.UTC).isoformat(), "data": data}
+    text = json.dumps(body, separators=(",", ":"), default=str, ensure_ascii=False)
+    if len(text.encode()) > MAX_BODY_BYTES:
+        data["fields"], data["fields_truncated"] = None, True
         text = json.dumps(body, separators=(",", ":"), default=str, ensure_ascii=False)
     return text

@@ -166,3 +166,22 @@ async def test_a_delivery_is_given_up_after_its_retry_horizon(
     assert rows[0].last_error == "gave up: HTTP 500"
     assert "HTTP Request: POST" in caplog.text  # httpx did log each request ...
     assert "s3cret-in-query" not in caplog.text  # ... without the URL's query
+
+
+async def test_dispatched_events_when_asked(tmp_path: Path):
+    receiver = Receiver(SECRET)
+    async with receiver.serving():
+        dialer = MemoryDialer(SystemClock(), default=Answer(duration_s=0.02))
+        webhooks = ResultWebhooks([Endpoint(receiver.url, parse_secret(SECRET))],
+                                  include_dispatched=True, poll_interval_s=0.02)
+        hub = DispatchHub(dialer, [MemoryStrategy([Record(id="a", phone="+15550000001")])],
+                          db=tmp_path / "hub.db", poll_interval_s=0.2, result_webhooks=webhooks)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(hub.run)
+            await eventually(lambda: len(receiver.successes) == 2, timeout_s=20)
+            await hub.stop()
+            tg.cancel_scope.cancel()
+    events = {b["type"]: b["data"] for b in receiver.bodies.values()}
+    assert set(events) == {"record.dispatched", "record.completed"}
+    assert events["record.dispatched"]["call_id"] == events["record.completed"]["call_id"]
+    assert events["record.dispatched"]["attempt_no"] == 1
