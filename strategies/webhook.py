@@ -68,7 +68,8 @@ class WebhookStrategy(Strategy):
     the records of this source waiting to be dialled (429 with ``Retry-After:
     retry_after_s`` past it). A ``webhook-id``/``Idempotency-Key`` is remembered
     ``idempotency_ttl_s`` (default 7 days, pruned at start and hourly). ``port=0``
-    picks a free port (see :attr:`port`).
+    picks a free port (see :attr:`port`). Past ``max_connections`` open connections
+    and requests, uvicorn answers ``503`` (the intake's own bound).
     Raises ``ValueError`` for bad settings (never echoing a secret).
     """
 
@@ -85,12 +86,14 @@ class WebhookStrategy(Strategy):
         max_pending: int = 10_000,
         retry_after_s: float = 5.0,
         idempotency_ttl_s: float = 7 * 86_400.0,
+        max_connections: int = 256,
         default_region: str | None = None,
         clock: Clock | None = None,
     ) -> None:
-        if min(max_body_bytes, max_pending, retry_after_s, idempotency_ttl_s) <= 0:
-            raise ValueError("max_body_bytes, max_pending, retry_after_s and "
-                             "idempotency_ttl_s must be > 0")
+        if min(max_body_bytes, max_pending, retry_after_s, idempotency_ttl_s,
+               max_connections) <= 0:
+            raise ValueError("max_body_bytes, max_pending, retry_after_s, "
+                             "idempotency_ttl_s and max_connections must be > 0")
         if not 0 <= port < 65536:
             raise ValueError(f"webhook intake port must be 0-65535, got {port}")
         self.auth = IntakeAuth(secrets=secrets, token=token)
@@ -102,6 +105,7 @@ class WebhookStrategy(Strategy):
         self.max_pending = max_pending
         self.retry_after_s = retry_after_s
         self.idempotency_ttl_s = idempotency_ttl_s
+        self.max_connections = max_connections
         self.default_region = default_region
         self.clock: Clock = clock or SystemClock()
         self.ready = anyio.Event()
@@ -162,7 +166,8 @@ class WebhookStrategy(Strategy):
         self._port = sock.getsockname()[1]
         config = uvicorn.Config(build_app(self), log_level="warning", access_log=False,
                                 lifespan="off", server_header=False, date_header=False,
-                                timeout_graceful_shutdown=_GRACEFUL_S)
+                                timeout_graceful_shutdown=_GRACEFUL_S,
+                                limit_concurrency=self.max_connections)
         server = _EmbeddedServer(config)
         ended = anyio.Event()
 

@@ -47,6 +47,8 @@ def add_arguments(group: Any) -> None:
                        help="POST every outcome, signed, to URL (repeatable)")
     group.add_argument("--result-webhook-secret-file", type=Path, metavar="F",
                        help=f"whsec_ secret signing result webhooks (or ${ENV_RESULT_SECRET})")
+    group.add_argument("--result-webhook-dispatched", action="store_true",
+                       help="also POST a record.dispatched event when each dial leaves")
 
 
 def _read(path: Path | None, env: str, option: str) -> str | None:
@@ -104,7 +106,8 @@ def _results(args: argparse.Namespace) -> Any:
         raise CliError("--result-webhook-secret-file holds no secret", EXIT_USAGE,
                        option="--result-webhook-secret-file")
     try:
-        return ResultWebhooks([Endpoint(url, secrets[0]) for url in args.result_webhook])
+        return ResultWebhooks([Endpoint(url, secrets[0]) for url in args.result_webhook],
+                              include_dispatched=args.result_webhook_dispatched)
     except ValueError as exc:
         raise CliError(f"--result-webhook: {exc}", EXIT_USAGE,
                        option="--result-webhook") from None
