@@ -2,5 +2,6 @@
 
 from dispatch.strategies.csv import CsvStatistics, CsvStrategy
 from dispatch.strategies.sql import SqlStatistics, SqlStrategy
+from dispatch.strategies.webhook import WebhookStrategy
 
-__all__ = ["CsvStatistics", "CsvStrategy", "SqlStatistics", "SqlStrategy"]
+__all__ = ["CsvStatistics", "CsvStrategy", "SqlStatistics", "SqlStrategy", "WebhookStrategy"]

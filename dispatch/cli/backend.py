@@ -89,13 +89,19 @@ async def open_campaign(
         url, key, from_ = await _voice_server(args, key, output, stack)
         agent = await _ready_agent(args, url, key, from_, stack)
         # [serve] the hub is built from the config the flags map onto (one source of truth)
+        from dispatch.cli import webhook_options  # issue 10
         from dispatch.config.build import build_hub
         from dispatch.config.from_args import config_from_run_args
 
         config = getattr(args, "config", None) or config_from_run_args(args)
+        webhooks = webhook_options.attach(args)
         hub: DispatchHub = build_hub(config.campaigns[0], agent, db=store,
-                                     strategies=[strategy], from_=from_, embedded=embedded,
+                                     strategies=[strategy, *webhooks["extra_strategies"]],
+                                     from_=from_, embedded=embedded,
+                                     result_webhooks=webhooks["result_webhooks"],
                                      **_log_callbacks())
+        for extra in webhooks["extra_strategies"]:
+            extra.campaign = hub.campaign  # the intake's /v1/campaigns/{id}/records
         mode = "sandbox" if key is None else "live"
         yield Campaign(hub=hub, store=store,
                        title=f"dispatch [{mode}] {sql_source.label(args, strategy)} "

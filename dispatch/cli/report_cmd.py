@@ -77,7 +77,7 @@ def run_report(args: argparse.Namespace) -> int:
 def run_status(args: argparse.Namespace) -> int:
     try:
         _require_db(args.db)
-        counts, by_campaign = anyio.run(_counts, args.db)
+        counts, by_campaign, webhooks = anyio.run(_counts, args.db)
     except CliError as exc:
         print(f"dispatch: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -92,6 +92,8 @@ def run_status(args: argparse.Namespace) -> int:
         table.add_row(status, str(n))
     table.add_row("total", str(sum(counts.values())))
     Console().print(table)
+    if webhooks is not None:  # issue 10: result-webhook deliveries
+        print(webhooks)
     return 0
 
 
@@ -107,16 +109,18 @@ async def _load(db: Path, attempts: bool) -> pl.DataFrame:
         raise CliError(str(exc), 2) from exc
 
 
-async def _counts(db: Path) -> tuple[dict[str, int], list[tuple[str, str]]]:
+async def _counts(db: Path) -> tuple[dict[str, int], list[tuple[str, str]], str | None]:
     from dispatch.store import StoreError, campaigns, open_store
+    from dispatch.webhooks.outbox import status_line
 
     try:
         async with open_store(db, read_only=True) as store:
             counts: dict[str, int] = await store.counts()
             rows = await campaigns.list_all(store.engine)
+            webhooks = await status_line(store.engine)
     except StoreError as exc:
         raise CliError(str(exc), 2) from exc
-    return counts, [(row.id, row.state) for row in rows]
+    return counts, [(row.id, row.state) for row in rows], webhooks
 
 
 def _iso(value: Any) -> str | None:

@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 
 import anyio
 
-from dispatch.cli import backend, options, progress, sql_source
+from dispatch.cli import backend, options, progress, sql_source, webhook_options
 from dispatch.cli.campaign_cmd import campaign_id
 from dispatch.cli.errors import (
     EXIT_ERROR,
@@ -55,6 +55,7 @@ def register(subparsers: Any) -> None:
     _pace_arguments(p.add_argument_group("pace"))
     _where_arguments(p.add_argument_group("where"))
     sql_source.add_arguments(p.add_argument_group("sql source"))
+    webhook_options.add_arguments(p.add_argument_group("webhooks"))  # issue 10
     p.set_defaults(func=run, make_strategy=_make_strategy)
     options.one_line_errors(p)
 
@@ -142,6 +143,7 @@ def _make_strategy(args: argparse.Namespace) -> Any:
 
 
 def _check_inputs(args: argparse.Namespace) -> None:
+    webhook_options.load(args)  # issue 10: intake / result webhooks (may imply --follow)
     if args.sql:
         sql_source.check(args)
     elif args.file is None:

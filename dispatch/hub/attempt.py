@@ -192,7 +192,10 @@ def _on_dialing(
     attempt.dialing_at = core.clock.now()
     entry.last_call_id = call.id
     try:
-        core.store.submit([attempt.update_op(), entry.update_op(attempt.dialing_at)])
+        ops = [attempt.update_op(), entry.update_op(attempt.dialing_at)]
+        ops.extend(op for hook in core.dispatch_ops  # issue 10: "dispatched" webhooks
+                   for op in hook(entry.record, entry.source, call.id, attempt.attempt_no))
+        core.store.submit(ops)
     except StoreClosed:
         log.warning("dialing state not saved: store closed", record_id=entry.id)
     core.notifier.dispatched(entry.record, entry.strategy, call)
@@ -341,7 +344,11 @@ async def settle_write(
         core.queue.add_ready(entry.key)  # behind the others: "in a row" spans records
     core.dispatch_signal.set()
     core.ended_signal.set()
-    await _durable([entry.update_op(now), attempt.update_op()], core)
+    ops = [entry.update_op(now), attempt.update_op()]
+    if outcome is not None:  # issue 10: extension rows (outbox) in the outcome's own commit
+        ops.extend(op for hook in core.outcome_ops
+                   for op in hook(outcome, entry.source, attempt.duration_s))
+    await _durable(ops, core)
     if outcome is not None:
         core.notifier.terminal(outcome, entry.strategy, exc)
     core.check_idle()

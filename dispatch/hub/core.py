@@ -23,10 +23,18 @@ from dispatch.hub.scheduling import DialQueue
 from dispatch.hub.sources import SourceHealth
 from dispatch.hub.state import Book, RecordEntry
 from dispatch.hub.waiting import wait_event_until
-from dispatch.store import Store
-from dispatch.strategy import Strategy
+from dispatch.records import Record
+from dispatch.store import Store, WriteOp
+from dispatch.strategy import Outcome, Strategy
 
-__all__ = ["HubCore", "HubOptions", "Signal"]
+__all__ = ["DispatchOps", "HubCore", "HubOptions", "OutcomeOps", "Signal"]
+
+#: issue 10: ops to commit with a terminal outcome (e.g. result-webhook outbox rows),
+#: called with the outcome, the record's stored source and the last call's duration
+OutcomeOps = Callable[[Outcome, str, float | None], list[WriteOp]]
+#: issue 10: ops to commit with a dial's ``dialing`` state: (record, source, call id,
+#: attempt number)
+DispatchOps = Callable[[Record, str, str, int], list[WriteOp]]
 
 
 class Signal:
@@ -132,6 +140,9 @@ class HubCore:
     suppressed: set[str] = dataclasses.field(default_factory=set)
     #: the pace the platform allows after its rate refusals
     throttle: PlatformThrottle = dataclasses.field(init=False)
+    #: issue 10: extra ops written in the same commit as a terminal outcome (outbox rows)
+    outcome_ops: list[OutcomeOps] = dataclasses.field(default_factory=list)
+    dispatch_ops: list[DispatchOps] = dataclasses.field(default_factory=list)
 
     def __post_init__(self) -> None:
         margin_s = self.options.pace_margin_s

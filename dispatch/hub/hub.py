@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -36,6 +36,9 @@ from dispatch.phone import is_dialable
 from dispatch.records import DEFAULT_MAX_RECORD_BYTES
 from dispatch.store import RunLock, Store
 from dispatch.strategy import Callback, Strategy, check_unique_keys
+
+if TYPE_CHECKING:
+    from dispatch.webhooks import ResultWebhooks
 
 __all__ = ["DispatchHub"]
 
@@ -106,6 +109,7 @@ class DispatchHub:
         campaign: str | None = None,
         max_calls_per_second: int | None = None,
         pace_margin_s: float = 0.0,
+        result_webhooks: ResultWebhooks | None = None,
     ) -> None:
         if poll_interval_s <= 0 or dial_timeout_s <= 0 or claim_batch_size < 1:
             raise ValueError("poll_interval_s, dial_timeout_s and claim_batch_size must be > 0")
@@ -140,6 +144,8 @@ class DispatchHub:
             max_calls_per_second=max_calls_per_second, pace_margin_s=pace_margin_s,
         )
         self.hooks = Hooks(on_dispatched, on_completed, on_failed, on_skipped)
+        #: issue 10: signed result webhooks (outbox rows + a delivery worker)
+        self.result_webhooks = result_webhooks
         self._core: HubCore | None = None
         #: refuse: ``(phone, campaign, record_id, source)`` coroutine that adds a number to
         #: the internal do-not-call list (opt-outs, platform ``do_not_call`` refusals)
@@ -285,6 +291,12 @@ class DispatchHub:
                 if not shared:  # [serve] a shared store's writer is run by the daemon
                     await infra.start(store.run_writer)
                 await infra.start(core.notifier.run)
+                webhooks = self.result_webhooks  # issue 10
+                if webhooks is not None:
+                    core.outcome_ops.append(webhooks.outcome_hook(self.campaign))
+                    if webhooks.include_dispatched:
+                        core.dispatch_ops.append(webhooks.dispatch_hook(self.campaign))
+                    await infra.start(webhooks.run, store)
                 try:
                     core.run_id = await store.start_run(
                         started_at=self.clock.now(), pid=os.getpid(),
@@ -299,6 +311,8 @@ class DispatchHub:
                         status = "failed"
                     await core.notifier.aclose(self.clock, self.options.callback_drain_s)
                 finally:
+                    if webhooks is not None:
+                        webhooks.close()
                     core.notifier.close()
                     if not shared:
                         store.close_writer()
@@ -319,6 +333,8 @@ class DispatchHub:
                     if core.stopping:
                         control.cancel()
                     async with anyio.create_task_group() as loops:
+                        for strategy in core.strategies:  # issue 10: push sources (intake)
+                            await loops.start(strategy.serve, core.store, core.poll_signal.set)
                         loops.start_soon(poll_loop, core, name="dispatch poll loop")
                         loops.start_soon(dispatch_loop, core, name="dispatch loop")
                         core.check_idle()
