@@ -100,8 +100,6 @@ async def open_campaign(
                                      from_=from_, embedded=embedded,
                                      result_webhooks=webhooks["result_webhooks"],
                                      **_log_callbacks())
-        for extra in webhooks["extra_strategies"]:
-            extra.campaign = hub.campaign  # the intake's /v1/campaigns/{id}/records
         mode = "sandbox" if key is None else "live"
         yield Campaign(hub=hub, store=store,
                        title=f"dispatch [{mode}] {sql_source.label(args, strategy)} "

@@ -7,9 +7,17 @@ The one place that turns configuration into engine objects: ``dispatch run``
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dispatch.config.model import CampaignConfig, CsvSource, RetryConfig, SqlSource
+from dispatch.config.model import (
+    CampaignConfig,
+    CsvSource,
+    RetryConfig,
+    SqlSource,
+    WebhookConfig,
+    WebhookSource,
+)
 
 if TYPE_CHECKING:
     from dispatch.hub import DispatchHub, RetryPolicy
@@ -24,9 +32,11 @@ def build_strategies(campaign: CampaignConfig) -> list[Strategy]:
     return [_strategy(source) for source in campaign.sources]
 
 
-def _strategy(source: CsvSource | SqlSource) -> Strategy:
+def _strategy(source: CsvSource | SqlSource | WebhookSource) -> Strategy:
     if isinstance(source, SqlSource):
         return _sql_strategy(source)
+    if isinstance(source, WebhookSource):
+        return _webhook_strategy(source)
     from dispatch.strategies import CsvStrategy
 
     return CsvStrategy(
@@ -49,6 +59,52 @@ def _sql_strategy(source: SqlSource) -> Strategy:
         not_before_column=source.not_before_column, timezone_column=source.timezone_column,
         write_back=source.write_back, default_region=source.region,
         page_size=source.page_size, cursor_overlap=source.cursor_overlap_s)
+
+
+def read_secrets(path: Path, what: str) -> list[Any]:
+    """The ``whsec_`` secrets in ``path``, one a line (``ValueError`` naming ``what`` and
+    the file, never its content)."""
+    from dispatch.webhooks import parse_secret
+
+    try:
+        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+        secrets = [parse_secret(line) for line in lines if line]
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ValueError(f"{what}: cannot read {path}: {why}") from None
+    if not secrets:
+        raise ValueError(f"{what}: {path} holds no secret")
+    return secrets
+
+
+def _webhook_strategy(source: WebhookSource) -> Strategy:
+    from dispatch.strategies import WebhookStrategy
+
+    token = None
+    if source.token_file is not None:
+        try:
+            token = source.token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ValueError(f"token_file: cannot read {source.token_file}: "
+                             f"{exc.strerror}") from None
+    secrets = (read_secrets(source.secret_file, "secret_file")
+               if source.secret_file is not None else [])
+    return WebhookStrategy(host=source.host, port=source.port, secrets=secrets, token=token,
+                           max_pending=source.max_pending, default_region=source.region)
+
+
+def result_webhooks(webhooks: list[WebhookConfig]) -> Any:
+    """The campaign's :class:`~dispatch.webhooks.ResultWebhooks` (``None`` without any)."""
+    if not webhooks:
+        return None
+    from dispatch.webhooks import Endpoint, ResultWebhooks
+
+    endpoints = []
+    for hook in webhooks:
+        if hook.secret_file is None:
+            raise ValueError(f"result webhook {hook.url}: secret_file is required")
+        endpoints.append(Endpoint(hook.url, read_secrets(hook.secret_file, "secret_file")[0]))
+    return ResultWebhooks(endpoints)
 
 
 def retry_policy(retry: RetryConfig, *, embedded: bool = False) -> RetryPolicy | None:
@@ -104,8 +160,17 @@ def build_hub(campaign: CampaignConfig, agent: Any, *, db: str | Store = "dispat
     """A hub dialling ``campaign`` through ``agent`` (``extra``: callbacks, ``clock``...)."""
     from dispatch.hub import DispatchHub
 
-    return DispatchHub(agent, strategies if strategies is not None else build_strategies(campaign),
-                       db=db, **hub_kwargs(campaign, from_=from_, embedded=embedded), **extra)
+    if strategies is None:
+        strategies = build_strategies(campaign)
+    extra.setdefault("result_webhooks", result_webhooks(list(campaign.webhooks)))
+    hub = DispatchHub(agent, strategies, db=db,
+                      **hub_kwargs(campaign, from_=from_, embedded=embedded), **extra)
+    from dispatch.strategies import WebhookStrategy
+
+    for strategy in strategies:
+        if isinstance(strategy, WebhookStrategy):
+            strategy.campaign = hub.campaign  # its /v1/campaigns/{id}/records
+    return hub
 
 
 def agent_options(campaign: CampaignConfig, from_: str | None) -> dict[str, Any]:

@@ -36,6 +36,7 @@ __all__ = [
     "SqlSource",
     "VoiceConfig",
     "WebhookConfig",
+    "WebhookSource",
 ]
 
 #: key names refused anywhere in a config file: secrets are read from files or the env
@@ -126,6 +127,31 @@ class SqlSource(_Model):
         return value
 
 
+class WebhookSource(_Model):
+    """Records pushed as JSON to ``http://host:port/v1/campaigns/{campaign}/records``
+    (:class:`~dispatch.strategies.WebhookStrategy`), authenticated by the Standard
+    Webhooks secrets in ``secret_file`` (one ``whsec_`` a line) or the bearer token in
+    ``token_file``."""
+
+    kind: Literal["webhook"] = "webhook"
+    host: str = "127.0.0.1"
+    port: int = Field(ge=0, le=65535)
+    secret_file: Path | None = None
+    token_file: Path | None = None
+    max_pending: int = Field(default=10_000, ge=1)
+    region: str | None = None
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> WebhookSource:
+        if (self.secret_file is None) == (self.token_file is None):
+            raise ValueError("give exactly one of secret_file and token_file")
+        return self
+
+    def identity(self) -> str:
+        """What makes two sources the same source (one campaign each)."""
+        return f"webhook:{self.host}:{self.port}"
+
+
 def _has_password(url: str) -> bool:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
@@ -137,7 +163,7 @@ def _has_password(url: str) -> bool:
 
 
 #: the ``sources`` list is discriminated by ``kind``
-SourceConfig = Annotated[CsvSource | SqlSource, Field(discriminator="kind")]
+SourceConfig = Annotated[CsvSource | SqlSource | WebhookSource, Field(discriminator="kind")]
 
 
 class AgentConfig(_Model):

@@ -232,3 +232,30 @@ def test_an_sql_source_takes_its_password_from_the_environment_only() -> None:
     assert not any("hunter2" in line for line in found)
     assert any("exactly one of table and query" in line
                for line in errors(base(sources=[{"kind": "sql", "url": "sqlite:///x.db"}])))
+
+
+def test_webhook_sources_and_result_webhooks_build_real_objects(tmp_path: Path) -> None:
+    import base64
+
+    from dispatch.config.build import build_strategies, result_webhooks
+    from dispatch.strategies import WebhookStrategy
+
+    secret = tmp_path / "intake.secret"
+    secret.write_text("whsec_" + base64.b64encode(b"k" * 24).decode() + "\n", encoding="utf-8")
+    campaign = parse_config(base(
+        sources=[{"kind": "webhook", "port": 8099, "secret_file": str(secret)}],
+        webhooks=[{"url": "https://crm.example/hooks", "secret_file": str(secret)}],
+    ), environ={}).campaigns[0]
+    (intake,) = build_strategies(campaign)
+    assert isinstance(intake, WebhookStrategy)
+    outbox = result_webhooks(list(campaign.webhooks))
+    assert outbox is not None and "kkkk" not in repr(outbox)
+
+    assert any("exactly one of secret_file and token_file" in line
+               for line in errors(base(sources=[{"kind": "webhook", "port": 8099}])))
+    empty = tmp_path / "empty"
+    empty.write_text("\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="holds no secret"):
+        result_webhooks(list(parse_config(base(webhooks=[
+            {"url": "https://crm.example/hooks", "secret_file": str(empty)}]),
+            environ={}).campaigns[0].webhooks))
