@@ -21,6 +21,7 @@ _COMMAND_MODULES = (
     "dispatch.cli.db_cmd",
     "dispatch.cli.requeue_cmd",
     "dispatch.cli.campaign_cmd",
+    "dispatch.cli.ctl_cmd",
 )
 
 
