@@ -64,7 +64,7 @@ def _requeue_options(sub: argparse.ArgumentParser) -> None:
 def _token(args: argparse.Namespace) -> str | None:
     if args.token_file is not None:
         try:
-            token = args.token_file.read_text(encoding="utf-8").strip()
+            token: str = Path(args.token_file).read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise CliError(f"--token-file {args.token_file}: {exc.strerror or exc}",
                            EXIT_USAGE) from None
