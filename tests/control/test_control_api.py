@@ -85,8 +85,9 @@ async def test_bearer_token_required_and_never_echoed(tmp_path: Path) -> None:
         client = stack.client
         for headers in ({"Authorization": ""}, {"Authorization": "Bearer wrong"},
                         {"Authorization": f"Basic {token}"}, {"Authorization": f"Bearer {token}x"}):
-            for method, path in (("GET", "/v1/campaigns"), ("POST", f"/v1/campaigns/{CAMPAIGN}/pause"),
-                                 ("GET", "/metrics"), ("GET", "/openapi.json")):
+            for method, path in (("GET", "/v1/campaigns"), ("GET", "/metrics"),
+                                 ("POST", f"/v1/campaigns/{CAMPAIGN}/pause"),
+                                 ("GET", "/openapi.json")):
                 response = await client.request(method, path, headers=headers)
                 assert response.status_code == 401, (method, path, headers)
                 assert response.json()["status"] == 401
