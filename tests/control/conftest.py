@@ -49,6 +49,12 @@ class Stack:
     tg: anyio.abc.TaskGroup
     agent: Any
     target: HubsTarget
+    #: set when the hub's run() has returned
+    hub_done: anyio.Event
+
+    async def wait_hub_done(self, timeout_s: float = 30.0) -> None:
+        with anyio.fail_after(timeout_s):
+            await self.hub_done.wait()
 
     def dials(self) -> int:
         return len(self.sandbox.dials)
@@ -110,10 +116,18 @@ async def control_stack(
             target = HubsTarget([hub], store)
             server, url = await serve_app(create_app(target, token=token), tg)
             async with httpx.AsyncClient(base_url=url, headers=headers, timeout=10) as client:
+                hub_done = anyio.Event()
+
+                async def run() -> None:
+                    try:
+                        await hub.run(until_idle=until_idle)
+                    finally:
+                        hub_done.set()
+
                 if run_hub:
-                    tg.start_soon(lambda: hub.run(until_idle=until_idle))
+                    tg.start_soon(run)
                 try:
-                    yield Stack(sandbox, store, hub, client, url, tg, agent, target)
+                    yield Stack(sandbox, store, hub, client, url, tg, agent, target, hub_done)
                 finally:
                     with anyio.CancelScope(shield=True), anyio.move_on_after(15):
                         await hub.stop(drain=False)

@@ -66,7 +66,7 @@ async def test_cancel_closes_the_rest_cancelled_and_lets_live_calls_finish(
         await stack.wait_for(lambda: stack.dials() >= 4, what="first dials")
         response = await stack.client.post(f"/v1/campaigns/{CAMPAIGN}/cancel")
         assert response.status_code == 200 and response.json()["state"] == "cancelled"
-        await stack.wait_for(lambda: not stack.hub.running, what="the hub drains and stops")
+        await stack.wait_hub_done()
         dialled = stack.dials()
         assert 4 <= dialled < n
         assert all(d.outcome == "hangup" for d in stack.sandbox.dials)  # none cut short
@@ -149,7 +149,7 @@ async def test_requeue_uses_the_cli_filters_and_needs_the_hub_stopped(tmp_path: 
         assert busy.status_code == 409 and "in use" in busy.json()["detail"]
         await stack.wait_for(lambda: stack.hub.statistics().failed == 3, what="no answers")
         await stack.hub.stop()
-        await stack.wait_for(lambda: not stack.hub.running, what="the run lock released")
+        await stack.wait_hub_done()
         dry = await stack.client.post(path, json={"reason": "no_answer", "dry_run": True})
         assert dry.status_code == 200, dry.text
         assert dry.json()["count"] == 3 and dry.json()["dry_run"] is True
