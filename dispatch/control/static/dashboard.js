@@ -71,10 +71,11 @@ async function act(id, action, node) {
   }
 }
 
-function line(svg, points, color, maxY) {
+const MIN_SPAN = 60; // samples the x axis shows at least (it widens up to HISTORY)
+
+function line(svg, points, color, maxY, span) {
   if (points.length < 1) return;
   const path = document.createElementNS(SVG, "polyline");
-  const span = Math.max(1, HISTORY - 1);
   const coords = points.map(([i, y]) => (i * 400 / span).toFixed(1) + "," +
                                         (135 - (y / maxY) * 125).toFixed(1));
   path.setAttribute("points", coords.join(" "));
@@ -85,19 +86,30 @@ function line(svg, points, color, maxY) {
   svg.appendChild(path);
 }
 
+function text(svg, x, y, anchor, content) {
+  const label = document.createElementNS(SVG, "text");
+  label.setAttribute("x", String(x));
+  label.setAttribute("y", String(y));
+  label.setAttribute("font-size", "10");
+  label.setAttribute("text-anchor", anchor);
+  label.setAttribute("fill", "#667085");
+  label.textContent = content;
+  svg.appendChild(label);
+}
+
 function chart(svg, series) {
   while (svg.firstChild) svg.removeChild(svg.firstChild);
   let maxY = 1;
-  for (const s of series) for (const [, y] of s.points) maxY = Math.max(maxY, y);
+  let samples = 0;
+  for (const s of series) {
+    samples = Math.max(samples, s.points.length);
+    for (const [, y] of s.points) maxY = Math.max(maxY, y);
+  }
   maxY *= 1.1;
-  for (const s of series) line(svg, s.points, s.color, maxY);
-  const label = document.createElementNS(SVG, "text");
-  label.setAttribute("x", "4");
-  label.setAttribute("y", "12");
-  label.setAttribute("font-size", "10");
-  label.setAttribute("fill", "#667085");
-  label.textContent = "max " + Math.round(maxY / 1.1);
-  svg.appendChild(label);
+  const span = Math.max(MIN_SPAN, samples) - 1;
+  for (const s of series) line(svg, s.points, s.color, maxY, span);
+  text(svg, 4, 12, "start", "max " + Math.round(maxY / 1.1));
+  text(svg, 396, 12, "end", "last " + Math.round((span * POLL_MS) / 1000) + " s");
 }
 
 function render(view) {
