@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse
 from dispatch.control.problems import ProblemError
 from dispatch.control.queries import set_limits
 from dispatch.control.target import LIMIT_FIELDS, ControlTarget
-from dispatch.control.views import campaign_view, handles_by_id, list_views
+from dispatch.control.views import campaign_view, handles_by_id, list_views, running_handle
 from dispatch.reasons import Reason
 from dispatch.store import RequeueFilter, RunLock, StoreError, StoreLocked, campaigns
 
@@ -56,8 +56,11 @@ async def _row(target: ControlTarget, campaign_id: str) -> campaigns.Campaign:
 
 async def _view(target: ControlTarget, campaign_id: str) -> dict[str, Any]:
     row = await _row(target, campaign_id)
-    counts = (await campaigns.record_counts(target.store.engine)).get(campaign_id, {})
-    return campaign_view(row, counts, handles_by_id(target).get(campaign_id))
+    handles = handles_by_id(target)
+    counts = None
+    if running_handle(handles, campaign_id) is None:
+        counts = (await campaigns.record_counts(target.store.engine)).get(campaign_id, {})
+    return campaign_view(row, counts, handles.get(campaign_id))
 
 
 async def _json_object(request: Request) -> dict[str, Any]:

@@ -135,3 +135,7 @@ class HubsTarget:
     def agent_registered(self) -> bool:
         hubs = [handle.hub for handle in self._handles]
         return bool(hubs) and all(_agent_ready(hub.agent) for hub in hubs)
+
+
+def _conforms(target: HubsTarget, handle: HubHandle) -> tuple[ControlTarget, CampaignHandle]:
+    return target, handle  # mypy checks the structural match here

@@ -1,5 +1,11 @@
-"""What ``GET /v1/campaigns[/{id}]`` returns: the campaign row, its stored counts and,
-when this process runs it, the hub's live statistics."""
+"""What ``GET /v1/campaigns[/{id}]`` returns: the campaign row, its counts by status and,
+when this process runs it, the hub's live statistics.
+
+While a hub of this process runs the campaign, the counts are the hub's own (kept in
+memory, the same numbers it commits), so a request costs no scan of ``records``
+however large the campaign; otherwise they are one grouped count of the database.
+``counts_from`` says which.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ from dispatch.control.target import LIMIT_FIELDS, CampaignHandle, ControlTarget
 from dispatch.hub import HubStatistics
 from dispatch.store import campaigns
 
-__all__ = ["campaign_view", "handles_by_id", "list_views"]
+__all__ = ["campaign_view", "handles_by_id", "list_views", "live_counts", "running_handle"]
 
 
 def handles_by_id(target: ControlTarget) -> dict[str, CampaignHandle]:
@@ -38,10 +44,30 @@ def _live(stats: HubStatistics) -> dict[str, Any]:
     }
 
 
-def campaign_view(row: campaigns.Campaign, counts: dict[str, int],
+def live_counts(stats: HubStatistics) -> dict[str, int]:
+    """The hub's counts by status (statuses with no record left out, as in the database)."""
+    counts = {"pending": stats.pending, "scheduled": stats.scheduled, "dialing": stats.dialing,
+              "in_call": stats.active, "completed": stats.completed, "failed": stats.failed,
+              "skipped": stats.skipped}
+    return {status: n for status, n in counts.items() if n}
+
+
+def running_handle(handles: dict[str, CampaignHandle], campaign_id: str) -> CampaignHandle | None:
+    handle = handles.get(campaign_id)
+    return handle if handle is not None and handle.running else None
+
+
+def campaign_view(row: campaigns.Campaign, counts: dict[str, int] | None,
                   handle: CampaignHandle | None) -> dict[str, Any]:
-    """One campaign as JSON: ``records`` are the database's counts by status;
-    ``live`` is ``None`` when no hub of this process runs the campaign."""
+    """One campaign as JSON: ``records`` are its counts by status (the running hub's,
+    else ``counts`` from the database); ``live`` is ``None`` when no hub of this
+    process runs the campaign."""
+    stats = handle.statistics() if handle is not None else None
+    from_hub = stats is not None and stats.running
+    if from_hub:
+        assert stats is not None
+        counts = live_counts(stats)
+    counts = counts or {}
     view: dict[str, Any] = {
         "id": row.id,
         "state": row.state,
@@ -51,14 +77,15 @@ def campaign_view(row: campaigns.Campaign, counts: dict[str, int],
         "acked_at": row.acked_at,
         "limits": {name: getattr(row, name) for name in LIMIT_FIELDS},
         "records": dict(sorted(counts.items())),
+        "counts_from": "hub" if from_hub else "database",
         "total_records": sum(counts.values()),
         "deferred": counts.get("scheduled", 0),
         "live": None,
         "next_dial_in_s": None,
         "waiting_on": "paused" if row.state == "paused" else None,
     }
-    if handle is not None:
-        live = _live(handle.statistics())
+    if stats is not None:
+        live = _live(stats)
         view["live"] = live
         view["next_dial_in_s"] = live["next_dial_in_s"]
         view["waiting_on"] = live["waiting_on"] or (
@@ -72,6 +99,8 @@ async def list_views(target: ControlTarget) -> list[dict[str, Any]]:
     """Every campaign of the database, oldest first."""
     engine = target.store.engine
     rows = await campaigns.list_all(engine)
-    counts = await campaigns.record_counts(engine)
     handles = handles_by_id(target)
+    counts: dict[str, dict[str, int]] = {}
+    if any(running_handle(handles, row.id) is None for row in rows):
+        counts = await campaigns.record_counts(engine)
     return [campaign_view(row, counts.get(row.id, {}), handles.get(row.id)) for row in rows]
