@@ -26,7 +26,7 @@ from dispatch.control.views import campaign_view, handles_by_id, list_views, run
 from dispatch.reasons import Reason
 from dispatch.store import RequeueFilter, RunLock, StoreError, StoreLocked, campaigns
 
-__all__ = ["campaign_action", "get_campaign", "list_campaigns", "patch_campaign",
+__all__ = ["campaign_action", "get_campaign", "list_campaigns", "patch_campaign", "reload",
            "requeue_campaign"]
 
 _MAX_BODY_BYTES = 64 * 1024
@@ -194,3 +194,12 @@ async def requeue_campaign(request: Request) -> JSONResponse:
     return JSONResponse({"campaign": campaign_id, "count": result.count, "dry_run": result.dry_run,
                          "by_status_reason": by, "first_ids": result.first_ids,
                          "requeue_id": result.requeue_id})
+
+
+async def reload(request: Request) -> JSONResponse:
+    """``POST /v1/reload``: what SIGHUP does, when the target can (``request_reload()``)."""
+    method = getattr(_target(request), "request_reload", None)
+    if method is None:
+        raise ProblemError(501, "this process cannot reload its configuration")
+    method()
+    return JSONResponse({"status": "reloading"}, status_code=202)

@@ -108,6 +108,7 @@ def create_app(target: ControlTarget, *, token: str | None) -> Starlette:
         Route(id_, api.patch_campaign, methods=["PATCH"]),
         Route(id_ + "/requeue", api.requeue_campaign, methods=["POST"]),
         Route(id_ + "/{action:str}", api.campaign_action, methods=["POST"]),
+        Route("/v1/reload", api.reload, methods=["POST"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/openapi.json", _openapi, methods=["GET"]),
         Route("/healthz", _healthz, methods=["GET"]),

@@ -10,7 +10,8 @@ __all__ = ["ProblemError", "problem"]
 
 _TITLES = {400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
            405: "Method Not Allowed", 409: "Conflict", 422: "Unprocessable Content",
-           500: "Internal Server Error", 503: "Service Unavailable"}
+           413: "Content Too Large", 500: "Internal Server Error", 501: "Not Implemented",
+           503: "Service Unavailable"}
 
 
 def problem(status: int, detail: str, **extra: Any) -> JSONResponse:

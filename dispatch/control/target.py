@@ -69,6 +69,9 @@ class ControlTarget(Protocol):
     def agent_registered(self) -> bool:
         """True while the voice server connection is up and the agent registered."""
 
+    # Optional (looked up with getattr, so not part of the protocol): a target with
+    # ``request_reload() -> None`` serves ``POST /v1/reload`` (as SIGHUP); else 501.
+
 
 def _agent_ready(agent: Any) -> bool:
     """An SDK :class:`~dispatch.sdk.Agent` reports its registration state; a test

@@ -186,6 +186,8 @@ async def test_probes_list_and_openapi(tmp_path: Path) -> None:
         assert missing.status_code == 404 and missing.json()["title"] == "Not Found"
         bad_action = await stack.client.post(f"/v1/campaigns/{CAMPAIGN}/explode")
         assert bad_action.status_code == 404
+        reload = await stack.client.post("/v1/reload")  # HubsTarget has no config to reload
+        assert reload.status_code == 501 and "reload" in reload.json()["detail"]
         wrong_method = await stack.client.delete(f"/v1/campaigns/{CAMPAIGN}")
         assert wrong_method.status_code == 405
         assert wrong_method.headers["content-type"].startswith("application/problem+json")
