@@ -26,7 +26,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from dispatch import __version__
-from dispatch.control.queries import AttemptTallies, Histogram, attempt_tallies, skipped_by_reason
+from dispatch.control.queries import (
+    AttemptTallies,
+    Histogram,
+    attempt_tallies,
+    retries_by_reason,
+    skipped_by_reason,
+)
 from dispatch.control.target import ControlTarget
 from dispatch.hub import HubStatistics
 from dispatch.store import campaigns
@@ -42,6 +48,7 @@ class Scrape:
     pending: dict[str, int]
     tallies: dict[str, AttemptTallies]
     skipped: dict[str, dict[str, int]]
+    retries: dict[str, dict[str, int]]
     live: dict[str, HubStatistics]
     voice_connected: bool
 
@@ -55,6 +62,7 @@ async def read_scrape(target: ControlTarget) -> Scrape:
                  for cid, by in counts.items()},
         tallies=await attempt_tallies(engine),
         skipped=await skipped_by_reason(engine),
+        retries=await retries_by_reason(engine),
         live={h.campaign_id: h.statistics() for h in target.campaigns()},
         voice_connected=target.agent_registered,
     )
@@ -97,14 +105,18 @@ class DispatchCollector:
         skipped = CounterMetricFamily("dispatch_records_skipped",
                                       "Records skipped (never dialled), by reason",
                                       labels=["campaign", "reason"])
+        retries = CounterMetricFamily("dispatch_retries_scheduled",
+                                      "Retries scheduled, by the reason of the failed attempt",
+                                      labels=["campaign", "reason"])
         for row in s.rows:
             tally = s.tallies.get(row.id)
             dials.add_metric([row.id], tally.dials if tally else 0)
-            for reason, n in sorted((tally.ended_by_reason if tally else {}).items()):
-                ended.add_metric([row.id, reason], n)
-            for reason, n in sorted(s.skipped.get(row.id, {}).items()):
-                skipped.add_metric([row.id, reason], n)
-        yield from (dials, ended, skipped)
+            for family, by_reason in (
+                    (ended, tally.ended_by_reason if tally else {}),
+                    (skipped, s.skipped.get(row.id, {})), (retries, s.retries.get(row.id, {}))):
+                for reason, n in sorted(by_reason.items()):
+                    family.add_metric([row.id, reason], n)
+        yield from (dials, ended, skipped, retries)
 
     def _gauges(self, s: Scrape) -> Iterator[Metric]:
         def gauge(name: str, text: str) -> GaugeMetricFamily:

@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, case, func, select, update
+from sqlalchemy import Table, and_, case, exists, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -24,6 +24,7 @@ __all__ = [
     "AttemptTallies",
     "Histogram",
     "attempt_tallies",
+    "retries_by_reason",
     "set_limits",
     "skipped_by_reason",
 ]
@@ -117,6 +118,34 @@ async def skipped_by_reason(engine: AsyncEngine) -> dict[str, dict[str, int]]:
                 out.setdefault(cid, {})[reason or "unknown"] = int(n)
     except (SQLAlchemyError, OSError) as exc:
         raise _error("count skipped records by campaign", exc) from exc
+    return out
+
+
+async def retries_by_reason(engine: AsyncEngine) -> dict[str, dict[str, int]]:
+    """Retries scheduled, by campaign, then by the reason of the attempt that failed.
+
+    A retry is an attempt followed by the next attempt of the same round, or the last
+    attempt of a record now ``scheduled``: each scheduled retry counts once.
+    """
+    a, r = _attempts.c, _records.c
+    nxt = _attempts.alias("next_attempt")
+    followed = exists().where(and_(nxt.c.record_pk == a.record_pk,
+                                   nxt.c.requeue_round == a.requeue_round,
+                                   nxt.c.attempt_no == a.attempt_no + 1))
+    redialled = (select(r.campaign_id, a.reason, func.count())
+                 .select_from(_attempts.join(_records, r.pk == a.record_pk))
+                 .where(followed).group_by(r.campaign_id, a.reason))
+    waiting = (select(r.campaign_id, r.last_reason, func.count()).where(r.status == "scheduled")
+               .group_by(r.campaign_id, r.last_reason))
+    out: dict[str, dict[str, int]] = {}
+    try:
+        async with engine.connect() as conn:
+            for query in (redialled, waiting):
+                for cid, reason, n in await conn.execute(query):
+                    by = out.setdefault(cid, {})
+                    by[reason or "unknown"] = by.get(reason or "unknown", 0) + int(n)
+    except (SQLAlchemyError, OSError) as exc:
+        raise _error("count retries by campaign", exc) from exc
     return out
 
 

@@ -9,13 +9,16 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
+from dispatch.hub import RetryPolicy
+from dispatch.reasons import Reason
 from tests.control.conftest import CAMPAIGN, answered, control_stack, unanswered
 
 pytestmark = pytest.mark.anyio
 
 FAMILIES = {
     "dispatch_dials": "counter", "dispatch_calls_ended": "counter",
-    "dispatch_records_skipped": "counter", "dispatch_calls_live": "gauge",
+    "dispatch_records_skipped": "counter", "dispatch_retries_scheduled": "counter",
+    "dispatch_calls_live": "gauge",
     "dispatch_rate_window_starts": "gauge", "dispatch_rate_limit_per_minute": "gauge",
     "dispatch_concurrency_limit": "gauge", "dispatch_records_pending": "gauge",
     "dispatch_campaign_paused": "gauge", "dispatch_voice_connected": "gauge",
@@ -42,7 +45,9 @@ async def sql(stack: Any, query: str) -> list[Any]:
 async def test_metrics_families_and_counters_match_the_database(tmp_path: Path) -> None:
     bad = {"id": "bad1", "phone": "not a phone"}
     records: list[Any] = [*answered(5), *unanswered(2), bad]
-    async with control_stack(tmp_path, records, retry_attempts=0, until_idle=True,
+    # a no-answer is redialled once, at once; the second no-answer is final
+    retry = RetryPolicy(delays_s={Reason.NO_ANSWER: 0.0}, max_attempts=2)
+    async with control_stack(tmp_path, records, retry_policy=retry, until_idle=True,
                              max_calls_per_minute=120) as stack:
         await stack.wait_hub_done()
         response = await stack.client.get("/metrics")
@@ -54,10 +59,14 @@ async def test_metrics_families_and_counters_match_the_database(tmp_path: Path) 
         c = (("campaign", CAMPAIGN),)
         dialled = (await sql(stack, "SELECT count(*) FROM attempts "
                                     "WHERE dialed_at IS NOT NULL"))[0][0]
-        assert values[("dispatch_dials_total", c)] == dialled == len(stack.sandbox.dials) == 7
+        assert values[("dispatch_dials_total", c)] == dialled == len(stack.sandbox.dials) == 9
         ended = await sql(stack, "SELECT reason, count(*) FROM attempts "
                                  "WHERE ended_at IS NOT NULL GROUP BY reason")
-        assert {reason: n for reason, n in ended} == {"hangup": 5, "no_answer": 2}
+        assert {reason: n for reason, n in ended} == {"hangup": 5, "no_answer": 4}
+        second = await sql(stack, "SELECT count(*) FROM attempts WHERE attempt_no = 2")
+        key = ("dispatch_retries_scheduled_total",
+               (("campaign", CAMPAIGN), ("reason", "no_answer")))
+        assert values[key] == second[0][0] == 2
         for reason, n in ended:
             key = ("dispatch_calls_ended_total", (("campaign", CAMPAIGN), ("reason", reason)))
             assert values[key] == n
