@@ -17,9 +17,8 @@ from pathlib import Path
 
 import anyio
 import httpx
-import uvicorn
 
-from dispatch.control import HubsTarget, create_app
+from dispatch.control import ControlServer, HubsTarget, create_app
 from dispatch.hub import DispatchHub
 from dispatch.records import Record
 from dispatch.sandbox import SANDBOX_NUMBER
@@ -31,15 +30,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _bench_common import sandbox_process
 
 CAMPAIGN = "bench"
-
-
-async def serve(app: object, tg: anyio.abc.TaskGroup) -> tuple[uvicorn.Server, str]:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                                           lifespan="off", ws="none", access_log=False))
-    tg.start_soon(server.serve)
-    while not server.started:  # noqa: ASYNC110 - uvicorn has no started event
-        await anyio.sleep(0.01)
-    return server, f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
 
 
 async def scrape_every_second(client: httpx.AsyncClient, scrapes_ms: list[float]) -> None:
@@ -73,7 +63,8 @@ async def campaign(url: str, db: Path, n: int, mode: str) -> tuple[float, list[f
         hub = DispatchHub(agent, [MemoryStrategy(recs)], from_=SANDBOX_NUMBER, db=store,
                           campaign=CAMPAIGN, poll_interval_s=1.0)
         async with anyio.create_task_group() as tg:
-            server, base = await serve(create_app(HubsTarget([hub], store), token=None), tg)
+            server = ControlServer(create_app(HubsTarget([hub], store), token=None), port=0)
+            base = await tg.start(server.run)
             async with httpx.AsyncClient(base_url=base, timeout=30) as client:
                 async with anyio.create_task_group() as side:
                     if mode == "metrics":
@@ -87,7 +78,7 @@ async def campaign(url: str, db: Path, n: int, mode: str) -> tuple[float, list[f
                 t0 = time.perf_counter()
                 assert (await client.get("/metrics")).status_code == 200
                 final_ms = 1000 * (time.perf_counter() - t0)
-            server.should_exit = True
+            server.stop()
     return n / elapsed_s, samples, final_ms
 
 

@@ -12,9 +12,8 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-import uvicorn
 
-from dispatch.control import HubsTarget, create_app
+from dispatch.control import ControlServer, HubsTarget, create_app
 from dispatch.hub import DispatchHub
 from dispatch.records import Record
 from dispatch.sandbox import SANDBOX_NUMBER, Sandbox, Scenario
@@ -83,18 +82,6 @@ class Stack:
                 await anyio.sleep(0.05)
 
 
-async def serve_app(app: Any, tg: anyio.abc.TaskGroup) -> tuple[uvicorn.Server, str]:
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                            lifespan="off", ws="none", access_log=False)
-    server = uvicorn.Server(config)
-    tg.start_soon(server.serve)
-    with anyio.fail_after(10):
-        while not server.started:  # noqa: ASYNC110 - uvicorn has no started event
-            await anyio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    return server, f"http://127.0.0.1:{port}"
-
-
 @contextlib.asynccontextmanager
 async def control_stack(
     tmp_path: Path, records: list[Record], *, token: str | None = None, run_hub: bool = True,
@@ -114,7 +101,8 @@ async def control_stack(
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         async with anyio.create_task_group() as tg:
             target = HubsTarget([hub], store)
-            server, url = await serve_app(create_app(target, token=token), tg)
+            server = ControlServer(create_app(target, token=token), port=0)
+            url = await tg.start(server.run)
             async with httpx.AsyncClient(base_url=url, headers=headers, timeout=10) as client:
                 hub_done = anyio.Event()
 
@@ -131,7 +119,7 @@ async def control_stack(
                 finally:
                     with anyio.CancelScope(shield=True), anyio.move_on_after(15):
                         await hub.stop(drain=False)
-                    server.should_exit = True
+                    server.stop()
 
 
 @pytest.fixture
