@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import time
 from importlib import resources
+from typing import Any
 
+import anyio
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -23,7 +25,7 @@ from dispatch.control.auth import BearerAuth
 from dispatch.control.metrics import metrics_endpoint, new_registry
 from dispatch.control.openapi import openapi_document
 from dispatch.control.problems import ProblemError, problem
-from dispatch.control.target import ControlTarget
+from dispatch.control.target import ControlTarget, adapt
 from dispatch.log import get_logger
 from dispatch.store import StoreError
 
@@ -50,13 +52,26 @@ def _static_routes() -> list[Route]:
     return routes
 
 
+#: ``/healthz`` fails when the dispatch loops (which turn at least every 0.5 s, also
+#: while paused or idle) have not turned for this long
+STALE_TICK_S = 30.0
+
+
 async def _healthz(request: Request) -> JSONResponse:
-    # answering at all proves the event loop runs; a wedged dispatch loop is the
-    # systemd watchdog's business (it pings only on the loop's progress)
+    # answering at all proves the event loop runs; a target that reports its dispatch
+    # loops' last turn (``last_tick_at``) also fails this when they are wedged
     target: ControlTarget = request.app.state.target
     running = sum(1 for h in target.campaigns() if h.running)
-    return JSONResponse({"status": "ok", "campaigns_running": running,
-                         "uptime_s": round(time.monotonic() - request.app.state.started, 3)})
+    body: dict[str, Any] = {"status": "ok", "campaigns_running": running,
+                            "uptime_s": round(time.monotonic() - request.app.state.started, 3)}
+    tick_at = getattr(target, "last_tick_at", None)
+    if isinstance(tick_at, int | float):
+        age_s = anyio.current_time() - tick_at
+        body["loop_tick_age_s"] = round(age_s, 3)
+        if age_s > STALE_TICK_S:
+            return problem(503, f"the dispatch loops have not turned for {age_s:.0f} s",
+                           loop_tick_age_s=round(age_s, 3))
+    return JSONResponse(body)
 
 
 async def _readyz(request: Request) -> JSONResponse:
@@ -95,7 +110,7 @@ async def _on_store(_: Request, exc: Exception) -> Response:
     return problem(503, f"database error: {exc}")
 
 
-def create_app(target: ControlTarget, *, token: str | None) -> Starlette:
+def create_app(target: ControlTarget | Any, *, token: str | None) -> Starlette:
     """The control plane over ``target``; with ``token`` every route but the probes and
     the dashboard's static files needs ``Authorization: Bearer <token>``.
 
@@ -117,7 +132,7 @@ def create_app(target: ControlTarget, *, token: str | None) -> Starlette:
     ]
     app = Starlette(routes=routes, exception_handlers={
         ProblemError: _on_problem, HTTPException: _on_http, StoreError: _on_store})
-    app.state.target = target
+    app.state.target = adapt(target)
     app.state.registry, app.state.collector = new_registry()
     app.state.started = time.monotonic()
     app.add_middleware(BearerAuth, token=token)

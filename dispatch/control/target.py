@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from dispatch.hub import DispatchHub, HubStatistics
-from dispatch.store import Store
+from dispatch.store import Store, StoreError
 
-__all__ = ["CampaignHandle", "ControlTarget", "HubHandle", "HubsTarget", "Limits"]
+__all__ = ["CampaignHandle", "ControlTarget", "HubHandle", "HubsTarget", "Limits", "adapt"]
 
 #: the campaign row's limit columns, as the API names them
 Limits = dict[str, int | None]
@@ -70,7 +70,9 @@ class ControlTarget(Protocol):
         """True while the voice server connection is up and the agent registered."""
 
     # Optional (looked up with getattr, so not part of the protocol): a target with
-    # ``request_reload() -> None`` serves ``POST /v1/reload`` (as SIGHUP); else 501.
+    # ``request_reload() -> None`` serves ``POST /v1/reload`` (as SIGHUP), else 501;
+    # one with ``last_tick_at`` (``anyio.current_time()`` of the dispatch loops' latest
+    # turn) makes ``/healthz`` fail when the loops stopped turning.
 
 
 def _agent_ready(agent: Any) -> bool:
@@ -140,5 +142,68 @@ class HubsTarget:
         return bool(hubs) and all(_agent_ready(hub.agent) for hub in hubs)
 
 
-def _conforms(target: HubsTarget, handle: HubHandle) -> tuple[ControlTarget, CampaignHandle]:
-    return target, handle  # mypy checks the structural match here
+class _RunHandle:
+    """A :class:`CampaignHandle` over a handle exposing ``id`` and ``hub`` (the shape of
+    ``dispatch.daemon``'s campaign runs), whose hub applies the limits it reads from
+    the campaign row on its own (within one state read, 0.5 s)."""
+
+    def __init__(self, run: Any) -> None:
+        self._run = run
+
+    @property
+    def campaign_id(self) -> str:
+        return str(self._run.id)
+
+    @property
+    def running(self) -> bool:
+        return bool(self._run.hub.running)
+
+    def statistics(self) -> HubStatistics:
+        stats: HubStatistics = self._run.hub.statistics()
+        return stats
+
+    async def apply_limits(self, limits: Limits) -> bool:
+        await HubHandle(self._run.hub).apply_limits(limits)  # a live setter, if any
+        return True  # the hub reads the row it was written to
+
+
+class _Adapted:
+    """A target whose handles have another shape, or whose store may not be open yet."""
+
+    def __init__(self, target: Any) -> None:
+        self._target = target
+
+    @property
+    def store(self) -> Store:
+        store: Store | None = self._target.store
+        if store is None:
+            raise StoreError("the store is not open yet")
+        return store
+
+    def campaigns(self) -> Sequence[CampaignHandle]:
+        return [h if isinstance(h, CampaignHandle) else _RunHandle(h)
+                for h in self._target.campaigns()]
+
+    @property
+    def draining(self) -> bool:
+        return bool(self._target.draining)
+
+    @property
+    def agent_registered(self) -> bool:
+        return bool(self._target.agent_registered)
+
+    def __getattr__(self, name: str) -> Any:  # the optional extras (request_reload, ...)
+        return getattr(self._target, name)
+
+
+def adapt(target: Any) -> ControlTarget:
+    """``target`` itself when it is a :class:`HubsTarget`, else a view of it that also
+    accepts campaign handles with ``id``/``hub`` and a store that is still ``None``."""
+    if isinstance(target, HubsTarget):
+        return target
+    return _Adapted(target)
+
+
+def _conforms(target: HubsTarget, handle: HubHandle, adapted: _Adapted, run: _RunHandle,
+              ) -> tuple[ControlTarget, CampaignHandle, ControlTarget, CampaignHandle]:
+    return target, handle, adapted, run  # mypy checks the structural matches here

@@ -125,3 +125,29 @@ async def control_stack(
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@dataclasses.dataclass
+class RunShaped:
+    """A campaign handle shaped like ``dispatch.daemon``'s: ``id`` and ``hub``."""
+
+    id: str
+    hub: DispatchHub
+
+
+@dataclasses.dataclass
+class DaemonShaped:
+    """A target shaped like ``dispatch.daemon.Daemon`` (no CampaignHandle objects)."""
+
+    runs: list[RunShaped]
+    store: Store | None
+    draining: bool = False
+    agent_registered: bool = True
+    last_tick_at: float = 0.0
+    reloads: int = 0
+
+    def campaigns(self) -> list[RunShaped]:
+        return list(self.runs)
+
+    def request_reload(self) -> None:
+        self.reloads += 1
