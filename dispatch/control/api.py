@@ -176,7 +176,11 @@ async def requeue_campaign(request: Request) -> JSONResponse:
     if not isinstance(dry_run, bool):
         raise ProblemError(422, "field 'dry_run': must be true or false", field="dry_run")
     await _row(target, campaign_id)
-    lock = RunLock(target.store.url)
+    running = sorted(h.campaign_id for h in target.campaigns() if h.running)
+    if running:  # a running hub keeps its records in memory: it would not see the change
+        raise ProblemError(409, f"campaign {running[0]!r} is running in this process; "
+                           "requeue needs the campaigns of the database stopped")
+    lock = RunLock(target.store.url)  # and none running in another process
     try:
         lock.acquire()
     except StoreLocked as exc:

@@ -8,7 +8,7 @@ import anyio
 import pytest
 
 from dispatch.control import BindRefused, check_bind
-from dispatch.store import campaigns
+from dispatch.store import RunLock, campaigns
 from tests.control.conftest import CAMPAIGN, Stack, answered, control_stack, unanswered
 
 pytestmark = pytest.mark.anyio
@@ -146,10 +146,17 @@ async def test_requeue_uses_the_cli_filters_and_needs_the_hub_stopped(tmp_path: 
         await stack.wait_row()
         path = f"/v1/campaigns/{CAMPAIGN}/requeue"
         busy = await stack.client.post(path, json={"reason": ["no_answer"]})
-        assert busy.status_code == 409 and "in use" in busy.json()["detail"]
+        assert busy.status_code == 409 and "is running" in busy.json()["detail"]
         await stack.wait_for(lambda: stack.hub.statistics().failed == 3, what="no answers")
         await stack.hub.stop()
         await stack.wait_hub_done()
+        other = RunLock(stack.store.url)  # as another process running on the database
+        other.acquire()
+        try:
+            held = await stack.client.post(path, json={"reason": ["no_answer"]})
+            assert held.status_code == 409 and "in use" in held.json()["detail"]
+        finally:
+            other.release()
         dry = await stack.client.post(path, json={"reason": "no_answer", "dry_run": True})
         assert dry.status_code == 200, dry.text
         assert dry.json()["count"] == 3 and dry.json()["dry_run"] is True
