@@ -22,6 +22,7 @@ _COMMAND_MODULES = (
     "dispatch.cli.requeue_cmd",
     "dispatch.cli.campaign_cmd",
     "dispatch.cli.serve_cmd",  # [serve] serve, config check
+    "dispatch.cli.ctl_cmd",
 )
 
 
