@@ -189,6 +189,24 @@ class DispatchHub:
             self._core.watch.window_open = open_
             self._core.dispatch_signal.set()
 
+    def apply_limits(self, limits: dict[str, int | None]) -> bool:
+        """Make ``limits`` (``max_per_minute``, ``max_per_second``, ``max_concurrent``;
+        ``None``: unlimited) this running hub's at once, as the campaign row's are applied
+        when the hub reads it. False when the hub is not running. Live calls are never
+        cut: a lower ``max_concurrent`` only holds new dials."""
+        if self._core is None:
+            return False
+        current = self._core.options
+        merged: dict[str, int | None] = {
+            "max_per_minute": current.max_calls_per_minute,
+            "max_per_second": current.max_calls_per_second,
+            "max_concurrent": current.max_concurrent,
+        }
+        merged.update({k: v for k, v in limits.items() if k in merged})
+        campaign_state.apply_limits(self._core, merged)
+        self._core.dispatch_signal.set()
+        return True
+
     @property
     def heartbeat(self) -> tuple[int, float]:
         """``(turns, anyio time of the last turn)`` of the dispatch loop; ``(0, 0.0)``

@@ -121,7 +121,10 @@ async def test_patch_limits_persisted_and_validated(tmp_path: Path) -> None:
         body = response.json()
         assert body["limits"] == {"max_per_minute": 30, "max_per_second": None,
                                   "max_concurrent": 2}
-        assert body["limits_applied_live"] is False  # DispatchHub fixes its limits per run
+        assert body["limits_applied_live"] is True
+        core = stack.hub._core  # the running hub's own limits changed at once
+        assert core is not None
+        assert (core.options.max_calls_per_minute, core.options.max_concurrent) == (30, 2)
         row = await campaigns.get(stack.store.engine, CAMPAIGN)
         assert row is not None and (row.max_per_minute, row.max_concurrent) == (30, 2)
         alias = await stack.client.patch(path, json={"max_calls_per_second": 5})
