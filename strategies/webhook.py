@@ -15,15 +15,14 @@ during rotation, ±5 min timestamps) or a bearer token; see
 
 from __future__ import annotations
 
-import contextlib
-import socket
-from collections.abc import Callable, Iterator, Sequence
+import functools
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import anyio
-import uvicorn
 from anyio.abc import TaskStatus
 
+from dispatch.asgi import bind_socket, serve_asgi
 from dispatch.clock import Clock, SystemClock
 from dispatch.log import get_logger
 from dispatch.records import Record
@@ -50,14 +49,6 @@ _POLL_BATCH = 500
 _PRUNE_EVERY_S = 3600.0
 #: how long requests in flight may finish when the hub stops
 _GRACEFUL_S = 2
-
-
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn without its own signal handlers: the hub (or CLI) owns SIGINT/SIGTERM."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 class WebhookStrategy(Strategy):
@@ -155,50 +146,17 @@ class WebhookStrategy(Strategy):
         """Serve the intake until cancelled (the hub stops)."""
         self._store, self._wake = store, wake
         await self._prune(store)  # before the first request: expired keys are forgotten
-        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((self.host, self._port))
-        except OSError as exc:
-            sock.close()
-            raise OSError(f"webhook intake cannot listen on {self.host}:{self._port}: "
-                          f"{exc.strerror}") from exc
-        self._port = sock.getsockname()[1]
-        config = uvicorn.Config(build_app(self), log_level="warning", access_log=False,
-                                lifespan="off", server_header=False, date_header=False,
-                                timeout_graceful_shutdown=_GRACEFUL_S,
-                                limit_concurrency=self.max_connections)
-        server = _EmbeddedServer(config)
-        ended = anyio.Event()
-
-        async def _serve() -> None:
-            # shielded: uvicorn must close its listener itself (a cancelled uvicorn
-            # leaves the socket registered with the event loop); ``should_exit`` ends it
-            try:
-                with anyio.CancelScope(shield=True):
-                    await server.serve([sock])
-            finally:
-                ended.set()
-
+        sock = bind_socket(self.host, self._port, "webhook intake")
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(_serve)
-                # uvicorn has a ``started`` flag but no event to wait on
-                while not server.started and not ended.is_set():  # noqa: ASYNC110
-                    await anyio.sleep(0.01)
-                if not server.started:
-                    raise OSError(f"webhook intake on {self.host}:{self._port} did not start")
+                self._port = await tg.start(functools.partial(
+                    serve_asgi, build_app(self), sock, what="webhook intake",
+                    graceful_s=_GRACEFUL_S, limit_concurrency=self.max_connections))
                 log.info("webhook intake listening", url=self.url, auth=self.auth.mode)
                 self.ready.set()
                 task_status.started()
-                try:
-                    await self._prune_forever(store)
-                finally:
-                    server.should_exit = True
-                    with anyio.CancelScope(shield=True):
-                        await ended.wait()
+                await self._prune_forever(store)
         finally:
-            sock.close()
             self._store = None
 
     async def _prune(self, store: Store) -> None:
