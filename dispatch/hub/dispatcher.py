@@ -45,8 +45,15 @@ async def dispatch_loop(core: HubCore) -> None:
             if record_ids:
                 # a claim that was submitted must be launched: never leave it half-done
                 with anyio.CancelScope(shield=True):
-                    await _claim_and_launch(core, [core.book.entries[r] for r in record_ids])
+                    entries = [core.book.entries[r] for r in record_ids]
+                    # issue 9 (admit): allow -> claim; defer/skip are settled by admit()
+                    entries = await core.compliance.admit(core, entries)
+                    if entries:
+                        await _claim_and_launch(core, entries)
                 continue
+        # issue 9 (admit): simulated sandbox time skips a wait only deferrals impose
+        if admitting and core.compliance.jump_idle(core, now):
+            continue
         with anyio.move_on_after(until_next_read_s(core)):  # re-read the campaign's state
             await core.dispatch_signal.wait(core.clock, next_wake_at(core, now))
 

@@ -49,6 +49,7 @@ class OpKind(enum.Enum):
     INSERT_ATTEMPT = "insert_attempt"
     UPDATE_RECORD = "update_record"
     UPDATE_ATTEMPT = "update_attempt"
+    UPDATE_DECISION = "update_decision"  # issue 9: the record's last admission decision
 
 
 KIND_ORDER = (
@@ -57,6 +58,7 @@ KIND_ORDER = (
     OpKind.INSERT_ATTEMPT,
     OpKind.UPDATE_RECORD,
     OpKind.UPDATE_ATTEMPT,
+    OpKind.UPDATE_DECISION,
 )
 
 
@@ -224,7 +226,8 @@ def build_statements(dialect_name: str) -> dict[OpKind, Executable]:
             & (_records.c.requeue_count > 0)
         ),
         OpKind.INSERT_ATTEMPT: insert(_attempts).values(
-            record_pk=_of_record(_records.c.pk), requeue_round=_of_record(_records.c.requeue_count)
+            record_pk=_of_record(_records.c.pk), requeue_round=_of_record(_records.c.requeue_count),
+            campaign_id=_of_record(_records.c.campaign_id),  # issue 9: caps by campaign index
         ),
         OpKind.UPDATE_RECORD: update(_records).where(_this_record()),
         OpKind.UPDATE_ATTEMPT: update(_attempts).where(
@@ -232,4 +235,5 @@ def build_statements(dialect_name: str) -> dict[OpKind, Executable]:
             & (_attempts.c.attempt_no == bindparam("b_no"))
             & (_attempts.c.requeue_round == _of_record(_records.c.requeue_count))
         ),
+        OpKind.UPDATE_DECISION: update(_records).where(_this_record()),
     }

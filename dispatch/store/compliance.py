@@ -1,0 +1,188 @@
+"""The store side of dial-time compliance (issue 9, migration 0006).
+
+- The internal do-not-call list (``dnc_entries``): :func:`dnc_add`, :func:`dnc_remove`,
+  :func:`dnc_entries`, :func:`dnc_phones`; one row per ``(phone, scope)``, ``scope``
+  ``*`` for every campaign or a campaign id; each row keeps reason, source, record
+  and time (the audit trail).
+- Recent attempts for the caps (:func:`attempt_window`): one indexed range read per
+  claim batch (``ix_attempts_phone_claimed``, ``ix_attempts_campaign_claimed``),
+  answered synchronously afterwards by :class:`PrefetchedAttempts`, which satisfies
+  :class:`dispatch.compliance.AttemptLog`.
+- The record's last decision (:func:`decision_op`, a group-writer op).
+
+Every database error surfaces as :class:`~dispatch.store.errors.StoreError`.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import Table, delete, func, insert, select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from dispatch.compliance.decision import Decision
+from dispatch.store.errors import StoreError
+from dispatch.store.models import AttemptRow, DncEntryRow
+from dispatch.store.ops import OpKind, WriteOp
+
+__all__ = ["GLOBAL_SCOPE", "DncEntry", "PrefetchedAttempts", "attempt_count_since",
+           "attempt_window", "decision_op", "dnc_add", "dnc_entries", "dnc_fingerprint",
+           "dnc_phones", "dnc_remove"]
+
+#: the scope of a suppression that holds in every campaign
+GLOBAL_SCOPE = "*"
+_dnc = cast(Table, DncEntryRow.__table__)
+_attempts = cast(Table, AttemptRow.__table__)
+#: phones per ``IN (...)`` read (SQLite's bound-parameter limit is far above this)
+_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class DncEntry:
+    """One row of the internal list."""
+
+    phone: str
+    scope: str
+    reason: str
+    source: str
+    record_id: str | None
+    added_at: float
+
+
+def decision_op(*, source: str, id: str, decision: Decision, at_s: float) -> WriteOp:
+    """Store ``decision`` as record ``(source, id)``'s last admission answer."""
+    return WriteOp(OpKind.UPDATE_DECISION, {
+        "b_source": source, "b_id": id, "decision": decision.verdict.value,
+        "decision_reason": decision.reason, "decision_until": decision.until_s,
+        "decision_at": at_s, "decision_detail": decision.detail or None,
+    })
+
+
+# -- the internal do-not-call list -----------------------------------------------------
+
+
+async def dnc_add(engine: AsyncEngine, phone: str, *, scope: str = GLOBAL_SCOPE, reason: str,
+                  source: str, at_s: float, record_id: str | None = None) -> bool:
+    """Suppress ``phone`` in ``scope`` (committed on return); False when it already was
+    (the first entry, and its audit trail, is kept)."""
+    row = {"phone": phone, "scope": scope, "reason": reason, "source": source,
+           "record_id": record_id, "added_at": at_s}
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(insert(_dnc).values(**row))
+    except IntegrityError:
+        return False
+    except (SQLAlchemyError, OSError) as exc:
+        raise StoreError(f"cannot add {phone} to the do-not-call list: {exc}") from exc
+    return True
+
+
+async def dnc_remove(engine: AsyncEngine, phone: str, *, scope: str | None = None) -> int:
+    """Lift ``phone``'s suppression in ``scope`` (None: every scope); how many rows went."""
+    query = delete(_dnc).where(_dnc.c.phone == phone)
+    if scope is not None:
+        query = query.where(_dnc.c.scope == scope)
+    try:
+        async with engine.begin() as conn:
+            return int((await conn.execute(query)).rowcount or 0)
+    except (SQLAlchemyError, OSError) as exc:
+        raise StoreError(f"cannot remove {phone} from the do-not-call list: {exc}") from exc
+
+
+async def dnc_entries(engine: AsyncEngine) -> list[DncEntry]:
+    """Every entry, oldest first."""
+    query = select(_dnc.c.phone, _dnc.c.scope, _dnc.c.reason, _dnc.c.source,
+                   _dnc.c.record_id, _dnc.c.added_at).order_by(_dnc.c.added_at, _dnc.c.id)
+    rows = await _read(engine, query)
+    return [DncEntry(*row) for row in rows]
+
+
+async def dnc_fingerprint(engine: AsyncEngine) -> tuple[int, int]:
+    """``(count, max id)`` of the list: changes whenever an entry is added or removed."""
+    rows = await _read(engine, select(func.count(), func.max(_dnc.c.id)))
+    return (int(rows[0][0] or 0), int(rows[0][1] or 0)) if rows else (0, 0)
+
+
+async def dnc_phones(engine: AsyncEngine, campaign: str) -> set[str]:
+    """The phones suppressed for ``campaign`` (its own entries and the global ones)."""
+    query = select(_dnc.c.phone).where(_dnc.c.scope.in_((GLOBAL_SCOPE, campaign)))
+    return {str(row[0]) for row in await _read(engine, query)}
+
+
+# -- recent attempts (the caps' AttemptLog) ---------------------------------------------
+
+
+class PrefetchedAttempts:
+    """Attempt start times read for one claim batch: a synchronous
+    :class:`~dispatch.compliance.AttemptLog`. ``shift_s`` is added to every stored
+    time (the hub clock) to put it on the compliance clock the policies decide on.
+
+    Asked about a phone (or since a time) it was not prefetched for, it raises
+    ``KeyError``/``ValueError``: a silent zero would let a capped phone through."""
+
+    def __init__(self, by_phone: dict[str, list[float]], campaign: str | None,
+                 by_campaign: list[float], since_s: float) -> None:
+        self._by_phone = by_phone
+        self._campaign = campaign
+        self._by_campaign = by_campaign
+        self._since_s = since_s
+
+    def phone_attempts_since(self, phone: str, since_s: float) -> Sequence[float]:
+        times = self._by_phone[phone]
+        return self._slice(times, since_s)
+
+    def campaign_attempts_since(self, campaign: str, since_s: float) -> Sequence[float]:
+        if campaign != self._campaign:
+            raise KeyError(f"attempts of campaign {campaign!r} were not prefetched")
+        return self._slice(self._by_campaign, since_s)
+
+    def _slice(self, times: list[float], since_s: float) -> Sequence[float]:
+        if since_s < self._since_s - 1e-6:
+            raise ValueError(f"attempts before {self._since_s} were not prefetched")
+        return times[bisect.bisect_right(times, since_s):]
+
+
+async def attempt_window(engine: AsyncEngine, phones: Collection[str], campaign: str | None,
+                         since_s: float, *, shift_s: float = 0.0) -> PrefetchedAttempts:
+    """Claim times (ascending, ``> since_s`` on the hub clock) of every attempt to
+    ``phones`` (all records, all campaigns) and of ``campaign``'s attempts; the times
+    come back shifted by ``shift_s``. Index range scans only."""
+    by_phone: dict[str, list[float]] = defaultdict(list)
+    wanted = sorted(set(phones))
+    for start in range(0, len(wanted), _CHUNK):
+        chunk = wanted[start:start + _CHUNK]
+        query = (select(_attempts.c.phone, _attempts.c.claimed_at)
+                 .where(_attempts.c.phone.in_(chunk), _attempts.c.claimed_at > since_s)
+                 .order_by(_attempts.c.claimed_at))
+        for phone, claimed_at in await _read(engine, query):
+            by_phone[str(phone)].append(float(claimed_at) + shift_s)
+    for phone in wanted:
+        by_phone.setdefault(phone, [])
+    by_campaign: list[float] = []
+    if campaign is not None:
+        query = (select(_attempts.c.claimed_at)
+                 .where(_attempts.c.campaign_id == campaign, _attempts.c.claimed_at > since_s)
+                 .order_by(_attempts.c.claimed_at))
+        by_campaign = [float(row[0]) + shift_s for row in await _read(engine, query)]
+    return PrefetchedAttempts(dict(by_phone), campaign, by_campaign, since_s + shift_s)
+
+
+async def attempt_count_since(engine: AsyncEngine, phone: str, since_s: float) -> int:
+    """How many attempts ``phone`` had after ``since_s`` (one index range count)."""
+    query = select(func.count()).where(_attempts.c.phone == phone,
+                                       _attempts.c.claimed_at > since_s)
+    rows = await _read(engine, query)
+    return int(rows[0][0]) if rows else 0
+
+
+async def _read(engine: AsyncEngine, query: Any) -> list[Any]:
+    try:
+        async with engine.connect() as conn:
+            return list((await conn.execute(query)).all())
+    except (SQLAlchemyError, OSError) as exc:
+        raise StoreError(f"database read failed: {exc}") from exc
