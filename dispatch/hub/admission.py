@@ -167,6 +167,7 @@ class HubCompliance:
         for index, (url, query) in enumerate(self.config.dnc_sql, start=1):
             self._loaded(await anyio.to_thread.run_sync(functools.partial(
                 load_suppression_sql, url, query, name=f"sql#{index}", default_region=region)))
+        self.admission = default_admission(self.lists)  # the policy keeps its own tuple
         await self.refresh_internal()
 
     def _loaded(self, loaded: LoadedList) -> None:
