@@ -31,8 +31,8 @@ from dispatch.store.models import AttemptRow, DncEntryRow
 from dispatch.store.ops import OpKind, WriteOp
 
 __all__ = ["GLOBAL_SCOPE", "DncEntry", "PrefetchedAttempts", "attempt_count_since",
-           "attempt_window", "decision_op", "dnc_add", "dnc_entries", "dnc_fingerprint",
-           "dnc_phones", "dnc_remove"]
+           "attempt_window", "decision_op", "deferrals", "dnc_add", "dnc_entries",
+           "dnc_fingerprint", "dnc_phones", "dnc_remove"]
 
 #: the scope of a suppression that holds in every campaign
 GLOBAL_SCOPE = "*"
@@ -61,6 +61,18 @@ def decision_op(*, source: str, id: str, decision: Decision, at_s: float) -> Wri
         "decision_reason": decision.reason, "decision_until": decision.until_s,
         "decision_at": at_s, "decision_detail": decision.detail or None,
     })
+
+
+async def deferrals(engine: AsyncEngine) -> list[tuple[str, int, float | None]]:
+    """Records waiting on a deferral: ``(reason, count, earliest until)`` by reason."""
+    from dispatch.store.models import RecordRow
+
+    records = cast(Table, RecordRow.__table__)
+    query = (select(records.c.decision_reason, func.count(), func.min(records.c.decision_until))
+             .where(records.c.status == "scheduled", records.c.decision == "defer")
+             .group_by(records.c.decision_reason).order_by(func.count().desc()))
+    return [(str(r), int(n), None if u is None else float(u))
+            for r, n, u in await _read(engine, query)]
 
 
 # -- the internal do-not-call list -----------------------------------------------------
