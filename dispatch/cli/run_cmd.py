@@ -22,6 +22,7 @@ import anyio
 
 from dispatch.cli import backend, options, progress
 from dispatch.cli.campaign_cmd import campaign_id
+from dispatch.cli.compliance_opts import add_compliance_arguments
 from dispatch.cli.errors import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -35,7 +36,7 @@ from dispatch.errors import PreflightError, SourceUnusable
 from dispatch.log import configure_logging, get_logger
 from dispatch.strategy import Strategy
 
-__all__ = ["register"]
+__all__ = ["add_run_arguments", "register"]
 
 log = get_logger("dispatch.cli")
 
@@ -49,11 +50,17 @@ def register(subparsers: Any) -> None:
         "--sandbox) an embedded sandbox voice server is used and no real call is placed.",
     )
     p.add_argument("file", type=Path, help="CSV file of leads (hot-reloaded)")
+    add_run_arguments(p)
+    p.set_defaults(func=run, make_strategy=backend.csv_strategy)
+    options.one_line_errors(p)
+
+
+def add_run_arguments(p: Any) -> None:
+    """Every ``run`` option but the file (``dispatch check`` takes the same ones)."""
     _agent_arguments(p.add_argument_group("agent"))
     _pace_arguments(p.add_argument_group("pace"))
     _where_arguments(p.add_argument_group("where"))
-    p.set_defaults(func=run, make_strategy=backend.csv_strategy)
-    options.one_line_errors(p)
+    add_compliance_arguments(p)  # issue 9
 
 
 def _agent_arguments(agent: Any) -> None:

@@ -20,6 +20,7 @@ import dataclasses
 import datetime as dt
 import functools
 import heapq
+import itertools
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -149,7 +150,8 @@ class HubCompliance:
         self._store: Store | None = None
         self._clock: Clock | None = None
         self._fingerprint: tuple[Any, ...] | None = None
-        self._deferred_due: list[float] = []
+        self._waiting: list[tuple[float, int, str]] = []  # (until_s, seq, record key)
+        self._seq = itertools.count()
         self.deferred = 0
         self.skipped = 0
 
@@ -253,17 +255,38 @@ class HubCompliance:
     def _defer(self, core: HubCore, entry: RecordEntry, decision: Decision, hub_now: float,
                now_s: float) -> Any:
         assert decision.until_s is not None
-        due = max(hub_now, self.time.to_hub(decision.until_s, hub_now))
-        entry.next_attempt_at = due
+        entry.next_attempt_at = max(hub_now, self.time.to_hub(decision.until_s, hub_now))
         core.book.set_status(entry, "scheduled")
-        core.queue.add_timed(entry.key, due)
-        heapq.heappush(self._deferred_due, due)
+        # held here, by compliance time, not in the queue's heap of hub times: a jump of
+        # simulated time moves every wake-up at once (see release_due / jump_idle)
+        heapq.heappush(self._waiting, (decision.until_s, next(self._seq), entry.key))
         self.deferred += 1
         until = dt.datetime.fromtimestamp(decision.until_s, dt.UTC).isoformat()
         log.info("deferred", record_id=entry.id, phone=entry.record.phone,
                  reason=decision.reason, until=until, detail=decision.detail,
                  simulated_time=self.time.simulated)
         return entry.update_op(hub_now)
+
+    def release_due(self, core: HubCore, hub_now: float) -> int:
+        """Move deferred records whose opening has come to the ready queue."""
+        now_s = self.time.now(hub_now) if self._waiting else 0.0
+        moved = 0
+        while self._waiting and self._waiting[0][0] <= now_s:
+            _until, _seq, key = heapq.heappop(self._waiting)
+            if key in core.book.entries:
+                core.queue.add_ready(key)
+                moved += 1
+        return moved
+
+    def next_wake_at(self, hub_now: float) -> float | None:
+        """The hub-clock instant of the earliest deferral's opening (None: none)."""
+        if not self._waiting:
+            return None
+        return max(hub_now, self.time.to_hub(self._waiting[0][0], hub_now))
+
+    @property
+    def waiting_count(self) -> int:
+        return len(self._waiting)
 
     def _skip(self, core: HubCore, entry: RecordEntry, decision: Decision,
               hub_now: float) -> Any:
@@ -280,21 +303,20 @@ class HubCompliance:
 
     def jump_idle(self, core: HubCore, hub_now: float) -> bool:
         """Simulated time only: when the loop would wait for nothing but a deferral
-        (nothing live, ready or parked), jump compliance time to it. True if it did."""
-        if not (self.enabled and self.time.simulated) or core.stopping:
+        (nothing live, ready or parked, no earlier due retry), jump compliance time to
+        the earliest opening and release what it opens. True if it did."""
+        if not (self.enabled and self.time.simulated and self._waiting) or core.stopping:
             return False
-        while self._deferred_due and self._deferred_due[0] <= hub_now:
-            heapq.heappop(self._deferred_due)
+        wake = self.next_wake_at(hub_now)
         due = core.queue.next_due_at()
-        if (due is None or due <= hub_now or not self._deferred_due
-                or self._deferred_due[0] != due or core.queue.ready_count
-                or core.queue.parked_count or core.book.live_attempts):
+        if (wake is None or wake <= hub_now or (due is not None and due <= wake)
+                or core.queue.ready_count or core.queue.parked_count
+                or core.book.live_attempts):
             return False
-        self.time.jump(due - hub_now + 1e-3)
-        heapq.heappop(self._deferred_due)
-        core.queue.promote_due(due)
-        log.info("sandbox time jumped", to=dt.datetime.fromtimestamp(
-            self.time.now(hub_now), dt.UTC).isoformat(), by_s=round(due - hub_now, 3))
+        self.time.jump(self._waiting[0][0] - self.time.now(hub_now))
+        self.release_due(core, hub_now)
+        log.info("sandbox time jumped", by_s=round(wake - hub_now, 3), to=dt.datetime.fromtimestamp(
+            self.time.now(hub_now), dt.UTC).isoformat())
         return True
 
     # -- preview ------------------------------------------------------------------------

@@ -28,6 +28,9 @@ def next_wake_at(core: HubCore, now: float) -> float | None:
     due = core.queue.next_due_at()
     if due is not None:
         deadlines.append(due)
+    opening = core.compliance.next_wake_at(now)  # issue 9 (admit): deferred records
+    if opening is not None:
+        deadlines.append(opening)
     if core.queue.ready_count and core.gate.available() > 0 and core.pace.available(now) <= 0:
         deadlines.append(core.pace.next_allowed_at(now))
     return min(deadlines) if deadlines else None
@@ -39,6 +42,7 @@ async def dispatch_loop(core: HubCore) -> None:
         admitting = await admission_open(core)  # paused/cancelled: no claim from here on
         now = core.clock.now()
         core.queue.promote_due(now)
+        core.compliance.release_due(core, now)  # issue 9 (admit)
         room = min(core.gate.available(), core.pace.available(now), core.options.claim_batch_size)
         if admitting and room > 0 and core.queue.ready_count and not core.stopping:
             record_ids = core.queue.take(room, core.phone_of)
