@@ -21,6 +21,8 @@ _COMMAND_MODULES = (
     "dispatch.cli.db_cmd",
     "dispatch.cli.requeue_cmd",
     "dispatch.cli.campaign_cmd",
+    "dispatch.cli.check_cmd",  # issue 9
+    "dispatch.cli.dnc_cmd",  # issue 9
 )
 
 

@@ -157,7 +157,8 @@ class HubCompliance:
 
     # -- start-up ---------------------------------------------------------------------
 
-    async def open(self, store: Store, clock: Clock, default_region: str | None) -> None:
+    async def open(self, store: Store | None, clock: Clock,
+                   default_region: str | None) -> None:
         """Load the do-not-call sources (files and queries in a worker thread) and the
         internal list. Raises ``DncSourceError`` for a source that cannot be used."""
         self._store = store
