@@ -85,6 +85,10 @@ class StaticSuppressionList:
     def __len__(self) -> int:
         return len(self._phones)
 
+    def phones(self) -> frozenset[str]:
+        """Every number of the list."""
+        return self._phones
+
 
 class MemorySuppressionList:
     """:class:`InternalSuppressionList` in a dict (tests, and the shape the store copies)."""
