@@ -129,7 +129,9 @@ async def _open_and_read(db: Path, compliance: Any, phones: list[str], now_s: fl
             window_s = max(DAY_S, settings.phone_cap_window_s, settings.campaign_cap_window_s)
             campaign = compliance.campaign if settings.campaign_cap is not None else None
             # stored attempt times are the real clock's: decide at --at against them
-            return await store_compliance.attempt_window(store.engine, phones, campaign,
-                                                         now_s - window_s)
+            return await store_compliance.attempt_window(
+                store.engine, phones, campaign, now_s - window_s,
+                tail=max(64, settings.campaign_cap or 0),
+                campaign_since_s=now_s - settings.campaign_cap_window_s)
     except StoreError as exc:
         raise CliError(str(exc), EXIT_USAGE) from exc

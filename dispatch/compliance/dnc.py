@@ -121,6 +121,9 @@ class MemorySuppressionList:
         return iter(sorted(self._entries.values(), key=lambda e: e.added_s))
 
 
+_DNC_ALLOW = Decision.allow("dnc")
+
+
 class DncPolicy:
     """Skip ``dnc`` when the phone is on any of the lists (the first one is named)."""
 
@@ -134,4 +137,4 @@ class DncPolicy:
             if listed.contains(ctx.phone):
                 return Decision.skip(self.name, reasons.DNC,
                                      f"{ctx.phone} is on do-not-call list {listed.name!r}")
-        return Decision.allow(self.name)
+        return _DNC_ALLOW

@@ -251,7 +251,8 @@ class HubCompliance:
         campaign = self.campaign if settings.campaign_cap is not None else None
         return await store_compliance.attempt_window(
             core.store.engine, {e.record.phone for e in entries}, campaign, hub_now - window_s,
-            shift_s=self.time.shift(hub_now))
+            shift_s=self.time.shift(hub_now), tail=max(64, settings.campaign_cap or 0),
+            campaign_since_s=hub_now - settings.campaign_cap_window_s)
 
     def _defer(self, core: HubCore, entry: RecordEntry, decision: Decision, hub_now: float,
                now_s: float) -> Any:
@@ -361,7 +362,8 @@ async def preview_stored(compliance: HubCompliance, store: Store, at_s: float | 
     attempts = await store_compliance.attempt_window(
         store.engine, {r.phone for r in rows},
         compliance.campaign if settings.campaign_cap is not None else None,
-        now_s - shift_s - window_s, shift_s=shift_s)
+        now_s - shift_s - window_s, shift_s=shift_s, tail=max(64, settings.campaign_cap or 0),
+        campaign_since_s=now_s - shift_s - settings.campaign_cap_window_s)
     records = ((r.id, r.phone, dict(r.payload.get("metadata") or {})) for r in rows)
     return preview_records(compliance, records, now_s, attempts)
 

@@ -129,6 +129,42 @@ async def dnc_phones(engine: AsyncEngine, campaign: str) -> set[str]:
 # -- recent attempts (the caps' AttemptLog) ---------------------------------------------
 
 
+class _CountedTail(Sequence[float]):
+    """``count`` ascending times of which only the newest ``len(tail)`` are known:
+    enough for :func:`~dispatch.compliance.caps.cap_release_s` with a cap up to that."""
+
+    def __init__(self, count: int, tail: list[float]) -> None:
+        self._count = count
+        self._tail = tail
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._count))]
+        position = index + self._count if index < 0 else index
+        offset = position - (self._count - len(self._tail))
+        if not 0 <= position < self._count:
+            raise IndexError(index)
+        if offset < 0:
+            raise LookupError(f"attempt {position} of {self._count} was not prefetched")
+        return self._tail[offset]
+
+
+async def _campaign_tail(engine: AsyncEngine, campaign: str, since_s: float, shift_s: float,
+                         tail: int) -> Sequence[float]:
+    where = (_attempts.c.campaign_id == campaign, _attempts.c.claimed_at > since_s)
+    rows = await _read(engine, select(func.count()).where(*where))
+    count = int(rows[0][0]) if rows else 0
+    if count == 0:
+        return ()
+    newest = await _read(engine, select(_attempts.c.claimed_at).where(*where)
+                         .order_by(_attempts.c.claimed_at.desc()).limit(tail))
+    times = sorted(float(row[0]) + shift_s for row in newest)
+    return times if count == len(times) else _CountedTail(count, times)
+
+
 class PrefetchedAttempts:
     """Attempt start times read for one claim batch: a synchronous
     :class:`~dispatch.compliance.AttemptLog`. ``shift_s`` is added to every stored
@@ -138,8 +174,10 @@ class PrefetchedAttempts:
     ``KeyError``/``ValueError``: a silent zero would let a capped phone through."""
 
     def __init__(self, by_phone: dict[str, list[float]], campaign: str | None,
-                 by_campaign: list[float], since_s: float) -> None:
+                 by_campaign: Sequence[float], since_s: float,
+                 campaign_since_s: float | None = None) -> None:
         self._by_phone = by_phone
+        self._campaign_since_s = since_s if campaign_since_s is None else campaign_since_s
         self._campaign = campaign
         self._by_campaign = by_campaign
         self._since_s = since_s
@@ -151,19 +189,32 @@ class PrefetchedAttempts:
     def campaign_attempts_since(self, campaign: str, since_s: float) -> Sequence[float]:
         if campaign != self._campaign:
             raise KeyError(f"attempts of campaign {campaign!r} were not prefetched")
-        return self._slice(self._by_campaign, since_s)
+        if since_s < self._campaign_since_s - 1e-6:
+            raise ValueError(f"attempts before {self._campaign_since_s} were not prefetched")
+        times = self._by_campaign
+        if isinstance(times, _CountedTail):
+            if since_s <= self._campaign_since_s + 1e-6:
+                return times
+            raise ValueError("a narrower campaign window than the prefetched one")
+        return times[bisect.bisect_right(times, since_s):]
 
-    def _slice(self, times: list[float], since_s: float) -> Sequence[float]:
+    def _check(self, since_s: float) -> None:
         if since_s < self._since_s - 1e-6:
             raise ValueError(f"attempts before {self._since_s} were not prefetched")
+
+    def _slice(self, times: list[float], since_s: float) -> Sequence[float]:
+        self._check(since_s)
         return times[bisect.bisect_right(times, since_s):]
 
 
 async def attempt_window(engine: AsyncEngine, phones: Collection[str], campaign: str | None,
-                         since_s: float, *, shift_s: float = 0.0) -> PrefetchedAttempts:
+                         since_s: float, *, shift_s: float = 0.0, tail: int = 64,
+                         campaign_since_s: float | None = None) -> PrefetchedAttempts:
     """Claim times (ascending, ``> since_s`` on the hub clock) of every attempt to
     ``phones`` (all records, all campaigns) and of ``campaign``'s attempts; the times
-    come back shifted by ``shift_s``. Index range scans only."""
+    come back shifted by ``shift_s``. Index range scans only. For the campaign only the
+    count and the newest ``tail`` times are read (a cap needs no more; keep ``tail``
+    at least the campaign cap): a busy campaign's day is not read per batch."""
     by_phone: dict[str, list[float]] = defaultdict(list)
     wanted = sorted(set(phones))
     for start in range(0, len(wanted), _CHUNK):
@@ -175,13 +226,13 @@ async def attempt_window(engine: AsyncEngine, phones: Collection[str], campaign:
             by_phone[str(phone)].append(float(claimed_at) + shift_s)
     for phone in wanted:
         by_phone.setdefault(phone, [])
-    by_campaign: list[float] = []
+    by_campaign: Sequence[float] = ()
     if campaign is not None:
-        query = (select(_attempts.c.claimed_at)
-                 .where(_attempts.c.campaign_id == campaign, _attempts.c.claimed_at > since_s)
-                 .order_by(_attempts.c.claimed_at))
-        by_campaign = [float(row[0]) + shift_s for row in await _read(engine, query)]
-    return PrefetchedAttempts(dict(by_phone), campaign, by_campaign, since_s + shift_s)
+        campaign_since_s = since_s if campaign_since_s is None else campaign_since_s
+        by_campaign = await _campaign_tail(engine, campaign, campaign_since_s, shift_s, tail)
+    return PrefetchedAttempts(dict(by_phone), campaign, by_campaign, since_s + shift_s,
+                              (since_s if campaign_since_s is None else campaign_since_s)
+                              + shift_s)
 
 
 async def attempt_count_since(engine: AsyncEngine, phone: str, since_s: float) -> int:

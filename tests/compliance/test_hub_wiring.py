@@ -175,3 +175,18 @@ async def test_unknown_zone_is_skipped_and_a_fallback_zone_dials(tmp_path: Path)
     hub = _hub(tmp_path, recs, clock, dialer, ComplianceSettings(fallback_zone=NY))
     await _run(hub, clock)
     assert [d.to for d in dialer.dials] == ["+15550000001"]
+
+
+async def test_campaign_cap_counts_this_campaigns_stored_attempts(tmp_path: Path) -> None:
+    start = at("2026-03-10T10:00:00", NY)
+    clock = FakeClock(start)
+    dialer = MemoryDialer(clock, default=Answer(30))
+    recs = [Record(id=f"r{i}", phone=_ny(20 + i)) for i in range(3)]
+    hub = _hub(tmp_path, recs, clock, dialer, ComplianceSettings(campaign_cap=2),
+               max_concurrent=1)
+    await _run(hub, clock)
+    times = sorted(d.at - start for d in dialer.dials)
+    assert len(times) == 3 and times[1] < 3600
+    assert times[2] >= 86_400 + times[0] - 1e-6  # the oldest counted attempt left the day
+    rows = _rows(tmp_path / "c.db")
+    assert rows["r2"]["decision"] == "allow" and rows["r2"]["attempts"] == 1
