@@ -1,15 +1,15 @@
 """The admission step's cost (issue 9): per dial, and a preview of 1,000,000 records.
 
-* per dial (batches of 256, as the hub claims them): ``HubCompliance.decide`` (do-not-call lists of 100,000 + 10,000 numbers,
-  calling hours in the callee's zone with the US state table, per-phone cap over the
-  prefetched attempts) for records of 20,000 distinct numbers in 12 zones, plus the
-  batch's reads from a real SQLite file holding ``--attempts`` attempt rows (the
-  internal list's fingerprint and one indexed range read of the batch's phones),
-  amortised over the batch;
-* preview: ``preview_records`` over ``--records`` (default 1,000,000) records, a
-  quarter of them deferred (outside the window), some on the DNC list.
+* per dial, in claim batches of 256 as the hub takes them: ``HubCompliance.decide``
+  (do-not-call lists of 100,000 + 500 numbers, calling hours in the callee's zone
+  with the US state table, the per-phone cap over prefetched attempts) for records
+  of 20,000 distinct numbers in 12 zones, plus the batch's reads from a real SQLite
+  file holding ``--attempts`` attempt rows (the internal list's fingerprint and one
+  indexed range read of the batch's phones), amortised over the batch;
+* preview: ``preview_records`` over ``--records`` (default 1,000,000) records, half
+  of them deferred (outside the window), some on the DNC list.
 
-Target: < 50 µs per dial. Usage: ``python benchmarks/admission.py [--records N]``.
+Target: < 50 us per dial. Usage: ``python benchmarks/admission.py [--records N]``.
 """
 
 from __future__ import annotations
