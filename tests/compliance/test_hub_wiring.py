@@ -32,9 +32,9 @@ def _ny(n: int) -> str:
 def _hub(tmp_path: Path, recs: list[Record], clock: FakeClock, dialer: MemoryDialer,
          compliance: Any, **kwargs: Any) -> DispatchHub:
     # a long poll interval: an overnight deferral on the fake clock is not 8,000 polls
+    kwargs.setdefault("poll_interval_s", 900.0)
     return DispatchHub(dialer, [MemoryStrategy(recs)], clock=clock, db=tmp_path / "c.db",
-                       drain_timeout_s=None, compliance=compliance, poll_interval_s=900.0,
-                       **kwargs)
+                       drain_timeout_s=None, compliance=compliance, **kwargs)
 
 
 def _rows(db: Path) -> dict[str, dict[str, Any]]:
@@ -61,7 +61,8 @@ async def test_started_at_2055_dials_until_2100_and_resumes_at_0800(tmp_path: Pa
     clock = FakeClock(at("2026-03-10T20:55:00", NY))
     dialer = MemoryDialer(clock, default=Answer(100))  # each call holds the line 100 s
     recs = [Record(id=f"r{i}", phone=_ny(i)) for i in range(6)]
-    hub = _hub(tmp_path, recs, clock, dialer, ComplianceSettings(), max_concurrent=1)
+    hub = _hub(tmp_path, recs, clock, dialer, ComplianceSettings(), max_concurrent=1,
+               poll_interval_s=3600.0)
     await _run(hub, clock, settle_s=0.3)  # exact times asserted: a generous settle
 
     dialled = [local(d.at, NY)[:16] for d in dialer.dials]
