@@ -164,3 +164,15 @@ def test_check_counts_allowed_deferred_and_skipped(tmp_path: Path) -> None:
     bad = run_cli("check", str(path), "--calling-hours", "21:00-08:00", cwd=tmp_path)
     assert bad.returncode == 2 and "--calling-hours" in bad.stderr
 
+
+
+def test_sandbox_time_is_refused_for_a_real_voice_server(tmp_path: Path) -> None:
+    leads = _csv(tmp_path / "l.csv", ["+14155550101"])
+    for extra, env in ((["--url", "ws://127.0.0.1:9"], cli_env()),
+                       ([], cli_env(PINECALL_API_KEY="pk_test_not_used_123"))):
+        result = run_cli("run", str(leads), "--db", str(tmp_path / "r.db"), "--from",
+                         "+14155550000", "--sandbox-time", "2026-03-10T10:00:00Z", *extra,
+                         cwd=tmp_path, env=env)
+        assert result.returncode == 2, result.stderr[-2000:]
+        assert "--sandbox-time" in result.stderr and "real clock" in result.stderr
+        assert "pk_test_not_used_123" not in result.stderr
