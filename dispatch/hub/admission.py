@@ -173,6 +173,12 @@ class HubCompliance:
         self.admission = default_admission(self.lists)  # the policy keeps its own tuple
         await self.refresh_internal()
 
+    async def before_resume(self, store: Store, hub_now: float) -> None:
+        """Simulated time restarts at its origin each run: records an earlier run
+        deferred are decided again at once instead of waiting for a stale wake-up."""
+        if self.enabled and self.time.simulated:
+            await store_compliance.wake_deferred(store.engine, hub_now)
+
     def _loaded(self, loaded: LoadedList) -> None:
         suppression = loaded.suppression
         for problem in loaded.problems[:20]:

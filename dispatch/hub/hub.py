@@ -258,6 +258,7 @@ class DispatchHub:
                         watch: campaign_state.CampaignWatch) -> None:
         compliance = HubCompliance(self.compliance, self.campaign)  # issue 9 (admit)
         await compliance.open(store, self.clock, self.options.default_region)
+        await compliance.before_resume(store, self.clock.now())
         core = HubCore(agent=self.agent, store=store, clock=self.clock,
                        strategies=self.strategies, options=self.options,
                        notifier=Notifier(self.hooks), until_idle=until_idle,

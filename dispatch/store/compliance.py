@@ -32,7 +32,7 @@ from dispatch.store.ops import OpKind, WriteOp
 
 __all__ = ["GLOBAL_SCOPE", "DncEntry", "PrefetchedAttempts", "attempt_count_since",
            "attempt_window", "decision_op", "deferrals", "dnc_add", "dnc_entries",
-           "dnc_fingerprint", "dnc_phones", "dnc_remove"]
+           "dnc_fingerprint", "dnc_phones", "dnc_remove", "wake_deferred"]
 
 #: the scope of a suppression that holds in every campaign
 GLOBAL_SCOPE = "*"
@@ -73,6 +73,25 @@ async def deferrals(engine: AsyncEngine) -> list[tuple[str, int, float | None]]:
              .group_by(records.c.decision_reason).order_by(func.count().desc()))
     return [(str(r), int(n), None if u is None else float(u))
             for r, n, u in await _read(engine, query)]
+
+
+async def wake_deferred(engine: AsyncEngine, now: float) -> int:
+    """Make every deferred record due at ``now`` (hub clock): a simulated compliance
+    clock restarts from its origin, so wake-ups computed by an earlier run are stale;
+    the admission step decides them again at once."""
+    from sqlalchemy import update
+
+    from dispatch.store.models import RecordRow
+
+    records = cast(Table, RecordRow.__table__)
+    query = (update(records).where(records.c.status == "scheduled",
+                                   records.c.decision == "defer")
+             .values(next_attempt_at=now))
+    try:
+        async with engine.begin() as conn:
+            return int((await conn.execute(query)).rowcount or 0)
+    except (SQLAlchemyError, OSError) as exc:
+        raise StoreError(f"database write failed: {exc}") from exc
 
 
 # -- the internal do-not-call list -----------------------------------------------------

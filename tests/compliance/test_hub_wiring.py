@@ -191,3 +191,26 @@ async def test_campaign_cap_counts_this_campaigns_stored_attempts(tmp_path: Path
     assert times[2] >= 86_400 + times[0] - 1e-6  # the oldest counted attempt left the day
     rows = _rows(tmp_path / "c.db")
     assert rows["r2"]["decision"] == "allow" and rows["r2"]["attempts"] == 1
+
+
+async def test_simulated_time_skips_the_night_even_for_a_stored_deferral(
+        tmp_path: Path) -> None:
+    night = at("2026-03-10T22:00:00", NY)
+    clock = FakeClock(night)
+    dialer = MemoryDialer(clock, default=Answer(5))
+    recs = [Record(id=f"r{i}", phone=_ny(40 + i)) for i in range(3)]
+    first = _hub(tmp_path, recs, clock, dialer, Compliance())  # the real clock: it waits
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(first.run)
+        await eventually(lambda: first.statistics().scheduled == 3)
+        first.request_stop(drain=False)
+    assert dialer.dials == []  # stored: scheduled 10 h of hub time away
+    # again on simulated time (the embedded sandbox): the stored wake-ups are stale
+    again = _hub(tmp_path, recs, clock, dialer, Compliance(sandbox_time_s=night))
+    rerun_at = clock.now()
+    await _run(again, clock)
+    assert len(dialer.dials) == 3
+    assert all(d.at - rerun_at < 60 for d in dialer.dials)  # the night was jumped over
+    rows = _rows(tmp_path / "c.db")
+    assert {local(r["decision_at"], NY)[:16] for r in rows.values()} == {"2026-03-11T08:00"}
+    assert all(r["attempts"] == 1 for r in rows.values())
