@@ -250,4 +250,5 @@ def _print_table(frame: pl.DataFrame, output: Path | None) -> None:
 _HIDDEN_IN_TABLE = frozenset({
     "last_raw_reason", "last_call_id", "last_answered_at", "next_attempt_at", "strategy",
     "requeue_count", "campaign_id",
+    "decision", "decision_reason", "decision_until",  # issue 9: csv/json/parquet carry them
 })
