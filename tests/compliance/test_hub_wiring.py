@@ -210,7 +210,9 @@ async def test_simulated_time_skips_the_night_even_for_a_stored_deferral(
     rerun_at = clock.now()
     await _run(again, clock)
     assert len(dialer.dials) == 3
-    assert all(d.at - rerun_at < 60 for d in dialer.dials)  # the night was jumped over
+    # the 10 h night was jumped over (the bound allows autojump to leap a few poll
+    # intervals of 15 min while the store is read in a worker thread)
+    assert all(d.at - rerun_at < 3 * 3600 for d in dialer.dials)
     rows = _rows(tmp_path / "c.db")
     assert {local(r["decision_at"], NY)[:16] for r in rows.values()} == {"2026-03-11T08:00"}
     assert all(r["attempts"] == 1 for r in rows.values())
