@@ -99,6 +99,10 @@ async def test_deferred_record_is_stored_with_its_decision(tmp_path: Path) -> No
             assert row["decision_reason"] == "outside_calling_hours"
             assert row["decision_until"] == opening
             assert "America/New_York" in row["decision_detail"]
+        stats = hub.statistics()
+        assert stats.waiting_on == "compliance"  # the panel says when the window opens
+        assert stats.next_dial_eta_s is not None
+        assert abs(stats.next_dial_eta_s - (opening - clock.now())) < 1.0
         preview = await hub.preview()
         assert preview.dial_now == 0 and sum(preview.deferred.values()) == 3
         later = await hub.preview(at=at("2026-03-11T10:00:00", NY))
