@@ -87,3 +87,38 @@ async def test_decision_op_is_stored_with_the_record(tmp_path: Path) -> None:
         row = conn.execute("SELECT decision, decision_reason, decision_until, decision_at,"
                            " decision_detail FROM records").fetchone()
     assert row == ("defer", "outside_calling_hours", 5000.0, 42.0, "why")
+
+
+async def test_migration_0006_and_the_window_on_postgresql() -> None:
+    import uuid
+
+    asyncpg = pytest.importorskip("asyncpg")
+    try:
+        admin = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/test", timeout=3)
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.skip(f"no PostgreSQL server answers on 127.0.0.1:5432 ({exc})")
+    name = f"admit_{uuid.uuid4().hex[:10]}"
+    await admin.execute(f"CREATE DATABASE {name}")
+    try:
+        store = await Store.open(f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}")
+        try:
+            async with anyio.create_task_group() as tg:
+                await tg.start(store.run_writer)
+                await store.write([
+                    insert_record(id="r", phone="+14155550101", strategy="s",
+                                  status="completed", payload={}, now=1.0, campaign_id="c1"),
+                    insert_attempt(source="s", record_id="r", attempt_no=1, run_id=None,
+                                   phone="+14155550101", claimed_at=5.0)])
+                store.close_writer()
+            assert await sc.dnc_add(store.engine, "+14155550101", reason="r", source="s",
+                                    at_s=1.0)
+            assert not await sc.dnc_add(store.engine, "+14155550101", reason="r", source="s",
+                                        at_s=2.0)
+            window = await sc.attempt_window(store.engine, ["+14155550101"], "c1", 0.0)
+            assert list(window.phone_attempts_since("+14155550101", 0.0)) == [5.0]
+            assert list(window.campaign_attempts_since("c1", 0.0)) == [5.0]
+        finally:
+            await store.close()
+    finally:
+        await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+        await admin.close()
