@@ -105,7 +105,8 @@ def build_compliance(args: argparse.Namespace, *, embedded: bool, now_s: float) 
                        "follows the real clock", EXIT_USAGE, option="--sandbox-time")
     try:
         settings = ComplianceSettings(
-            calling_hours=_calling_hours(args), fallback_zone=args.fallback_zone,
+            calling_hours=_calling_hours(args).require_opens("--calling-hours"),
+            fallback_zone=args.fallback_zone,
             phone_cap=args.max_per_phone_24h, campaign_cap=args.campaign_daily_cap)
         if args.no_state_rules:
             settings = dataclasses.replace(settings, state_rules=None)
