@@ -176,3 +176,32 @@ def test_sandbox_time_is_refused_for_a_real_voice_server(tmp_path: Path) -> None
         assert result.returncode == 2, result.stderr[-2000:]
         assert "--sandbox-time" in result.stderr and "real clock" in result.stderr
         assert "pk_test_not_used_123" not in result.stderr
+
+
+def test_dnc_commands_manage_the_internal_list(tmp_path: Path) -> None:
+    db = str(tmp_path / "n.db")
+    imported = tmp_path / "list.txt"
+    imported.write_text("# from the CRM\n+1 415 555 0111\n4155550112\nnot a phone\n",
+                        encoding="utf-8")
+    result = run_cli("dnc", "import", str(imported), "--region", "US", "--db", db,
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "line 4" in result.stdout and "added 2 number(s)" in result.stdout
+    scoped = run_cli("dnc", "add", "+14155550113", "--campaign", "spring", "--db", db,
+                     cwd=tmp_path)
+    assert scoped.returncode == 0 and "campaign spring" in scoped.stdout
+    again = run_cli("dnc", "add", "+14155550111", "--db", db, cwd=tmp_path)
+    assert "already on the list" in again.stdout
+    removed = run_cli("dnc", "remove", "+14155550112", "+14155550199", "--db", db,
+                      cwd=tmp_path)
+    assert "+14155550199: not on the list" in removed.stdout and "removed 1 entry" in \
+        removed.stdout
+    listing = run_cli("dnc", "list", "--db", db, "--json", cwd=tmp_path)
+    entries = [json.loads(x) for x in listing.stdout.splitlines()]
+    assert [(e["phone"], e["scope"], e["source"]) for e in entries] == [
+        ("+14155550111", "*", "import list.txt"), ("+14155550113", "spring", entries[1]["source"])]
+    assert entries[1]["source"].startswith("cli ")
+    bad = run_cli("dnc", "add", "call me", "--db", db, cwd=tmp_path)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+    missing = run_cli("dnc", "list", "--db", str(tmp_path / "none.db"), cwd=tmp_path)
+    assert missing.returncode == 2 and not (tmp_path / "none.db").exists()
