@@ -212,6 +212,12 @@ class HubCompliance:
             record_id=record_id, at_s=self.time.now(self._clock.now() if self._clock else
                                                     time.time()))
 
+    async def opt_out_sink(self, phone: str, campaign: str, record_id: str,
+                           source: str) -> None:
+        """:meth:`add_opt_out` in the positional shape of ``HubCore.opt_out_sink``
+        (helper ``refuse``'s ``dispatch.hub.refusals.OptOutSink``)."""
+        await self.add_opt_out(phone, campaign=campaign, record_id=record_id, source=source)
+
     # -- the dial path ------------------------------------------------------------------
 
     async def admit(self, core: HubCore, entries: list[RecordEntry]) -> list[RecordEntry]:

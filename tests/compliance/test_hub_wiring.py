@@ -140,8 +140,8 @@ async def test_opt_out_suppresses_the_next_record_of_that_number(tmp_path: Path)
     async def opted_out(record: Record, call_id: str, reason: Any) -> None:
         core = hub._core
         assert core is not None
-        await core.compliance.add_opt_out(record.phone, campaign=hub.campaign,
-                                          record_id=record.id, source="test")
+        # the positional shape helper `refuse` calls (HubCore.opt_out_sink)
+        await core.compliance.opt_out_sink(record.phone, hub.campaign, record.id, "test")
 
     hub = _hub(tmp_path, recs, clock, dialer, ComplianceSettings(), on_completed=opted_out)
     await _run(hub, clock)
