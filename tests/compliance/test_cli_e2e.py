@@ -161,6 +161,12 @@ def test_check_counts_allowed_deferred_and_skipped(tmp_path: Path) -> None:
                    str(tmp_path / "none.db"), cwd=tmp_path)
     assert "dial now: 3" in text.stdout and "skipped unknown_timezone: 1" in text.stdout
     assert not (tmp_path / "none.db").exists()  # check never creates a database
+    db = tmp_path / "with-list.db"
+    assert run_cli("dnc", "add", "+12125550102", "--db", str(db), cwd=tmp_path).returncode == 0
+    listed = run_cli("check", str(path), "--at", "2026-03-10T20:30:00-04:00", "--db", str(db),
+                     "--json-logs", cwd=tmp_path)
+    out = json.loads(listed.stdout)
+    assert out["dial_now"] == 2 and out["skipped"]["skipped dnc"] == 1  # the internal list
     bad = run_cli("check", str(path), "--calling-hours", "21:00-08:00", cwd=tmp_path)
     assert bad.returncode == 2 and "--calling-hours" in bad.stderr
 

@@ -110,6 +110,11 @@ async def test_deferred_record_is_stored_with_its_decision(tmp_path: Path) -> No
         assert dialer.dials == []  # the positive control is the next test's dials
         hub.request_stop(drain=False)
     assert _attempts(tmp_path / "c.db") == []
+    # not running: a hub previews the database's records to dial
+    idle = _hub(tmp_path, recs, clock, dialer, ComplianceSettings())
+    assert (await idle.preview()).dial_now == 0
+    morning = await idle.preview(at=at("2026-03-11T09:00:00", NY))
+    assert morning.dial_now == 3 and not morning.deferred and dialer.dials == []
 
 
 async def test_dnc_file_and_internal_list_are_never_dialled(tmp_path: Path) -> None:
