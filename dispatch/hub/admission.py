@@ -22,7 +22,7 @@ import functools
 import heapq
 import itertools
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Sized
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -197,6 +197,26 @@ class HubCompliance:
             self.internal.phones = await store_compliance.dnc_phones(self._store.engine,
                                                                      self.campaign)
             self._fingerprint = fingerprint
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-safe settings for the ``runs`` table (the audit of which rules a run
+        dialled under; list names and sizes, never a query's URL)."""
+        if not self.enabled:
+            return {"enabled": False}
+        settings = self.settings
+        sandbox = self.config.sandbox_time_s
+        return {
+            "enabled": True,
+            "calling_hours": settings.calling_hours.describe(),
+            "fallback_zone": settings.fallback_zone,
+            "state_rules": settings.state_rules is not None,
+            "phone_cap": settings.phone_cap, "phone_cap_window_s": settings.phone_cap_window_s,
+            "campaign_cap": settings.campaign_cap,
+            "dnc_lists": [{"name": listed.name, "numbers": _size(listed)}
+                          for listed in self.lists],
+            "sandbox_time": None if sandbox is None else
+            dt.datetime.fromtimestamp(sandbox, dt.UTC).isoformat(),
+        }
 
     # -- opt-outs (helper `refuse` calls this from attempt.py) -----------------------
 
@@ -378,6 +398,12 @@ async def preview_stored(compliance: HubCompliance, store: Store, at_s: float | 
         campaign_since_s=now_s - shift_s - settings.campaign_cap_window_s)
     records = ((r.id, r.phone, dict(r.payload.get("metadata") or {})) for r in rows)
     return preview_records(compliance, records, now_s, attempts)
+
+
+def _size(listed: SuppressionList) -> int | None:
+    if isinstance(listed, _InternalList):
+        return len(listed.phones)
+    return len(listed) if isinstance(listed, Sized) else None
 
 
 def _reason(text: str | None) -> Reason:

@@ -130,6 +130,12 @@ async def test_dnc_file_and_internal_list_are_never_dialled(tmp_path: Path) -> N
     hub = _hub(tmp_path, recs, clock, dialer, Compliance(dnc_files=[dnc_file]))
     await _run(hub, clock)
     assert sorted(d.to for d in dialer.dials) == [_ny(0), _ny(3)]
+    async with await Store.open(db, read_only=True) as store:
+        (run,) = await store.runs()
+    audit = run["config"]["compliance"]  # which rules this run dialled under
+    assert audit["calling_hours"] == "every day 08:00-21:00" and audit["phone_cap"] == 3
+    assert audit["dnc_lists"] == [{"name": "internal", "numbers": 1},
+                                  {"name": "dnc.txt", "numbers": 1}]
     rows = _rows(db)
     assert (rows["r1"]["status"], rows["r1"]["last_reason"]) == ("skipped", "dnc")
     assert "'internal'" in rows["r1"]["error"]
