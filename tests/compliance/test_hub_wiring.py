@@ -4,6 +4,7 @@ and internal list) are never dialled; caps come from the stored attempts."""
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -146,7 +147,10 @@ async def test_dnc_file_and_internal_list_are_never_dialled(tmp_path: Path) -> N
 async def test_opt_out_suppresses_the_next_record_of_that_number(tmp_path: Path) -> None:
     clock = FakeClock(at("2026-03-10T10:00:00", NY))
     dialer = MemoryDialer(clock, default=Answer(5))
-    recs = [Record(id="first", phone=_ny(7)), Record(id="second", phone=_ny(7))]
+    start = at("2026-03-10T10:00:00", NY)
+    later = dt.datetime.fromtimestamp(start + 600, dt.UTC)  # after the first call's callback
+    recs = [Record(id="first", phone=_ny(7)), Record(id="second", phone=_ny(7),
+                                                     not_before=later)]
 
     async def opted_out(record: Record, call_id: str, reason: Any) -> None:
         core = hub._core
