@@ -86,6 +86,7 @@ async def open_campaign(
             raise CliError(str(exc), 2) from exc
         _check_not_running(store)
         embedded = embedded_sandbox(args, key)
+        compliance = _compliance(args, embedded, output)  # issue 9 (admit)
         url, key, from_ = await _voice_server(args, key, output, stack)
         agent = await _ready_agent(args, url, key, from_, stack)
         # [serve] the hub is built from the config the flags map onto (one source of truth)
@@ -99,6 +100,7 @@ async def open_campaign(
                                      strategies=[strategy, *webhooks["extra_strategies"]],
                                      from_=from_, embedded=embedded,
                                      result_webhooks=webhooks["result_webhooks"],
+                                     compliance=compliance,
                                      **_log_callbacks())
         mode = "sandbox" if key is None else "live"
         yield Campaign(hub=hub, store=store,
@@ -140,6 +142,24 @@ async def _voice_server(
         return sandbox.url, None, args.from_ or SANDBOX_NUMBER
     check_target(args, key)
     return args.url or DEFAULT_URL, key, args.from_
+
+
+def _compliance(args: argparse.Namespace, embedded: bool, output: Output) -> Any:
+    """Issue 9: the admission settings; on the embedded sandbox, say which time it uses."""
+    import datetime as dt
+    import time
+
+    from dispatch.cli.compliance_opts import build_compliance
+
+    if not hasattr(args, "max_per_phone_24h"):  # a caller's namespace without the options
+        return None
+    compliance = build_compliance(args, embedded=embedded, now_s=time.time())
+    if compliance.sandbox_time_s is not None:
+        start = dt.datetime.fromtimestamp(compliance.sandbox_time_s, dt.UTC)
+        output.notice("sandbox time", f"Calling hours are checked on simulated time starting "
+                      f"{start:%Y-%m-%d %H:%M} UTC (--sandbox-time); waits for an opening are "
+                      "skipped.", sandbox_time=start.isoformat())
+    return compliance
 
 
 def _check_not_running(store: Any) -> None:

@@ -23,6 +23,8 @@ _COMMAND_MODULES = (
     "dispatch.cli.campaign_cmd",
     "dispatch.cli.serve_cmd",  # [serve] serve, config check
     "dispatch.cli.ctl_cmd",
+    "dispatch.cli.check_cmd",  # issue 9
+    "dispatch.cli.dnc_cmd",  # issue 9
 )
 
 

@@ -23,6 +23,7 @@ import anyio
 
 from dispatch.cli import backend, options, progress, sql_source, webhook_options
 from dispatch.cli.campaign_cmd import campaign_id
+from dispatch.cli.compliance_opts import add_compliance_arguments
 from dispatch.cli.errors import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -36,7 +37,7 @@ from dispatch.errors import PreflightError, SourceUnusable
 from dispatch.log import configure_logging, get_logger
 from dispatch.strategy import Strategy
 
-__all__ = ["register"]
+__all__ = ["add_run_arguments", "register"]
 
 log = get_logger("dispatch.cli")
 
@@ -51,13 +52,19 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("file", type=Path, nargs="?",
                    help="CSV file of leads (hot-reloaded); or use --sql")
-    _agent_arguments(p.add_argument_group("agent"))
-    _pace_arguments(p.add_argument_group("pace"))
-    _where_arguments(p.add_argument_group("where"))
+    add_run_arguments(p)
     sql_source.add_arguments(p.add_argument_group("sql source"))
     webhook_options.add_arguments(p.add_argument_group("webhooks"))  # issue 10
     p.set_defaults(func=run, make_strategy=_make_strategy)
     options.one_line_errors(p)
+
+
+def add_run_arguments(p: Any) -> None:
+    """Every ``run`` option but the sources (``dispatch check`` takes the same ones)."""
+    _agent_arguments(p.add_argument_group("agent"))
+    _pace_arguments(p.add_argument_group("pace"))
+    _where_arguments(p.add_argument_group("where"))
+    add_compliance_arguments(p)  # issue 9
 
 
 def _agent_arguments(agent: Any) -> None:

@@ -11,6 +11,7 @@ from anyio.abc import TaskGroup
 
 from dispatch.clock import Clock
 from dispatch.errors import CampaignError
+from dispatch.hub.admission import HubCompliance
 from dispatch.hub.campaign import CampaignGuard
 from dispatch.hub.campaign_state import CampaignWatch
 from dispatch.hub.dialer import Dialer
@@ -143,6 +144,8 @@ class HubCore:
     #: issue 10: extra ops written in the same commit as a terminal outcome (outbox rows)
     outcome_ops: list[OutcomeOps] = dataclasses.field(default_factory=list)
     dispatch_ops: list[DispatchOps] = dataclasses.field(default_factory=list)
+    #: issue 9: the admission step and the internal do-not-call list (``add_opt_out``)
+    compliance: HubCompliance = dataclasses.field(default_factory=lambda: HubCompliance(None))
 
     def __post_init__(self) -> None:
         margin_s = self.options.pace_margin_s

@@ -29,6 +29,9 @@ def next_wake_at(core: HubCore, now: float) -> float | None:
     due = core.queue.next_due_at()
     if due is not None:
         deadlines.append(due)
+    opening = core.compliance.next_wake_at(now)  # issue 9 (admit): deferred records
+    if opening is not None:
+        deadlines.append(opening)
     if core.queue.ready_count and core.gate.available() > 0 and core.pace.available(now) <= 0:
         deadlines.append(core.pace.next_allowed_at(now))
     reserved = core.pace.reserved  # refuse: the pace the platform's refusals allow
@@ -43,6 +46,7 @@ async def dispatch_loop(core: HubCore) -> None:
         admitting = await admission_open(core)  # paused/cancelled: no claim from here on
         now = core.clock.now()
         core.queue.promote_due(now)
+        core.compliance.release_due(core, now)  # issue 9 (admit)
         room = min(core.gate.available(), core.pace.available(now), core.options.claim_batch_size,
                    core.throttle.available(now, core.pace.reserved))  # refuse: throttle
         if admitting and room > 0 and core.queue.ready_count and not core.stopping:
@@ -52,9 +56,14 @@ async def dispatch_loop(core: HubCore) -> None:
                 with anyio.CancelScope(shield=True):
                     entries = [core.book.entries[r] for r in record_ids]
                     entries = await skip_suppressed(core, entries)  # refuse: opted out
+                    # issue 9 (admit): allow -> claim; defer/skip are settled by admit()
+                    entries = await core.compliance.admit(core, entries)
                     if entries:
                         await _claim_and_launch(core, entries)
                 continue
+        # issue 9 (admit): simulated sandbox time skips a wait only deferrals impose
+        if admitting and core.compliance.jump_idle(core, now):
+            continue
         with anyio.move_on_after(until_next_read_s(core)):  # re-read the campaign's state
             await core.dispatch_signal.wait(core.clock, next_wake_at(core, now))
 

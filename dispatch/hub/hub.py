@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from dispatch.clock import Clock, SystemClock
+from dispatch.compliance import ComplianceSettings, PreviewSummary
 from dispatch.hub import campaign_state
+from dispatch.hub.admission import Compliance, HubCompliance, preview_stored
 from dispatch.hub.core import HubCore, HubOptions
 from dispatch.hub.dialer import Dialer
 from dispatch.hub.dispatcher import dispatch_loop
@@ -110,6 +112,7 @@ class DispatchHub:
         max_calls_per_second: int | None = None,
         pace_margin_s: float = 0.0,
         result_webhooks: ResultWebhooks | None = None,
+        compliance: Compliance | ComplianceSettings | None = None,
     ) -> None:
         if poll_interval_s <= 0 or dial_timeout_s <= 0 or claim_batch_size < 1:
             raise ValueError("poll_interval_s, dial_timeout_s and claim_batch_size must be > 0")
@@ -146,6 +149,9 @@ class DispatchHub:
         self.hooks = Hooks(on_dispatched, on_completed, on_failed, on_skipped)
         #: issue 10: signed result webhooks (outbox rows + a delivery worker)
         self.result_webhooks = result_webhooks
+        # issue 9 (admit): None keeps the library's old behaviour (no admission step)
+        self.compliance = (Compliance(settings=compliance)
+                           if isinstance(compliance, ComplianceSettings) else compliance)
         self._core: HubCore | None = None
         #: refuse: ``(phone, campaign, record_id, source)`` coroutine that adds a number to
         #: the internal do-not-call list (opt-outs, platform ``do_not_call`` refusals)
@@ -214,6 +220,22 @@ class DispatchHub:
         if self._core is None:
             return 0, 0.0
         return self._core.watch.heartbeat, self._core.watch.heartbeat_at
+    async def preview(self, at: float | None = None) -> PreviewSummary:
+        """What the admission step would answer at ``at`` (compliance time, epoch seconds;
+        default now) for every record still to dial, without dialling (issue 9).
+
+        While running it reads the hub's records; otherwise the database's."""
+        if self._core is not None and self._running:
+            return await preview_stored(self._core.compliance, self._core.store, at,
+                                        self.clock.now())
+        compliance = HubCompliance(self.compliance or Compliance(), self.campaign)
+        store, owned = await self._open_store()
+        try:
+            await compliance.open(store, self.clock, self.options.default_region)
+            return await preview_stored(compliance, store, at, self.clock.now())
+        finally:
+            if owned:
+                await store.close()
 
     def request_stop(self, drain: bool = True, timeout_s: float | None = None) -> None:
         """Like :meth:`stop` without waiting (safe from callbacks and signal handlers)."""
@@ -292,10 +314,14 @@ class DispatchHub:
 
     async def _run_with(self, store: Store, until_idle: bool, warned: dict[int, str],
                         watch: campaign_state.CampaignWatch) -> None:
+        compliance = HubCompliance(self.compliance, self.campaign)  # issue 9 (admit)
+        await compliance.open(store, self.clock, self.options.default_region)
+        await compliance.before_resume(store, self.clock.now())
         core = HubCore(agent=self.agent, store=store, clock=self.clock,
                        strategies=self.strategies, options=self.options,
                        notifier=Notifier(self.hooks), until_idle=until_idle,
-                       watch=watch, opt_out_sink=self.opt_out_sink)
+                       watch=watch, compliance=compliance,
+                       opt_out_sink=self.opt_out_sink or compliance.opt_out_sink)
         for index, text in warned.items():
             core.health[index].last_error = text  # warned once: not again for the same text
         self._core = core
@@ -318,7 +344,8 @@ class DispatchHub:
                 try:
                     core.run_id = await store.start_run(
                         started_at=self.clock.now(), pid=os.getpid(),
-                        config=self.options.summary(self.strategies))
+                        config={**self.options.summary(self.strategies),
+                                "compliance": compliance.summary()})  # issue 9 (admit)
                     await campaign_state.start(core)
                     await resume(core)
                     core.pace.sync_per_second(self.clock.now())

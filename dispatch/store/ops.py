@@ -55,6 +55,7 @@ class OpKind(enum.Enum):
     INSERT_IDEMPOTENCY = "insert_idempotency"
     INSERT_OUTBOX = "insert_outbox"
     DELETE_INTAKE = "delete_intake"
+    UPDATE_DECISION = "update_decision"  # issue 9: the record's last admission decision
 
 
 KIND_ORDER = (
@@ -67,6 +68,7 @@ KIND_ORDER = (
     OpKind.INSERT_IDEMPOTENCY,
     OpKind.INSERT_OUTBOX,
     OpKind.DELETE_INTAKE,
+    OpKind.UPDATE_DECISION,
 )
 
 
@@ -235,7 +237,8 @@ def build_statements(dialect_name: str) -> dict[OpKind, Executable]:
             & (_records.c.requeue_count > 0)
         ),
         OpKind.INSERT_ATTEMPT: insert(_attempts).values(
-            record_pk=_of_record(_records.c.pk), requeue_round=_of_record(_records.c.requeue_count)
+            record_pk=_of_record(_records.c.pk), requeue_round=_of_record(_records.c.requeue_count),
+            campaign_id=_of_record(_records.c.campaign_id),  # issue 9: caps by campaign index
         ),
         OpKind.UPDATE_RECORD: update(_records).where(_this_record()),
         OpKind.UPDATE_ATTEMPT: update(_attempts).where(
@@ -243,6 +246,7 @@ def build_statements(dialect_name: str) -> dict[OpKind, Executable]:
             & (_attempts.c.attempt_no == bindparam("b_no"))
             & (_attempts.c.requeue_round == _of_record(_records.c.requeue_count))
         ),
+        OpKind.UPDATE_DECISION: update(_records).where(_this_record()),
     }
 
 

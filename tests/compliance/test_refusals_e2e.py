@@ -150,7 +150,7 @@ def test_dispatch_run_exits_3_when_the_quota_is_spent_and_campaign_show_says_why
     from tests.cli.conftest import run_cli
 
     leads = tmp_path / "leads.csv"
-    leads.write_text("name,phone\n" + "".join(f"P{i},+1555000{i:04d}\n" for i in range(6)),
+    leads.write_text("name,phone\n" + "".join(f"P{i},+1415555{i:04d}\n" for i in range(6)),
                      encoding="utf-8")
     scenario = tmp_path / "platform.toml"
     scenario.write_text("[refusals]\nquota_after = 2\nquota = \"concurrent_calls\"\n")
