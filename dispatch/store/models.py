@@ -114,6 +114,10 @@ class RecordRow(Base):
     campaign_id: Mapped[str] = mapped_column(
         String, index=True, server_default=text(f"'{DEFAULT_CAMPAIGN}'")
     )
+    #: cluster mode (migration 0005): the node holding this record's live attempt, and
+    #: until when (PostgreSQL clock); unused on SQLite
+    lease_node: Mapped[str | None] = mapped_column(String)
+    lease_expires_at: Mapped[float | None] = mapped_column(Float)
 
 
 class CampaignRow(Base):
@@ -215,3 +219,7 @@ class RequeueItemRow(Base):
     prev_reason: Mapped[str | None] = mapped_column(String(32))
     prev_attempts: Mapped[int] = mapped_column(Integer)
     prev_error: Mapped[str | None] = mapped_column(Text)
+
+
+# cluster mode's tables (migration 0005) belong to the same metadata
+from dispatch.cluster import models as _cluster_models  # noqa: E402,F401
