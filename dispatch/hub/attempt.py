@@ -97,6 +97,7 @@ async def _dial_with(
     )
     # a dialer that never returns must not hold a slot, a phone and the record forever
     deadline = core.clock.now() + core.options.dial_timeout_s + DIAL_GRACE_S
+    await core.coordinator.before_send(attempt)  # cluster: a fresh global rate token
     try:
         call = await call_before(core.clock, deadline, dial)
         core.campaign.ok()
@@ -329,7 +330,12 @@ async def settle_write(
         core.queue.add_ready(entry.key)  # behind the others: "in a row" spans records
     core.dispatch_signal.set()
     core.ended_signal.set()
-    await _durable([entry.update_op(now), attempt.update_op()], core)
+    if core.coordinator.shared:  # cluster: slot and claim freed with the settle
+        with anyio.CancelScope(shield=True), anyio.move_on_after(_FINAL_WRITE_S):
+            await core.coordinator.settle(core, entry, attempt,
+                                          [entry.update_op(now), attempt.update_op()])
+    else:
+        await _durable([entry.update_op(now), attempt.update_op()], core)
     if outcome is not None:
         core.notifier.terminal(outcome, entry.strategy, exc)
     core.check_idle()

@@ -10,6 +10,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from dispatch.clock import Clock
+from dispatch.cluster.coordinator import Coordinator, LocalCoordinator
 from dispatch.errors import CampaignError
 from dispatch.hub.campaign import CampaignGuard
 from dispatch.hub.campaign_state import CampaignWatch
@@ -124,6 +125,8 @@ class HubCore:
     watch: CampaignWatch = dataclasses.field(default_factory=CampaignWatch)
     #: the campaign-wide error that ended the run (raised by ``run()`` after draining)
     fatal: CampaignError | None = None
+    #: cluster: the other dispatchers of this database (local: no-ops)
+    coordinator: Coordinator = dataclasses.field(default_factory=LocalCoordinator)
 
     def __post_init__(self) -> None:
         margin_s = self.options.pace_margin_s
@@ -167,6 +170,8 @@ class HubCore:
         once it has failed often enough, ends with :class:`SourceFailing`.
         """
         if not self.until_idle or self.stopping or self.book.active:
+            return
+        if not self.coordinator.idle():  # cluster: records left anywhere in the database
             return
         given_up = next((h for h in self.health if h.given_up), None)
         if given_up is not None:

@@ -20,6 +20,8 @@ from typing import Any
 import anyio
 
 from dispatch.clock import Clock, SystemClock
+from dispatch.cluster.coordinator import make_coordinator
+from dispatch.cluster.options import ClusterOptions
 from dispatch.hub import campaign_state
 from dispatch.hub.core import HubCore, HubOptions
 from dispatch.hub.dialer import Dialer
@@ -105,6 +107,7 @@ class DispatchHub:
         campaign: str | None = None,
         max_calls_per_second: int | None = None,
         pace_margin_s: float = 0.0,
+        cluster: ClusterOptions | None = None,
     ) -> None:
         if poll_interval_s <= 0 or dial_timeout_s <= 0 or claim_batch_size < 1:
             raise ValueError("poll_interval_s, dial_timeout_s and claim_batch_size must be > 0")
@@ -139,6 +142,7 @@ class DispatchHub:
             max_calls_per_second=max_calls_per_second, pace_margin_s=pace_margin_s,
         )
         self.hooks = Hooks(on_dispatched, on_completed, on_failed, on_skipped)
+        self.cluster = cluster  # cluster mode settings (a PostgreSQL store only)
         self._core: HubCore | None = None
         self._running = False
         self._early_stop: tuple[bool, float | None] | None = None
@@ -237,6 +241,7 @@ class DispatchHub:
                        strategies=self.strategies, options=self.options,
                        notifier=Notifier(self.hooks), until_idle=until_idle,
                        watch=watch)
+        core.coordinator = make_coordinator(store, self.campaign, self.cluster)  # cluster
         for index, text in warned.items():
             core.health[index].last_error = text  # warned once: not again for the same text
         self._core = core
@@ -255,7 +260,11 @@ class DispatchHub:
                     await campaign_state.start(core)
                     await resume(core)
                     core.pace.sync_per_second(self.clock.now())
-                    await self._work(core)
+                    await infra.start(core.coordinator.run, core)  # cluster: heartbeat...
+                    try:
+                        await self._work(core)
+                    finally:
+                        await core.coordinator.close()
                     await campaign_state.finish(core)
                     status = "completed" if core.idle_reached else "stopped"
                     if core.fatal is not None:
