@@ -23,11 +23,18 @@ ON CONFLICT (node_id) DO UPDATE SET heartbeat_at = EXCLUDED.heartbeat_at
 """)
 
 HEARTBEAT_NODE = text(f"UPDATE nodes SET heartbeat_at = {NOW} WHERE node_id = :node")
+#: renewals skip rows another transaction holds (the writer's, a settle's): no
+#: deadlock, and a heartbeat comes three times per lease lifetime
 RENEW_RECORDS = text(f"""
 UPDATE records SET lease_expires_at = {NOW} + :ttl
-WHERE lease_node = :node AND status IN ('dialing', 'in_call')
+WHERE pk IN (SELECT pk FROM records WHERE lease_node = :node
+             AND status IN ('dialing', 'in_call') FOR UPDATE SKIP LOCKED)
 """)
-RENEW_SLOTS = text(f"UPDATE call_slots SET expires_at = {NOW} + :ttl WHERE node_id = :node")
+RENEW_SLOTS = text(f"""
+UPDATE call_slots SET expires_at = {NOW} + :ttl
+WHERE (campaign_id, slot) IN (SELECT campaign_id, slot FROM call_slots WHERE node_id = :node
+                              FOR UPDATE SKIP LOCKED)
+""")
 RENEW_LEASES = text(f"UPDATE leases SET expires_at = {NOW} + :ttl WHERE node_id = :node")
 LEAVE_LEASES = text("DELETE FROM leases WHERE node_id = :node")
 LEAVE_NODE = text("DELETE FROM nodes WHERE node_id = :node")
@@ -166,8 +173,9 @@ SETTLE_SWEPT_ATTEMPT = text("""
 UPDATE attempts SET ended_at = :ended_at, reason = :reason, raw_reason = :raw,
   call_id = coalesce(call_id, :call_id), answered_at = coalesce(answered_at, :answered_at),
   duration_s = coalesce(:duration_s, duration_s),
-  error = CASE WHEN :note IS NULL THEN error
-               WHEN error IS NULL THEN :note ELSE error || '; ' || :note END
+  error = CASE WHEN CAST(:note AS text) IS NULL THEN error
+               WHEN error IS NULL THEN CAST(:note AS text)
+               ELSE error || '; ' || CAST(:note AS text) END
 WHERE record_pk = :pk AND attempt_no = :no AND requeue_round = :round AND ended_at IS NULL
 """)
 #: slots whose record is no longer live (its settle and the free are one transaction,
