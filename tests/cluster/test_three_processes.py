@@ -5,6 +5,7 @@ from the dispatchers' own view, plus the database for "every record terminal".""
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -93,13 +94,13 @@ def _phone_overlaps(dials: list[Any]) -> list[str]:
     bad = []
     for phone, spans in by_phone.items():
         spans.sort()
-        for (_s1, e1), (s2, _e2) in zip(spans, spans[1:], strict=False):
+        for (_s1, e1), (s2, _e2) in itertools.pairwise(spans):
             if s2 < e1:
                 bad.append(phone)
     return bad
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(300)  # a loaded 2-core machine: ~50-90 s measured
 async def test_three_dispatchers_one_sigkilled(tmp_path: Path, pg_url: str) -> None:
     origin = time.time()
     async with Sandbox(speed=SPEED, seed=5, dial_log=tmp_path / "dials.jsonl",
@@ -116,7 +117,7 @@ async def test_three_dispatchers_one_sigkilled(tmp_path: Path, pg_url: str) -> N
             await victim.wait()
             dials_at_kill = len(sandbox.dials)
             survivors = [p for p in procs if p is not victim]
-            with anyio.fail_after(100):
+            with anyio.fail_after(200):
                 for p in survivors:
                     assert await p.wait() == 0, _tails(tmp_path)
         finally:
