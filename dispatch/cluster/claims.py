@@ -68,7 +68,7 @@ async def _take(conn: AsyncConnection, campaign: str, kind: str, n: int,
                 age: float) -> list[tuple[int, float]]:
     rows = await conn.execute(sql.TAKE_TOKENS, {"campaign": campaign, "kind": kind,
                                                 "n": n, "age": age})
-    return [(int(slot), float(previous)) for slot, previous in rows.all()]
+    return [(int(row.slot), float(row.previous)) for row in rows.all()]
 
 
 async def _give_back(conn: AsyncConnection, campaign: str, kind: str,

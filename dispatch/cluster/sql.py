@@ -86,7 +86,7 @@ WITH t AS (
   ORDER BY used_at LIMIT :n FOR UPDATE SKIP LOCKED)
 UPDATE rate_tokens r SET used_at = {NOW}
 FROM t WHERE r.campaign_id = :campaign AND r.kind = :kind AND r.slot = t.slot
-RETURNING r.slot, t.used_at AS previous
+RETURNING r.slot, t.used_at AS previous, r.used_at AS stamped
 """)
 GIVE_BACK_TOKEN = text(
     "UPDATE rate_tokens SET used_at = :previous "
