@@ -262,7 +262,6 @@ class PgCoordinator:
                     await conn.execute(self.statements[kind], grouped[kind])
             await conn.execute(sql.FREE_SLOT, {"campaign": self.campaign, "pk": pk})
             await conn.execute(sql.DROP_LEASE, {"pk": pk})
-            if entry.status not in TERMINAL_STATUSES:
-                await self._notify(conn)
+            await self._notify(conn)  # a slot is free (and maybe a retry is due)
         if entry.status not in TERMINAL_STATUSES:  # the database holds it now, not us
             core.book.entries.pop(entry.key, None)

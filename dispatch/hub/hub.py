@@ -256,7 +256,8 @@ class DispatchHub:
                 try:
                     core.run_id = await store.start_run(
                         started_at=self.clock.now(), pid=os.getpid(),
-                        config=self.options.summary(self.strategies))
+                        config=self.options.summary(self.strategies),
+                        mark_crashed=not core.coordinator.shared)  # cluster: others run
                     await campaign_state.start(core)
                     await resume(core)
                     core.pace.sync_per_second(self.clock.now())

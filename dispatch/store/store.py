@@ -144,13 +144,17 @@ class Store:
 
     # -- runs -------------------------------------------------------------------------
 
-    async def start_run(self, *, started_at: float, pid: int, config: dict[str, Any]) -> int:
-        """Insert a ``running`` run row; mark earlier ``running`` rows ``crashed``."""
+    async def start_run(self, *, started_at: float, pid: int, config: dict[str, Any],
+                        mark_crashed: bool = True) -> int:
+        """Insert a ``running`` run row; mark earlier ``running`` rows ``crashed``
+        (``mark_crashed=False`` in cluster mode: other nodes' runs are running)."""
         try:
             async with self.engine.begin() as conn:
-                await conn.execute(
-                    update(_runs).where(_runs.c.status == "running").values(status="crashed")
-                )
+                if mark_crashed:
+                    await conn.execute(
+                        update(_runs).where(_runs.c.status == "running")
+                        .values(status="crashed")
+                    )
                 result = await conn.execute(
                     insert(_runs).values(
                         started_at=started_at, pid=pid, config=config, status="running"

@@ -82,12 +82,18 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        op.drop_index("ix_records_lease", table_name="records")
-        op.drop_index("ux_records_live_phone", table_name="records")
-    op.drop_column("records", "lease_expires_at")
-    op.drop_column("records", "lease_node")
-    op.drop_table("call_slots")
-    op.drop_table("rate_tokens")
-    op.drop_table("leases")
-    op.drop_table("nodes")
+    """Drops only what exists: on SQLite, DDL outside a DML transaction commits at once,
+    so a downgrade that failed further down (0004 refusing) may have run this already."""
+    bind = op.get_bind()
+    inspector = sa.inspect(bind)
+    tables = set(inspector.get_table_names())
+    if bind.dialect.name == "postgresql":
+        op.execute("DROP INDEX IF EXISTS ix_records_lease")
+        op.execute("DROP INDEX IF EXISTS ux_records_live_phone")
+    columns = {c["name"] for c in inspector.get_columns("records")}
+    for name in ("lease_expires_at", "lease_node"):
+        if name in columns:
+            op.drop_column("records", name)
+    for name in ("call_slots", "rate_tokens", "leases", "nodes"):
+        if name in tables:
+            op.drop_table(name)
