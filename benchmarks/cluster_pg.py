@@ -36,7 +36,7 @@ async def _child(url: str, db: str, n: int) -> None:
     from dispatch.testing import MemoryStrategy
 
     number = f"+1500555{os.getpid() % 10000:04d}"  # one caller id per process
-    recs = [Record(id=f"r{i}", phone=f"+1555{i:06d}{i % 60:02d}") for i in range(n)]
+    recs = [Record(id=f"r{i}", phone=f"+1555{i:05d}{i % 60:02d}") for i in range(n)]
     async with Pinecall(url=url) as pc:
         agent = pc.agent(f"bench-{os.getpid()}", phone_number=number)
         await agent.ready()

@@ -16,10 +16,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from dispatch.cluster import sql
 from dispatch.cluster.claims import Stamps, claim_batch, take_tokens
 from dispatch.cluster.options import ClusterOptions
+from dispatch.cluster.settler import Settler
 from dispatch.cluster.sweeper import sweep_once
 from dispatch.log import get_logger
-from dispatch.store import TERMINAL_STATUSES, Store, StoreClosed
-from dispatch.store.ops import KIND_ORDER, build_statements
+from dispatch.store import Store
+from dispatch.store.ops import build_statements
 
 if TYPE_CHECKING:
     from dispatch.hub.core import HubCore
@@ -47,6 +48,7 @@ class PgCoordinator:
         self.node_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.stamps = Stamps()
         self.statements = build_statements("postgresql")
+        self.settler = Settler(self)
         self._scope: anyio.CancelScope | None = None
         self._sources: list[str] = []
         self._active: int | None = None
@@ -72,6 +74,7 @@ class PgCoordinator:
                 tg.start_soon(self._watch_loop, core, name="cluster watch")
                 tg.start_soon(self._sweep_loop, core, name="cluster sweeper")
                 tg.start_soon(self._listen, core, name="cluster listen")
+                await tg.start(self.settler.run, core, name="cluster settler")
                 task_status.started()
 
     async def close(self) -> None:
@@ -242,26 +245,6 @@ class PgCoordinator:
     async def settle(self, core: HubCore, entry: RecordEntry, attempt: AttemptState,
                      ops: list[WriteOp]) -> None:
         """The attempt's writes, its slot freed and its claim dropped, in one transaction
-        (only while the record is still ours: a sweeper may have taken it over)."""
-        try:
-            await core.store.flush()  # earlier writes of this attempt commit first
-        except StoreClosed:
-            pass  # hard shutdown: the writer has stopped
-        grouped: dict[Any, list[dict[str, object]]] = {kind: [] for kind in KIND_ORDER}
-        for op in ops:
-            grouped[op.kind].append(op.params)
-        async with self.engine.begin() as conn:
-            pk = (await conn.execute(sql.OWN_RECORD, {
-                "source": entry.source, "id": entry.id, "node": self.node_id})).scalar()
-            if pk is None:
-                log.warning("settle skipped: the claim was taken over", record_id=entry.id,
-                            attempt_no=attempt.attempt_no)
-                return
-            for kind in KIND_ORDER:
-                if grouped[kind]:
-                    await conn.execute(self.statements[kind], grouped[kind])
-            await conn.execute(sql.FREE_SLOT, {"campaign": self.campaign, "pk": pk})
-            await conn.execute(sql.DROP_LEASE, {"pk": pk})
-            await self._notify(conn)  # a slot is free (and maybe a retry is due)
-        if entry.status not in TERMINAL_STATUSES:  # the database holds it now, not us
-            core.book.entries.pop(entry.key, None)
+        with the other settles waiting (only while the record is still ours: a sweeper
+        may have taken it over)."""
+        await self.settler.settle(entry, attempt, ops)

@@ -131,6 +131,13 @@ OWN_RECORD = text("""
 SELECT pk FROM records WHERE source = :source AND id = :id AND lease_node = :node
 FOR UPDATE
 """)
+#: the records of a settle batch still ours, locked in key order
+OWN_RECORDS = text("""
+SELECT pk, source, id FROM records
+WHERE (source, id) IN (SELECT * FROM unnest(CAST(:sources AS text[]), CAST(:ids AS text[])))
+  AND lease_node = :node
+ORDER BY pk FOR UPDATE
+""")
 FREE_SLOT = text("""
 UPDATE call_slots SET record_pk = NULL, node_id = NULL, expires_at = NULL
 WHERE campaign_id = :campaign AND record_pk = :pk

@@ -95,7 +95,11 @@ async def test_slots_bound_concurrency_and_are_freed_at_settle(store: Store) -> 
     core_a.book.add(entry)
     core_a.book.set_status(entry, "completed")
     attempt.ended_at, attempt.reason = time.time(), Reason.HANGUP.value
-    await a.settle(core_a, entry, attempt, [entry.update_op(time.time()), attempt.update_op()])
+    async with anyio.create_task_group() as tg:  # the settle batcher of a running node
+        await tg.start(a.settler.run, core_a)
+        await a.settle(core_a, entry, attempt,
+                       [entry.update_op(time.time()), attempt.update_op()])
+        tg.cancel_scope.cancel()
     assert len((await claim_batch(b, core_b, 10))[0]) == 1
     held = await _scalar(store, "SELECT count(*) FROM call_slots WHERE record_pk IS NOT NULL")
     assert held == 3
