@@ -105,10 +105,12 @@ HOLD_SLOT = text(f"""
 UPDATE call_slots SET record_pk = :pk, node_id = :node, expires_at = {NOW} + :ttl
 WHERE campaign_id = :campaign AND slot = :slot
 """)
-#: due records of the campaign whose phone has no live call, locked for this claim
+#: due records of a running campaign whose phone has no live call, locked for this
+#: claim (a pause written by anyone stops admission on every node at once)
 CANDIDATES = text("""
 SELECT r.pk, r.phone FROM records r
 WHERE r.campaign_id = :campaign AND r.status IN ('pending', 'scheduled')
+  AND EXISTS (SELECT 1 FROM campaigns c WHERE c.id = :campaign AND c.state = 'running')
   AND (r.next_attempt_at IS NULL OR r.next_attempt_at <= :now)
   AND NOT EXISTS (SELECT 1 FROM records l
                   WHERE l.phone = r.phone AND l.status IN ('dialing', 'in_call'))

@@ -182,3 +182,14 @@ async def _rows(store: Store) -> list[tuple[Any, ...]]:
     async with store.engine.connect() as conn:
         return [tuple(r) for r in (await conn.execute(text(
             "SELECT status, last_reason FROM records ORDER BY id"))).all()]
+
+
+async def test_a_paused_campaign_grants_no_claim(store: Store) -> None:
+    await add_records(store, ["+15554000001", "+15554000002"])
+    core, coord = await node(store)
+    async with store.engine.begin() as conn:
+        await conn.execute(text("UPDATE campaigns SET state = 'paused' WHERE id = 'unit'"))
+    assert (await claim_batch(coord, core, 5))[0] == []
+    async with store.engine.begin() as conn:
+        await conn.execute(text("UPDATE campaigns SET state = 'running' WHERE id = 'unit'"))
+    assert len((await claim_batch(coord, core, 5))[0]) == 2  # positive control
