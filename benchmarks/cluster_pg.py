@@ -41,7 +41,7 @@ async def _child(url: str, db: str, n: int) -> None:
         agent = pc.agent(f"bench-{os.getpid()}", phone_number=number)
         await agent.ready()
         hub = DispatchHub(agent, [MemoryStrategy(recs)], from_=number, db=db,
-                          campaign=CAMPAIGN, max_concurrent=60, poll_interval_s=1.0,
+                          campaign=CAMPAIGN, max_concurrent=200, poll_interval_s=1.0,
                           retry_attempts=0, cluster=ClusterOptions(poll_floor_s=0.1))
         await hub.run(until_idle=True)
 
@@ -94,7 +94,7 @@ def main() -> None:
         dials, span, per_node, dup = asyncio.run(_figures(db))
     finally:
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    print(f"cluster_pg: {procs_n} processes, {n} records, instant calls, max_concurrent 60")
+    print(f"cluster_pg: {procs_n} processes, {n} records, instant calls, max_concurrent 200")
     print(f"  dials {dials}, duplicate dials {dup}, exit codes {[p.returncode for p in procs]}")
     print(f"  aggregate lifecycles/s {dials / span:,.0f} (first claim to last end, {span:.2f} s;"
           f" wall incl. start-up {wall:.1f} s)")
