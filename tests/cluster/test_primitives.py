@@ -37,19 +37,23 @@ async def _scalar(store: Store, query: str, **params: Any) -> Any:
         return (await conn.execute(text(query), params)).scalar()
 
 
-async def test_tokens_hold_the_window_across_two_nodes(store: Store) -> None:
-    # 60 hub seconds = 0.5 real s; 4 tokens; two nodes take as fast as they can
-    cluster = ClusterOptions(time_scale=120.0, send_margin_hub_s=0.0)
-    nodes = [await node(store, per_minute=4, cluster=cluster) for _ in range(2)]
+@pytest.mark.parametrize(("kind", "limit", "window_hub_s", "scale"),
+                         [("m", "per_minute", 60.0, 120.0), ("s", "per_second", 1.0, 2.0)])
+async def test_tokens_hold_the_window_across_two_nodes(
+    store: Store, kind: str, limit: str, window_hub_s: float, scale: float
+) -> None:
+    # the window is 0.5 real s either way; 4 tokens; two nodes take as fast as they can
+    cluster = ClusterOptions(time_scale=scale, send_margin_hub_s=0.0)
+    nodes = [await node(store, cluster=cluster, **{limit: 4}) for _ in range(2)]
     stamps: list[float] = []
-    age = 60.0 / 120.0
+    age = window_hub_s / scale
 
     async def hammer(coord: Any) -> None:
         end = time.monotonic() + 1.6
         while time.monotonic() < end:
             async with store.engine.begin() as conn:
                 rows = (await conn.execute(sql.TAKE_TOKENS, {
-                    "campaign": coord.campaign, "kind": "m", "n": 2, "age": age})).all()
+                    "campaign": coord.campaign, "kind": kind, "n": 2, "age": age})).all()
             stamps.extend(float(r.stamped) for r in rows)
             await anyio.sleep(0.005)
 
@@ -193,3 +197,18 @@ async def test_a_paused_campaign_grants_no_claim(store: Store) -> None:
     async with store.engine.begin() as conn:
         await conn.execute(text("UPDATE campaigns SET state = 'running' WHERE id = 'unit'"))
     assert len((await claim_batch(coord, core, 5))[0]) == 2  # positive control
+
+
+@pytest.mark.parametrize(("margin_hub_s", "refreshed"), [(0.0, 1), (30.0, 0)])
+async def test_a_stale_token_is_replaced_before_the_frame_leaves(
+    store: Store, margin_hub_s: float, refreshed: int
+) -> None:
+    await add_records(store, ["+15555000001"])
+    cluster = ClusterOptions(send_margin_hub_s=margin_hub_s)
+    core, coord = await node(store, per_minute=5, cluster=cluster)
+    grants, _ = await claim_batch(coord, core, 1)
+    await anyio.sleep(0.01)  # the claim is older than a zero margin
+    await coord.before_send(grants[0][1])
+    assert coord.refreshed_tokens == refreshed
+    used = await _scalar(store, "SELECT count(*) FROM rate_tokens WHERE used_at > 0")
+    assert used == 1 + refreshed  # the stale token stays spent (conservative)
