@@ -60,7 +60,7 @@ def _limits(core: HubCore, coord: PgCoordinator) -> list[tuple[str, int, float]]
     for kind, cap, window in (("m", opts.max_calls_per_minute, 60.0),
                               ("s", opts.max_calls_per_second, 1.0)):
         if cap:
-            out.append((kind, cap, coord.options.real_s(window + margin)))
+            out.append((kind, cap, coord.options.real_s(window + opts.pace_margin_s + margin)))
     return out
 
 

@@ -166,7 +166,8 @@ WITH e AS (
   LIMIT :n FOR UPDATE SKIP LOCKED)
 UPDATE records r SET lease_node = :node, lease_expires_at = {NOW} + :ttl
 FROM e WHERE r.pk = e.pk
-RETURNING r.pk, r.source, r.id, r.status, r.attempts, r.last_call_id, r.requeue_count
+RETURNING r.pk, r.source, r.id, r.phone, r.payload, r.status, r.attempts, r.last_call_id,
+  r.requeue_count
 """)
 LATEST_ATTEMPT = text("""
 SELECT call_id, answered_at FROM attempts

@@ -19,10 +19,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from dispatch.cluster import sql
 from dispatch.hub.reconcile import Probe, Verdict, ask_all
 from dispatch.log import get_logger
 from dispatch.reasons import Reason
+from dispatch.records import Record
+from dispatch.strategy import Outcome
 
 if TYPE_CHECKING:
     from dispatch.cluster.pg import PgCoordinator
@@ -81,6 +85,7 @@ async def sweep_once(coord: PgCoordinator, core: HubCore) -> int:
     wait = coord.options.reconcile_wait_hub_s
     verdicts = await ask_all(core.agent, probes, core.clock, wait)
     now = core.clock.now()
+    outcomes: list[tuple[Outcome, str]] = []
     async with coord.engine.begin() as conn:
         for row in rows:
             att = attempts[row.pk]
@@ -99,5 +104,21 @@ async def sweep_once(coord: PgCoordinator, core: HubCore) -> int:
                 "pk": row.pk, "node": coord.node_id, "status": status, "next_at": next_at,
                 "reason": reason.value, "call_id": shown.call_id, "error": error, "now": now})
             await conn.execute(sql.FREE_SLOT, {"campaign": coord.campaign, "pk": row.pk})
+            if status in ("completed", "failed"):
+                outcome = _outcome(row, status, reason, shown.call_id, error)
+                if outcome is not None:
+                    outcomes.append((outcome, str(row.source)))
         await coord._notify(conn)
+    for outcome, source in outcomes:  # the dead node's callbacks, delivered here
+        core.notifier.terminal(outcome, core.book.sources.strategy_of(source))
     return len(rows)
+
+
+def _outcome(row: Any, status: str, reason: Reason, call_id: str | None,
+             error: str | None) -> Outcome | None:
+    try:
+        record = Record.model_validate({**row.payload, "id": row.id, "phone": row.phone})
+    except ValidationError:
+        return None  # a payload that no longer validates: nothing to tell a strategy
+    return Outcome(record, status, reason, row.attempts, call_id=call_id or row.last_call_id,
+                   detail=error if status == "failed" else None)

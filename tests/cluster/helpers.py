@@ -30,14 +30,15 @@ def options(**limits: Any) -> HubOptions:
 
 
 async def node(store: Store, agent: Any = None, *, cluster: ClusterOptions | None = None,
-               **limits: Any) -> tuple[HubCore, PgCoordinator]:
+               events: bool = False, **limits: Any) -> tuple[HubCore, PgCoordinator]:
     """A core (not running) and its joined coordinator."""
     strategy = MemoryStrategy()
     core = HubCore(agent=agent, store=store, clock=_RealClock(), strategies=[strategy],
                    options=options(**limits), notifier=Notifier(Hooks(None, None, None, None)))
     core.book.sources = SourceMap(core.strategies)
-    core.notifier.close()  # no hub run delivers events here
-    core.notifier._receive.close()
+    if not events:  # no hub run delivers events here
+        core.notifier.close()
+        core.notifier._receive.close()
     coord = PgCoordinator(store, CAMPAIGN, cluster or ClusterOptions(lease_ttl_s=30.0))
     coord._core = core
     coord._sources = [strategy.key]

@@ -148,7 +148,7 @@ async def test_sweeper_reconciles_an_expired_claim_before_freeing_it(store: Stor
     short = ClusterOptions(lease_ttl_s=0.3)
     core_dead, dead = await node(store, concurrent=5, cluster=short)
     lookup = _Lookup()
-    core_live, live = await node(store, lookup, concurrent=5, cluster=short)
+    core_live, live = await node(store, lookup, concurrent=5, cluster=short, events=True)
     grants, _ = await claim_batch(dead, core_dead, 2)
     assert len(grants) == 2
     assert await sweep_once(live, core_live) == 0, "a live lease was swept"
@@ -162,6 +162,11 @@ async def test_sweeper_reconciles_an_expired_claim_before_freeing_it(store: Stor
             "SELECT count(*) FROM call_slots WHERE record_pk IS NOT NULL"))).scalar()
     assert [tuple(r) for r in rows] == [("completed", "hangup", None)] * 2
     assert held == 0
+    core_live.notifier.close()  # the dead node's outcomes reach this node's strategies
+    told = [core_live.notifier._receive.receive_nowait() for _ in range(2)]
+    core_live.notifier._receive.close()
+    assert sorted(e.outcome.record.id for e in told) == ["r0", "r1"]
+    assert {(e.outcome.status, e.outcome.reason) for e in told} == {("completed", Reason.HANGUP)}
 
 
 async def test_sweeper_without_call_id_or_lookup_answer_settles_unknown(store: Store) -> None:
