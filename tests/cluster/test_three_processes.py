@@ -115,6 +115,7 @@ async def test_three_dispatchers_one_sigkilled(tmp_path: Path, pg_url: str) -> N
             victim = next(p for p in procs if p.pid == pid) if pid else procs[0]
             victim.send_signal(signal.SIGKILL)
             await victim.wait()
+            killed_at = time.time()
             dials_at_kill = len(sandbox.dials)
             survivors = [p for p in procs if p is not victim]
             with anyio.fail_after(200):
@@ -147,3 +148,30 @@ async def test_three_dispatchers_one_sigkilled(tmp_path: Path, pg_url: str) -> N
         assert count <= rows[rid]["attempts"], rid
     # the three shared the work (the dial log names each socket's connection)
     assert len({d.connection for d in dials}) == 3
+    # the kill cut live calls of the victim; survivors settled every one of its
+    # attempts, and none answered at the kill was dialled again
+    mine = [d for d in dials if d.agent_id.endswith(f"cluster-{victim.pid}")]
+    cut = [d for d in mine if d.call_id is not None and d.received_at < killed_at
+           and (d.ended_at is None or d.ended_at > killed_at)]
+    assert cut, "no call of the killed process was live at the kill (the test proves nothing)"
+    assert await _open_attempts(pg_url, victim.pid) == 0, "a killed node's attempt stayed open"
+    last: dict[str, float] = {}
+    for d in dials:
+        rid = d.metadata["dispatch_record_id"]
+        last[rid] = max(last.get(rid, 0.0), d.received_at)
+    for d in cut:
+        if d.answered_at is not None:
+            rid = d.metadata["dispatch_record_id"]
+            assert last[rid] == d.received_at, f"{rid} answered at the kill, dialled again"
+
+
+async def _open_attempts(db: str, pid: int) -> int:
+    engine = create_async_engine(db)
+    try:
+        async with engine.connect() as conn:
+            return int((await conn.execute(text(
+                "SELECT count(*) FROM attempts a JOIN runs r ON r.id = a.run_id "
+                "WHERE r.pid = :pid AND (a.ended_at IS NULL OR a.reason IS NULL)"),
+                {"pid": pid})).scalar_one())
+    finally:
+        await engine.dispose()
