@@ -153,6 +153,10 @@ def _compliance(args: argparse.Namespace, embedded: bool, output: Output) -> Any
 
     if not hasattr(args, "max_per_phone_24h"):  # a caller's namespace without the options
         return None
+    if args.no_compliance:
+        output.notice("compliance off", "--no-compliance: calling hours, do-not-call lists "
+                      "and caps are NOT applied to this run", compliance=False)
+        return None
     compliance = build_compliance(args, embedded=embedded, now_s=time.time())
     if compliance.sandbox_time_s is not None:
         start = dt.datetime.fromtimestamp(compliance.sandbox_time_s, dt.UTC)

@@ -50,6 +50,9 @@ def add_compliance_arguments(parser: Any) -> None:
                        "reads it from $NAME (keeps a password out of ps)")
     group.add_argument("--no-state-rules", action="store_true",
                        help="ignore the shipped US state table (stricter state windows/caps)")
+    group.add_argument("--no-compliance", action="store_true",
+                       help="dial with no admission step at all (no calling hours, do-not-call "
+                       "lists or caps): the operator answers for it; said at start")
     group.add_argument("--sandbox-time", type=options.sandbox_time, default=None,
                        metavar="ISO|real",
                        help="embedded sandbox only: the simulated time compliance starts at "

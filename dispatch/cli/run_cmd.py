@@ -101,7 +101,8 @@ def _pace_arguments(pace: Any) -> None:
 
 
 def _where_arguments(where: Any) -> None:
-    where.add_argument("--db", type=Path, default=Path("dispatch.db"), help="SQLite state file")
+    where.add_argument("--db", type=_db_arg, default=Path("dispatch.db"),
+                       help="SQLite state file, or a postgresql+asyncpg:// URL (cluster mode)")
     where.add_argument("--campaign", metavar="NAME", type=campaign_id,
                        help="campaign id (default: the CSV file's stem); see `dispatch campaign`")
     where.add_argument("--url", type=options.voice_url,
@@ -235,7 +236,7 @@ async def _run_with(strategy: Strategy, args: argparse.Namespace, output: Output
             await strategy.aclose()
     unfinished = sum(n for s, n in counts.items() if s not in ("completed", "failed", "skipped"))
     code = EXIT_OK if not unfinished else EXIT_INTERRUPTED if stop.interrupted else EXIT_ERROR
-    output.summary(Summary(file=sql_source.label(args, strategy), db=str(args.db),
+    output.summary(Summary(file=sql_source.label(args, strategy), db=_db_shown(args.db),
                            duration_s=time.monotonic() - started_s, counts=counts,
                            reasons=reasons, exit_code=code))
     return code
@@ -289,3 +290,17 @@ async def _live_panel(hub: Any, output: Output, title: str, stop: _StopState) ->
             live.update(progress.render_panel(fields, progress.campaign_eta(fields),
                                               title=title, footer=footer))
             await anyio.sleep(0.25)
+
+
+def _db_arg(text: str) -> Path | str:
+    """A path, or a database URL kept as given (``Path`` would fold its ``//``)."""
+    return text if "://" in text else Path(text)
+
+
+def _db_shown(db: Path | str) -> str:
+    """The database for the summary, a URL's password masked."""
+    if isinstance(db, Path):
+        return str(db)
+    from sqlalchemy.engine import make_url
+
+    return make_url(db).render_as_string(hide_password=True)

@@ -103,6 +103,7 @@ async def _dial_with(
     )
     # a dialer that never returns must not hold a slot, a phone and the record forever
     deadline = core.clock.now() + core.options.dial_timeout_s + DIAL_GRACE_S
+    await core.coordinator.before_send(attempt)  # cluster: a fresh global rate token
     try:
         call = await call_before(core.clock, deadline, dial)
         core.campaign.ok()
@@ -348,7 +349,11 @@ async def settle_write(
     if outcome is not None:  # issue 10: extension rows (outbox) in the outcome's own commit
         ops.extend(op for hook in core.outcome_ops
                    for op in hook(outcome, entry.source, attempt.duration_s))
-    await _durable(ops, core)
+    if core.coordinator.shared:  # cluster: slot and claim freed with the settle
+        with anyio.CancelScope(shield=True), anyio.move_on_after(_FINAL_WRITE_S):
+            await core.coordinator.settle(core, entry, attempt, ops)
+    else:
+        await _durable(ops, core)
     if outcome is not None:
         core.notifier.terminal(outcome, entry.strategy, exc)
     core.check_idle()

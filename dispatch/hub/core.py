@@ -10,6 +10,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from dispatch.clock import Clock
+from dispatch.cluster.coordinator import Coordinator, LocalCoordinator
 from dispatch.errors import CampaignError
 from dispatch.hub.admission import HubCompliance
 from dispatch.hub.campaign import CampaignGuard
@@ -146,6 +147,8 @@ class HubCore:
     dispatch_ops: list[DispatchOps] = dataclasses.field(default_factory=list)
     #: issue 9: the admission step and the internal do-not-call list (``add_opt_out``)
     compliance: HubCompliance = dataclasses.field(default_factory=lambda: HubCompliance(None))
+    #: cluster: the other dispatchers of this database (local: no-ops)
+    coordinator: Coordinator = dataclasses.field(default_factory=LocalCoordinator)
 
     def __post_init__(self) -> None:
         margin_s = self.options.pace_margin_s
@@ -190,6 +193,8 @@ class HubCore:
         once it has failed often enough, ends with :class:`SourceFailing`.
         """
         if not self.until_idle or self.stopping or self.book.active:
+            return
+        if not self.coordinator.idle():  # cluster: records left anywhere in the database
             return
         given_up = next((h for h in self.health if h.given_up), None)
         if given_up is not None:

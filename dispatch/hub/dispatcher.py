@@ -45,6 +45,9 @@ async def dispatch_loop(core: HubCore) -> None:
     while True:
         admitting = await admission_open(core)  # paused/cancelled: no claim from here on
         now = core.clock.now()
+        if core.coordinator.shared:  # cluster: the database grants the claims
+            await _cluster_step(core, admitting, now)
+            continue
         core.queue.promote_due(now)
         core.compliance.release_due(core, now)  # issue 9 (admit)
         room = min(core.gate.available(), core.pace.available(now), core.options.claim_batch_size,
@@ -92,6 +95,32 @@ async def _claim_and_launch(core: HubCore, entries: list[RecordEntry]) -> None:
         raise
     assert core.calls_tg is not None
     for entry, attempt, token in zip(entries, attempts, tokens, strict=True):
+        core.book.live_attempts[entry.key] = attempt
+        core.calls_tg.start_soon(run_attempt, core, entry, attempt, token,
+                                 name=f"dial {entry.id}")
+
+
+async def _cluster_step(core: HubCore, admitting: bool, now: float) -> None:
+    """Cluster mode: claim what the database grants (a global token and slot each),
+    or wait for a wake-up (a settle, a NOTIFY, the poll floor)."""
+    room = min(core.gate.available(), core.pace.available(now), core.options.claim_batch_size)
+    if admitting and room > 0 and not core.stopping:
+        with anyio.CancelScope(shield=True):  # a granted claim must be launched
+            grants = await core.coordinator.claim(core, int(room))
+            if grants:
+                _launch(core, grants)
+                return
+    deadline = now + core.coordinator.claim_retry_s()
+    with anyio.move_on_after(until_next_read_s(core)):
+        await core.dispatch_signal.wait(core.clock, deadline)
+
+
+def _launch(core: HubCore, grants: list[tuple[RecordEntry, AttemptState]]) -> None:
+    core.gate.acquire(len(grants))
+    tokens = core.pace.reserve(len(grants))
+    assert core.calls_tg is not None
+    for (entry, attempt), token in zip(grants, tokens, strict=True):
+        core.book.add(entry)
         core.book.live_attempts[entry.key] = attempt
         core.calls_tg.start_soon(run_attempt, core, entry, attempt, token,
                                  name=f"dial {entry.id}")

@@ -20,7 +20,10 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from dispatch.clock import Clock, SystemClock
+from dispatch.cluster.coordinator import is_shared_url, make_coordinator
+from dispatch.cluster.options import ClusterOptions
 from dispatch.compliance import ComplianceSettings, PreviewSummary
+from dispatch.errors import PreflightError
 from dispatch.hub import campaign_state
 from dispatch.hub.admission import Compliance, HubCompliance, preview_stored
 from dispatch.hub.core import HubCore, HubOptions
@@ -113,6 +116,7 @@ class DispatchHub:
         pace_margin_s: float = 0.0,
         result_webhooks: ResultWebhooks | None = None,
         compliance: Compliance | ComplianceSettings | None = None,
+        cluster: ClusterOptions | None = None,
     ) -> None:
         if poll_interval_s <= 0 or dial_timeout_s <= 0 or claim_batch_size < 1:
             raise ValueError("poll_interval_s, dial_timeout_s and claim_batch_size must be > 0")
@@ -152,6 +156,7 @@ class DispatchHub:
         # issue 9 (admit): None keeps the library's old behaviour (no admission step)
         self.compliance = (Compliance(settings=compliance)
                            if isinstance(compliance, ComplianceSettings) else compliance)
+        self.cluster = cluster  # cluster mode settings (a PostgreSQL store only)
         self._core: HubCore | None = None
         #: refuse: ``(phone, campaign, record_id, source)`` coroutine that adds a number to
         #: the internal do-not-call list (opt-outs, platform ``do_not_call`` refusals)
@@ -281,6 +286,14 @@ class DispatchHub:
             warned = await preflight(self.strategies, until_idle=until_idle,
                                      default_region=self.options.default_region)
             store, owned = await self._open_store()
+            if self.compliance is not None and is_shared_url(store.url):
+                if owned:
+                    await store.close()
+                raise PreflightError(
+                    "dial-time compliance (calling hours, do-not-call lists, caps) is not "
+                    "applied by several dispatchers on one PostgreSQL database yet: run the "
+                    "campaign on one dispatcher, or pass compliance=None (CLI: "
+                    "--no-compliance) to dial without it", option="--db")
             lock = RunLock(store.url)
             shared = _shared(store)  # [serve] a daemon holds the lock and runs the writer
             try:
@@ -322,6 +335,7 @@ class DispatchHub:
                        notifier=Notifier(self.hooks), until_idle=until_idle,
                        watch=watch, compliance=compliance,
                        opt_out_sink=self.opt_out_sink or compliance.opt_out_sink)
+        core.coordinator = make_coordinator(store, self.campaign, self.cluster)  # cluster
         for index, text in warned.items():
             core.health[index].last_error = text  # warned once: not again for the same text
         self._core = core
@@ -345,11 +359,16 @@ class DispatchHub:
                     core.run_id = await store.start_run(
                         started_at=self.clock.now(), pid=os.getpid(),
                         config={**self.options.summary(self.strategies),
-                                "compliance": compliance.summary()})  # issue 9 (admit)
+                                "compliance": compliance.summary()},  # issue 9 (admit)
+                        mark_crashed=not core.coordinator.shared)  # cluster: others run
                     await campaign_state.start(core)
                     await resume(core)
                     core.pace.sync_per_second(self.clock.now())
-                    await self._work(core)
+                    await infra.start(core.coordinator.run, core)  # cluster: heartbeat...
+                    try:
+                        await self._work(core)
+                    finally:
+                        await core.coordinator.close()
                     await campaign_state.finish(core)
                     status = "completed" if core.idle_reached else "stopped"
                     if core.fatal is not None:

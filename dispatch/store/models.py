@@ -124,6 +124,10 @@ class RecordRow(Base):
     #: when the decision was taken (compliance time: the sandbox's simulated time there)
     decision_at: Mapped[float | None] = mapped_column(Float)
     decision_detail: Mapped[str | None] = mapped_column(Text)
+    #: cluster mode (migration 0005): the node holding this record's live attempt, and
+    #: until when (PostgreSQL clock); unused on SQLite
+    lease_node: Mapped[str | None] = mapped_column(String)
+    lease_expires_at: Mapped[float | None] = mapped_column(Float)
 
 
 class CampaignRow(Base):
@@ -246,3 +250,7 @@ class RequeueItemRow(Base):
     prev_reason: Mapped[str | None] = mapped_column(String(32))
     prev_attempts: Mapped[int] = mapped_column(Integer)
     prev_error: Mapped[str | None] = mapped_column(Text)
+
+
+# cluster mode's tables (migration 0005) belong to the same metadata
+from dispatch.cluster import models as _cluster_models  # noqa: E402,F401
