@@ -37,6 +37,10 @@ _EXPORTS: dict[str, str] = {
     "ConnectionLost": "dispatch.sdk.errors",
     # the embedded sandbox
     "Sandbox": "dispatch.sandbox",
+    # [serve] the library inside schedulers
+    "run_campaign": "dispatch.daemon.library",
+    "CampaignResult": "dispatch.daemon.library",
+    "DispatchConfig": "dispatch.config",
     # time
     "Clock": "dispatch.clock",
     "SystemClock": "dispatch.clock",
@@ -46,10 +50,12 @@ __all__ = [
     "Agent",
     "AuthenticationError",
     "Call",
+    "CampaignResult",
     "Clock",
     "ConnectionLost",
     "CsvStrategy",
     "DialFailed",
+    "DispatchConfig",
     "DispatchHub",
     "HubStatistics",
     "Outcome",
@@ -64,11 +70,14 @@ __all__ = [
     "SlidingWindowLimiter",
     "Strategy",
     "SystemClock",
+    "run_campaign",
     "tool",
 ]
 
 if TYPE_CHECKING:
     from dispatch.clock import Clock, SystemClock
+    from dispatch.config import DispatchConfig
+    from dispatch.daemon.library import CampaignResult, run_campaign
     from dispatch.hub import DispatchHub, HubStatistics, RetryPolicy, SlidingWindowLimiter
     from dispatch.reasons import Reason
     from dispatch.records import Record

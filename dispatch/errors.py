@@ -10,7 +10,9 @@ whole list is never burnt by one typo::
     ├── PreflightError         found before the first dial (config vs. source)
     │   └── SourceUnusable     a source cannot be read at all (missing, empty,
     │                          binary, no phone column); transient in follow mode
-    └── SourceFailing          a strategy's poll() keeps raising
+    ├── SourceFailing          a strategy's poll() keeps raising
+    └── QuotaExhausted         the voice server's plan quota is spent: the campaign
+                               row was paused with that reason
 
 Messages are one line and name the source, the option or field at fault, what was
 expected and what was found. They never contain secrets.
@@ -18,7 +20,8 @@ expected and what was found. They never contain secrets.
 
 from __future__ import annotations
 
-__all__ = ["CampaignError", "PreflightError", "SourceFailing", "SourceUnusable"]
+__all__ = ["CampaignError", "PreflightError", "QuotaExhausted", "SourceFailing",
+           "SourceUnusable"]
 
 
 class CampaignError(Exception):
@@ -52,3 +55,13 @@ class SourceFailing(CampaignError):
     def __init__(self, message: str, *, source: str) -> None:
         super().__init__(message)
         self.source = source
+
+
+class QuotaExhausted(CampaignError):
+    """The voice server refused a dial because the plan's quota is spent (concurrent
+    calls, minutes). The hub paused campaign ``campaign`` with that reason and
+    drained; the records not dialled stay pending (``dispatch run`` exits 3)."""
+
+    def __init__(self, message: str, *, campaign: str) -> None:
+        super().__init__(message)
+        self.campaign = campaign

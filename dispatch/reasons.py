@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["ANSWERED_END_REASONS", "DIAL_FAILURE_REASONS", "INPUT_REASONS", "Reason"]
+__all__ = ["ANSWERED_END_REASONS", "COMPLIANCE_SKIP_REASONS", "DIAL_FAILURE_REASONS",
+           "INPUT_REASONS", "Reason"]
 
 
 class Reason(enum.StrEnum):
@@ -42,6 +43,22 @@ class Reason(enum.StrEnum):
     # the campaign was cancelled before the record's next dial
     CAMPAIGN_CANCELLED = "campaign_cancelled"
     UNKNOWN = "unknown"
+    # -- dial-time compliance (issue 9; see dispatch.compliance.reasons) ----------------
+    # skips (terminal, never dialled)
+    UNKNOWN_TIMEZONE = "unknown_timezone"
+    DNC = "dnc"
+    NO_CALLING_WINDOW = "no_calling_window"
+    NO_CONSENT = "no_consent"
+    STRANGER = "stranger"
+    # deferrals (the record waits; not an attempt)
+    OUTSIDE_CALLING_HOURS = "outside_calling_hours"
+    PHONE_CAP = "phone_cap"
+    CAMPAIGN_CAP = "campaign_cap"
+    # the platform's refusals
+    PLATFORM_QUIET_HOURS = "platform_quiet_hours"
+    PLATFORM_TOO_OFTEN = "platform_too_often"
+    PLATFORM_RATE_LIMITED = "platform_rate_limited"
+    QUOTA_EXHAUSTED = "quota_exhausted"
 
 
 #: Reasons with which a dial can fail before the callee answers.
@@ -58,4 +75,10 @@ ANSWERED_END_REASONS: frozenset[Reason] = frozenset(
 INPUT_REASONS: frozenset[Reason] = frozenset(
     {Reason.INVALID_PHONE, Reason.INVALID_RECORD, Reason.INVALID_ROW, Reason.INVALID_ENCODING,
      Reason.DUPLICATE, Reason.DUPLICATE_ID_CONFLICT, Reason.RECORD_TOO_LARGE}
+)
+
+#: Reasons with which the admission step skips a record (issue 9): never dialled.
+COMPLIANCE_SKIP_REASONS: frozenset[Reason] = frozenset(
+    {Reason.UNKNOWN_TIMEZONE, Reason.DNC, Reason.NO_CALLING_WINDOW, Reason.NO_CONSENT,
+     Reason.STRANGER}
 )

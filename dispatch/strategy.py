@@ -12,10 +12,16 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from anyio.abc import TaskStatus
 
 from dispatch.reasons import Reason
 from dispatch.records import Record
+
+if TYPE_CHECKING:
+    from dispatch.store import Store
 
 __all__ = [
     "Callback",
@@ -139,6 +145,21 @@ class Strategy:
     async def poll(self) -> Sequence[Record]:
         """Return records that are new since the last poll (may repeat known ones)."""
         raise NotImplementedError
+
+    # issue 10 (webhook intake): a strategy may serve something inside the hub's tasks
+    async def serve(
+        self, store: Store, wake: Callable[[], None], *,
+        task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Run a push source (an HTTP intake) for as long as the hub dials.
+
+        The hub starts it in its task tree (``await tg.start(strategy.serve, store,
+        wake)``) once the store is open, and cancels it when it stops. ``store`` is the
+        hub's open store (write through it, so what is acknowledged is committed);
+        ``wake()`` makes the hub poll at once instead of at the next poll interval.
+        Call ``task_status.started()`` once ready. Default: nothing to serve.
+        """
+        task_status.started()
 
     @property
     def has_more(self) -> bool:

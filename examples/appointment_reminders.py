@@ -8,6 +8,12 @@ is stored in the database (``dispatch report`` shows it) and written back to the
 CSV's ``status`` column. Calls that end without the tool (no answer, busy) get
 their reason written back instead.
 
+A patient who asks not to be called again gets the ``opt_out`` tool: its result
+(disposition ``do_not_call``) puts the number on the do-not-call list before the
+call's outcome is settled, and no later row for that number is dialled (status
+``dnc``). Here the list is a plain file next to the CSV (``<name>.dnc.txt``, one
+number per line: the format ``dispatch`` reads suppression files in).
+
 Without ``PINECALL_API_KEY`` it runs on the embedded sandbox with
 ``reminders_scenario.toml``, whose simulated patients confirm, cancel and
 reschedule. Write-back edits the CSV in place, so work on a copy::
@@ -22,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Literal
 
@@ -40,7 +47,8 @@ remind them of an appointment:
 {{appointment_details}}
 
 Ask whether they will attend. When they confirm, cancel, or ask to move the appointment, call
-confirm_appointment with the matching status, then thank them and say goodbye."""
+confirm_appointment with the matching status, then thank them and say goodbye. If they ask not
+to be called again, call opt_out, apologise, and say goodbye."""
 
 
 class AppointmentAnswer(BaseModel):
@@ -54,6 +62,28 @@ def confirm_appointment(args: AppointmentAnswer, call: object) -> dict[str, str]
     # A real clinic would update its booking system here. The "disposition" key makes
     # the SDK record this result as the call's disposition.
     return {"disposition": args.status, "notes": args.notes or ""}
+
+
+class OptOut(BaseModel):
+    """Arguments of the opt_out tool."""
+
+    reason: str | None = Field(default=None, description="what the patient said, briefly")
+
+
+def opt_out(args: OptOut, call: object) -> dict[str, str]:
+    # disposition do_not_call: the hub adds the number to the do-not-call list before it
+    # settles the call, and skips every later record for that number
+    return {"disposition": "do_not_call", "notes": args.reason or ""}
+
+
+def dnc_file_sink(path: Path) -> Callable[[str, str, str, str], Awaitable[None]]:
+    """An opt-out sink appending ``phone`` lines to ``path`` (a suppression file)."""
+
+    async def add(phone: str, campaign: str, record_id: str, source: str) -> None:
+        async with await anyio.open_file(path, "a", encoding="utf-8") as out:
+            await out.write(f"{phone}\n")
+
+    return add
 
 
 def map_row(row: dict[str, str | None]) -> Record | None:
@@ -100,7 +130,13 @@ async def main(csv_path: Path) -> None:
                     description="Record the patient's answer about the appointment.",
                     schema=AppointmentAnswer,
                     execute=confirm_appointment,
-                )
+                ),
+                tool(
+                    name="opt_out",
+                    description="The patient asks not to be called again.",
+                    schema=OptOut,
+                    execute=opt_out,
+                ),
             ],
             session_limits={"max_duration_seconds": 180},
         )
@@ -123,6 +159,7 @@ async def main(csv_path: Path) -> None:
             poll_interval_s=1.0,
             db=csv_path.with_suffix(".db"),
         )
+        hub.opt_out_sink = dnc_file_sink(csv_path.with_suffix(".dnc.txt"))
         await hub.run(until_idle=True)
     print(f"done: see the status column of {csv_path}")
 

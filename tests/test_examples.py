@@ -30,6 +30,10 @@ def test_appointment_reminders_example_writes_dispositions_back(tmp_path: Path) 
     assert status[("Bernardo Silva", "Physiotherapy")] == "reschedule"  # same phone, waited
     assert status[("Tom Becker", "Eye Exam")] == "no_answer"
     assert status[("Lena Park", "Physiotherapy")] == "busy"
+    # refuse: the opt-out during the first call suppresses the second appointment's call
+    assert status[("Noah Weber", "Dental Cleaning")] == "do_not_call"
+    assert status[("Noah Weber", "Eye Exam")] == "dnc"
+    assert (appointments.with_suffix(".dnc.txt")).read_text() == "+14155550177\n"
     assert all(status.values()), "every row got an outcome"
 
     report = subprocess.run(

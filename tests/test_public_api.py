@@ -25,6 +25,10 @@ EXPECTED = {
     "Strategy",
     "SystemClock",
     "tool",
+    # the library inside schedulers (issue 11)
+    "run_campaign",
+    "CampaignResult",
+    "DispatchConfig",
 }
 
 

@@ -9,6 +9,7 @@ import os
 from collections.abc import AsyncIterator
 from typing import Any
 
+from dispatch.cli import sql_source
 from dispatch.cli.errors import CliError
 from dispatch.cli.output import Output
 from dispatch.log import get_logger
@@ -85,26 +86,26 @@ async def open_campaign(
             raise CliError(str(exc), 2) from exc
         _check_not_running(store)
         embedded = embedded_sandbox(args, key)
+        compliance = _compliance(args, embedded, output)  # issue 9 (admit)
         url, key, from_ = await _voice_server(args, key, output, stack)
         agent = await _ready_agent(args, url, key, from_, stack)
-        hub = DispatchHub(
-            agent,
-            [strategy],
-            from_=from_,
-            max_calls_per_minute=args.rate,
-            max_calls_per_second=args.cps,
-            max_concurrent=args.concurrency,
-            retry_attempts=args.retries,
-            retry_policy=_retry_policy(args, embedded),
-            poll_interval_s=args.poll,
-            db=store,
-            default_region=args.region,
-            campaign=getattr(args, "campaign", None),
-            **_log_callbacks(),
-        )
+        # [serve] the hub is built from the config the flags map onto (one source of truth)
+        from dispatch.cli import webhook_options  # issue 10
+        from dispatch.config.build import build_hub
+        from dispatch.config.from_args import config_from_run_args
+
+        config = getattr(args, "config", None) or config_from_run_args(args)
+        webhooks = webhook_options.attach(args)
+        hub: DispatchHub = build_hub(config.campaigns[0], agent, db=store,
+                                     strategies=[strategy, *webhooks["extra_strategies"]],
+                                     from_=from_, embedded=embedded,
+                                     result_webhooks=webhooks["result_webhooks"],
+                                     compliance=compliance,
+                                     **_log_callbacks())
         mode = "sandbox" if key is None else "live"
         yield Campaign(hub=hub, store=store,
-                       title=f"dispatch [{mode}] {args.file} (campaign {hub.campaign})")
+                       title=f"dispatch [{mode}] {sql_source.label(args, strategy)} "
+                       f"(campaign {hub.campaign})")
 
 
 async def _ready_agent(args: argparse.Namespace, url: str, key: str | None, from_: str | None,
@@ -143,6 +144,28 @@ async def _voice_server(
     return args.url or DEFAULT_URL, key, args.from_
 
 
+def _compliance(args: argparse.Namespace, embedded: bool, output: Output) -> Any:
+    """Issue 9: the admission settings; on the embedded sandbox, say which time it uses."""
+    import datetime as dt
+    import time
+
+    from dispatch.cli.compliance_opts import build_compliance
+
+    if not hasattr(args, "max_per_phone_24h"):  # a caller's namespace without the options
+        return None
+    if args.no_compliance:
+        output.notice("compliance off", "--no-compliance: calling hours, do-not-call lists "
+                      "and caps are NOT applied to this run", compliance=False)
+        return None
+    compliance = build_compliance(args, embedded=embedded, now_s=time.time())
+    if compliance.sandbox_time_s is not None:
+        start = dt.datetime.fromtimestamp(compliance.sandbox_time_s, dt.UTC)
+        output.notice("sandbox time", f"Calling hours are checked on simulated time starting "
+                      f"{start:%Y-%m-%d %H:%M} UTC (--sandbox-time); waits for an opening are "
+                      "skipped.", sandbox_time=start.isoformat())
+    return compliance
+
+
 def _check_not_running(store: Any) -> None:
     """Fail before calling anyone when another process runs a campaign on this database.
 
@@ -161,26 +184,13 @@ def _check_not_running(store: Any) -> None:
 
 
 def _retry_policy(args: argparse.Namespace, embedded: bool) -> Any:
-    """``--retry-delay`` sets one delay for every retryable reason; else the hub's defaults.
+    """``--retry-delay`` sets one delay for every retryable reason; else the hub's defaults
+    (see :func:`dispatch.config.build.retry_policy`, which this delegates to)."""
+    from dispatch.config.build import retry_policy  # [serve]
+    from dispatch.config.model import RetryConfig
 
-    On the embedded sandbox a crashed run's calls died with its process (the sandbox
-    ran inside it), so an attempt the new sandbox cannot find is retried as
-    ``interrupted`` (``retry_unknown``) instead of being closed ``unknown``.
-    """
-    if args.retry_delay is None and not embedded:
-        return None
-    from dispatch.hub import RetryPolicy
-    from dispatch.hub.retry import DEFAULT_DELAYS_S, MIN_INFRA_DELAY_S
-
-    delays_s = DEFAULT_DELAYS_S
-    if args.retry_delay is not None:
-        delay_s = max(args.retry_delay, MIN_INFRA_DELAY_S)
-        delays_s = {reason: delay_s for reason in DEFAULT_DELAYS_S}
-    return RetryPolicy(
-        delays_s=delays_s,
-        max_attempts=max(RetryPolicy.max_attempts, 1 + args.retries),
-        retry_unknown=embedded,
-    )
+    return retry_policy(RetryConfig(retries=args.retries, delay_s=args.retry_delay),
+                        embedded=embedded)
 
 
 def _agent_options(args: argparse.Namespace, from_: str | None) -> dict[str, Any]:

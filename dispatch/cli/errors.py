@@ -54,7 +54,7 @@ def translate(exc: BaseException) -> CliError | None:
 
 
 def _translate_domain(exc: BaseException) -> CliError | None:
-    from dispatch.errors import CampaignError, PreflightError, SourceFailing
+    from dispatch.errors import CampaignError, PreflightError, QuotaExhausted, SourceFailing
     from dispatch.store import StoreLocked
 
     if isinstance(exc, StoreLocked):
@@ -63,6 +63,8 @@ def _translate_domain(exc: BaseException) -> CliError | None:
         return CliError(str(exc), EXIT_USAGE, option=exc.option)
     if isinstance(exc, SourceFailing):
         return CliError(f"{exc}; records not dialled stay pending", EXIT_ERROR)
+    if isinstance(exc, QuotaExhausted):  # refuse: its message says what to do
+        return CliError(str(exc), EXIT_REFUSED)
     if isinstance(exc, CampaignError):
         code = EXIT_REFUSED if _refused(exc) else EXIT_ERROR
         return CliError(f"{exc}; records not dialled stay pending: fix this and run the same "

@@ -19,13 +19,18 @@ from typing import NoReturn
 
 __all__ = [
     "caller_id",
+    "calling_hours",
+    "holiday",
+    "instant",
     "non_negative_int",
     "one_line_errors",
     "port",
     "positive_float",
     "positive_int",
     "region",
+    "sandbox_time",
     "speed",
+    "time_zone",
     "voice_url",
 ]
 
@@ -102,6 +107,77 @@ def voice_url(text: str) -> str:
             f"must be a ws:// or wss:// URL such as wss://voice.pinecall.io, got {text!r}"
         )
     return text
+
+
+# -- issue 9: compliance options ---------------------------------------------------
+
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def calling_hours(text: str) -> tuple[tuple[str, ...] | None, str]:
+    """``--calling-hours``: ``08:00-21:00`` (every day), ``mon-fri=09:00-12:00,14:00-20:00``,
+    ``sat=10:00-14:00`` or ``sun=closed``. Returns (weekdays or None for every day, ranges)."""
+    from dispatch.compliance.window import WindowConfigError, parse_ranges
+
+    days_text, _, ranges = text.rpartition("=")
+    days: tuple[str, ...] | None = None
+    if days_text:
+        first, _, last = days_text.strip().lower().partition("-")
+        if first not in _DAYS or (last and last not in _DAYS):
+            raise argparse.ArgumentTypeError(
+                f"expected a weekday or a span such as mon-fri before '=', got {days_text!r}")
+        days = _DAYS[_DAYS.index(first):_DAYS.index(last or first) + 1]
+        if not days:
+            raise argparse.ArgumentTypeError(f"the weekday span {days_text!r} is empty")
+    ranges = "" if ranges.strip().lower() == "closed" else ranges
+    try:
+        parse_ranges(ranges, "--calling-hours")
+    except WindowConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc).split(": ", 1)[-1]) from None
+    return days, ranges
+
+
+def holiday(text: str) -> tuple[str, str]:
+    """``--holiday``: ``2026-12-25`` (no calls) or ``2026-12-24=09:00-13:00``."""
+    from dispatch.compliance.window import WindowConfigError, parse_ranges
+
+    day, _, ranges = text.partition("=")
+    try:
+        dt.date.fromisoformat(day.strip())
+        parse_ranges(ranges, "--holiday")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected YYYY-MM-DD[=HH:MM-HH:MM], got {text!r}") \
+            from None
+    except WindowConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc).split(": ", 1)[-1]) from None
+    return day.strip(), ranges
+
+
+def time_zone(text: str) -> str:
+    """``--fallback-zone``: an IANA zone name this machine knows."""
+    from dispatch.compliance.zones import InvalidZone, zone
+
+    try:
+        return zone(text).key
+    except InvalidZone as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def instant(text: str) -> float:
+    """An ISO 8601 date-time (``2026-03-10T20:55-05:00``; no offset: UTC) as epoch seconds."""
+    try:
+        moment = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an ISO 8601 time such as 2026-03-10T20:55:00-05:00, got {text!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.timestamp()
+
+
+def sandbox_time(text: str) -> float | str:
+    """``--sandbox-time``: ``"real"`` or an ISO 8601 instant (epoch seconds)."""
+    return "real" if text.strip().lower() == "real" else instant(text)
 
 
 def one_line_errors(parser: argparse.ArgumentParser) -> None:

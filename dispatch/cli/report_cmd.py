@@ -31,6 +31,7 @@ FORMATS = ("table", "csv", "json", "parquet")
 _TIME_COLUMNS = frozenset({
     "next_attempt_at", "updated_at", "last_answered_at",
     "claimed_at", "dialed_at", "answered_at", "ended_at",
+    "decision_until",  # issue 9
 })
 _INT_COLUMNS = frozenset({"attempts", "requeue_count", "attempt_no", "requeue_round"})
 _FLOAT_COLUMNS = frozenset({"last_duration_s", "duration_s"})
@@ -77,7 +78,7 @@ def run_report(args: argparse.Namespace) -> int:
 def run_status(args: argparse.Namespace) -> int:
     try:
         _require_db(args.db)
-        counts, by_campaign = anyio.run(_counts, args.db)
+        counts, by_campaign, deferred, webhooks = anyio.run(_counts, args.db)
     except CliError as exc:
         print(f"dispatch: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -91,7 +92,11 @@ def run_status(args: argparse.Namespace) -> int:
     for status, n in sorted(counts.items()):
         table.add_row(status, str(n))
     table.add_row("total", str(sum(counts.values())))
+    for reason, n, until in deferred:  # issue 9: deferrals are not attempts
+        table.add_row(f"  deferred {reason}", f"{n} (first wakes {_iso(until)})")
     Console().print(table)
+    if webhooks is not None:  # issue 10: result-webhook deliveries
+        print(webhooks)
     return 0
 
 
@@ -107,16 +112,21 @@ async def _load(db: Path, attempts: bool) -> pl.DataFrame:
         raise CliError(str(exc), 2) from exc
 
 
-async def _counts(db: Path) -> tuple[dict[str, int], list[tuple[str, str]]]:
+async def _counts(db: Path) -> tuple[dict[str, int], list[tuple[str, str]],
+                                    list[tuple[str, int, float | None]], str | None]:
     from dispatch.store import StoreError, campaigns, open_store
+    from dispatch.store.compliance import deferrals
+    from dispatch.webhooks.outbox import status_line
 
     try:
         async with open_store(db, read_only=True) as store:
             counts: dict[str, int] = await store.counts()
             rows = await campaigns.list_all(store.engine)
+            deferred = await deferrals(store.engine)
+            webhooks = await status_line(store.engine)
     except StoreError as exc:
         raise CliError(str(exc), 2) from exc
-    return counts, [(row.id, row.state) for row in rows]
+    return counts, [(row.id, row.state) for row in rows], deferred, webhooks
 
 
 def _iso(value: Any) -> str | None:
@@ -244,4 +254,5 @@ def _print_table(frame: pl.DataFrame, output: Path | None) -> None:
 _HIDDEN_IN_TABLE = frozenset({
     "last_raw_reason", "last_call_id", "last_answered_at", "next_attempt_at", "strategy",
     "requeue_count", "campaign_id",
+    "decision", "decision_reason", "decision_until",  # issue 9: csv/json/parquet carry them
 })

@@ -10,6 +10,7 @@ Exit codes are listed in :mod:`dispatch.cli.errors`; what goes to which stream i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import signal
@@ -20,8 +21,9 @@ from typing import Any, NoReturn
 
 import anyio
 
-from dispatch.cli import backend, options, progress
+from dispatch.cli import backend, options, progress, sql_source, webhook_options
 from dispatch.cli.campaign_cmd import campaign_id
+from dispatch.cli.compliance_opts import add_compliance_arguments
 from dispatch.cli.errors import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -35,7 +37,7 @@ from dispatch.errors import PreflightError, SourceUnusable
 from dispatch.log import configure_logging, get_logger
 from dispatch.strategy import Strategy
 
-__all__ = ["register"]
+__all__ = ["add_run_arguments", "register"]
 
 log = get_logger("dispatch.cli")
 
@@ -48,12 +50,21 @@ def register(subparsers: Any) -> None:
         description="Dial every lead in a CSV file. Without PINECALL_API_KEY (or with "
         "--sandbox) an embedded sandbox voice server is used and no real call is placed.",
     )
-    p.add_argument("file", type=Path, help="CSV file of leads (hot-reloaded)")
+    p.add_argument("file", type=Path, nargs="?",
+                   help="CSV file of leads (hot-reloaded); or use --sql")
+    add_run_arguments(p)
+    sql_source.add_arguments(p.add_argument_group("sql source"))
+    webhook_options.add_arguments(p.add_argument_group("webhooks"))  # issue 10
+    p.set_defaults(func=run, make_strategy=_make_strategy)
+    options.one_line_errors(p)
+
+
+def add_run_arguments(p: Any) -> None:
+    """Every ``run`` option but the sources (``dispatch check`` takes the same ones)."""
     _agent_arguments(p.add_argument_group("agent"))
     _pace_arguments(p.add_argument_group("pace"))
     _where_arguments(p.add_argument_group("where"))
-    p.set_defaults(func=run, make_strategy=backend.csv_strategy)
-    options.one_line_errors(p)
+    add_compliance_arguments(p)  # issue 9
 
 
 def _agent_arguments(agent: Any) -> None:
@@ -90,7 +101,8 @@ def _pace_arguments(pace: Any) -> None:
 
 
 def _where_arguments(where: Any) -> None:
-    where.add_argument("--db", type=Path, default=Path("dispatch.db"), help="SQLite state file")
+    where.add_argument("--db", type=_db_arg, default=Path("dispatch.db"),
+                       help="SQLite state file, or a postgresql+asyncpg:// URL (cluster mode)")
     where.add_argument("--campaign", metavar="NAME", type=campaign_id,
                        help="campaign id (default: the CSV file's stem); see `dispatch campaign`")
     where.add_argument("--url", type=options.voice_url,
@@ -117,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
     output.route_stdlib_logging()
     try:
         _check_inputs(args)
+        args.config = _config(args)  # [serve] the flags as the one config model
         code: int = anyio.run(_run, args, output)
         return code
     except KeyboardInterrupt:
@@ -133,14 +146,31 @@ def run(args: argparse.Namespace) -> int:
         return output.error(str(error), error.exit_code, **extra)
 
 
+def _make_strategy(args: argparse.Namespace) -> Any:
+    return sql_source.sql_strategy(args) if args.sql else backend.csv_strategy(args)
+
+
 def _check_inputs(args: argparse.Namespace) -> None:
-    path: Path = args.file
+    webhook_options.load(args)  # issue 10: intake / result webhooks (may imply --follow)
+    if args.sql:
+        sql_source.check(args)
+    elif args.file is None:
+        raise CliError("give a CSV FILE or --sql URL", EXIT_USAGE)
+    else:
+        _check_file(args.file, args)
+    _check_prompt_and_scenario(args)
+
+
+def _check_file(path: Path, args: argparse.Namespace) -> None:
     if not path.exists():
         if args.follow:
             return  # --follow waits for the file to appear (the strategy says so)
         raise CliError(f"cannot read {path}: no such file", EXIT_USAGE)
     if not path.is_file() or not os.access(path, os.R_OK):
         raise CliError(f"cannot read {path}: not a readable file", EXIT_USAGE)
+
+
+def _check_prompt_and_scenario(args: argparse.Namespace) -> None:
     if args.prompt and args.prompt_file:
         raise CliError("--prompt and --prompt-file are mutually exclusive", EXIT_USAGE)
     if args.prompt_file:
@@ -152,6 +182,20 @@ def _check_inputs(args: argparse.Namespace) -> None:
     if args.scenario and not args.scenario.is_file():
         raise CliError(f"cannot read --scenario {args.scenario}: no such file", EXIT_USAGE,
                        option="--scenario")
+
+
+def _config(args: argparse.Namespace) -> Any:
+    """The flags mapped onto :class:`dispatch.config.DispatchConfig` (bad value: exit 2)."""
+    from pydantic import ValidationError
+
+    from dispatch.config.from_args import config_from_run_args
+
+    try:
+        return config_from_run_args(args)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise CliError(f"{where}: {first['msg']}", EXIT_USAGE) from None
 
 
 async def _preflight(strategy: Strategy, args: argparse.Namespace, output: Output) -> None:
@@ -168,8 +212,15 @@ async def _preflight(strategy: Strategy, args: argparse.Namespace, output: Outpu
 
 
 async def _run(args: argparse.Namespace, output: Output) -> int:
-    started_s = time.monotonic()
     strategy = args.make_strategy(args)
+    async with contextlib.AsyncExitStack() as stack:
+        if isinstance(strategy, contextlib.AbstractAsyncContextManager):
+            await stack.enter_async_context(strategy)  # its background tasks (write-back)
+        return await _run_with(strategy, args, output)
+
+
+async def _run_with(strategy: Strategy, args: argparse.Namespace, output: Output) -> int:
+    started_s = time.monotonic()
     try:
         await _preflight(strategy, args, output)
         async with backend.open_campaign(args, output, strategy) as campaign:
@@ -185,7 +236,7 @@ async def _run(args: argparse.Namespace, output: Output) -> int:
             await strategy.aclose()
     unfinished = sum(n for s, n in counts.items() if s not in ("completed", "failed", "skipped"))
     code = EXIT_OK if not unfinished else EXIT_INTERRUPTED if stop.interrupted else EXIT_ERROR
-    output.summary(Summary(file=str(args.file), db=str(args.db),
+    output.summary(Summary(file=sql_source.label(args, strategy), db=_db_shown(args.db),
                            duration_s=time.monotonic() - started_s, counts=counts,
                            reasons=reasons, exit_code=code))
     return code
@@ -239,3 +290,17 @@ async def _live_panel(hub: Any, output: Output, title: str, stop: _StopState) ->
             live.update(progress.render_panel(fields, progress.campaign_eta(fields),
                                               title=title, footer=footer))
             await anyio.sleep(0.25)
+
+
+def _db_arg(text: str) -> Path | str:
+    """A path, or a database URL kept as given (``Path`` would fold its ``//``)."""
+    return text if "://" in text else Path(text)
+
+
+def _db_shown(db: Path | str) -> str:
+    """The database for the summary, a URL's password masked."""
+    if isinstance(db, Path):
+        return str(db)
+    from sqlalchemy.engine import make_url
+
+    return make_url(db).render_as_string(hide_password=True)

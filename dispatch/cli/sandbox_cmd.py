@@ -14,10 +14,11 @@ import sys
 from typing import Any
 
 import anyio
+from pydantic import ValidationError
 
 from dispatch.cli import options
 from dispatch.log import configure_logging
-from dispatch.sandbox import Faults, Sandbox, ScenarioError
+from dispatch.sandbox import Faults, RefusalSettings, Sandbox, Scenario, ScenarioError
 
 __all__ = ["register", "run"]
 
@@ -52,20 +53,67 @@ def register(subparsers: Any) -> None:
         "--ping-interval", type=options.positive_float, metavar="S",
         help="send server pings every S seconds"
     )
+    _refusal_options(p)
     p.add_argument("--log-json", action="store_true", help="JSON log lines on stderr")
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=run)
     options.one_line_errors(p)
 
 
+#: --refuse-* flag -> RefusalSettings field (a scenario's [refusals] table, overridden)
+_REFUSE_FLAGS: dict[str, tuple[str, Any, str]] = {
+    "per-minute": ("per_minute", int, "429 too_fast over N dials per minute"),
+    "minute-s": ("minute_s", float, "length in real seconds of that minute (tests)"),
+    "per-day": ("per_day", int, "429 too_many once N dials were received"),
+    "per-number": ("per_number", int, "429 too_often once a number was dialled N times"),
+    "storm": ("storm", float, "429 too_fast for this share (0-1) of dials"),
+    "storm-dials": ("storm_dials", int, "... among the first N dials only"),
+    "storm-retry-after": ("storm_retry_after_s", float, "retry hint (s) sent with them"),
+    "quiet-hours": ("quiet_hours", str, "403 quiet_hours for numbers matching PATTERN"),
+    "dnc": ("do_not_call", str, "403 do_not_call for numbers matching PATTERN"),
+    "no-consent": ("no_consent", str, "403 no_consent for numbers matching PATTERN"),
+    "stranger": ("stranger", str, "403 stranger for numbers matching PATTERN"),
+    "quota-after": ("quota_after", int, "429 quota for every dial after N placed"),
+    "quota": ("quota", str, "the quota code: minutes or concurrent_calls"),
+    "as": ("frame", str, "refusal frame: call.error (default) or error"),
+}
+_LISTS = frozenset({"quiet_hours", "do_not_call", "no_consent", "stranger"})
+
+
+def _refusal_options(p: argparse.ArgumentParser) -> None:
+    group = p.add_argument_group("platform refusals (see dispatch.sandbox.refusals)")
+    for flag, (field, kind, text) in _REFUSE_FLAGS.items():
+        many = field in _LISTS
+        group.add_argument(f"--refuse-{flag}", dest=f"refuse_{field}", type=kind, help=text,
+                           metavar="PATTERN" if many else "N" if kind is not str else "CODE",
+                           action="append" if many else "store")
+
+
+def _refusals(args: argparse.Namespace, scenario: Scenario) -> RefusalSettings:
+    given = {field: getattr(args, f"refuse_{field}") for field, _, _ in _REFUSE_FLAGS.values()}
+    given = {k: v for k, v in given.items() if v is not None}
+    base = scenario.model.refusals.model_dump()
+    for field in _LISTS & given.keys():
+        given[field] = [*base[field], *given[field]]
+    try:
+        return RefusalSettings.model_validate({**base, **given})
+    except ValidationError as exc:
+        flags = {field: flag for flag, (field, _, _) in _REFUSE_FLAGS.items()}
+        problems = [f"--refuse-{flags.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}"
+                    for e in exc.errors()]
+        raise ScenarioError("; ".join(problems)) from exc
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the sandbox in the foreground; see the module docstring for exit codes."""
     configure_logging(json=args.log_json, level=args.log_level)
     try:
+        scenario = Scenario.from_file(args.scenario) if args.scenario else Scenario()
         sandbox = Sandbox(
             host=args.host,
             port=args.port,
-            scenario=args.scenario,
+            scenario=scenario,
+            refusals=_refusals(args, scenario),
             speed=math.inf if args.instant else args.speed,
             seed=args.seed,
             api_key=args.api_key,

@@ -24,6 +24,10 @@ def cap_release_s(attempts_s: Sequence[float], cap: int, window_s: float) -> flo
     return attempts_s[len(attempts_s) - cap] + window_s
 
 
+_PHONE_ALLOW = Decision.allow("phone_cap")
+_CAMPAIGN_ALLOW = Decision.allow("campaign_cap")
+
+
 class PhoneCapPolicy:
     """At most N attempts per phone in any rolling window: the campaign's
     ``phone_cap`` per ``phone_cap_window_s`` and every applicable state rule's cap
@@ -37,7 +41,7 @@ class PhoneCapPolicy:
         except RecordFieldError as exc:
             return Decision.skip(self.name, reasons.INVALID_RECORD, str(exc))
         if not caps:
-            return Decision.allow(self.name)
+            return _PHONE_ALLOW
         longest_s = max(window_s for _cap, window_s, _source in caps)
         attempts = ctx.attempts.phone_attempts_since(ctx.phone, ctx.now_s - longest_s)
         worst: tuple[float, str] | None = None
@@ -48,7 +52,7 @@ class PhoneCapPolicy:
                 worst = (release, f"{len(counted)} attempts to {ctx.phone} in the last "
                                   f"{window_s / 3600:g} h (cap {cap}, {source})")
         if worst is None:
-            return Decision.allow(self.name)
+            return _PHONE_ALLOW
         return Decision.defer(self.name, max(worst[0], ctx.now_s), reasons.PHONE_CAP, worst[1])
 
     @staticmethod
@@ -71,12 +75,12 @@ class CampaignCapPolicy:
     def decide(self, ctx: DialContext) -> Decision:
         settings = ctx.settings
         if settings.campaign_cap is None:
-            return Decision.allow(self.name)
+            return _CAMPAIGN_ALLOW
         window_s = settings.campaign_cap_window_s
         attempts = ctx.attempts.campaign_attempts_since(settings.campaign, ctx.now_s - window_s)
         release = cap_release_s(attempts, settings.campaign_cap, window_s)
         if release is None:
-            return Decision.allow(self.name)
+            return _CAMPAIGN_ALLOW
         return Decision.defer(self.name, max(release, ctx.now_s), reasons.CAMPAIGN_CAP,
                               f"campaign {settings.campaign!r}: {len(attempts)} attempts in the "
                               f"last {window_s / 3600:g} h (cap {settings.campaign_cap})")

@@ -9,9 +9,9 @@ once per context and shared by the policies.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar, overload
 from zoneinfo import ZoneInfo
 
 from dispatch.compliance.states import StateRules, load_state_rules
@@ -46,6 +46,34 @@ class AttemptLog(Protocol):
     def phone_attempts_since(self, phone: str, since_s: float) -> Sequence[float]: ...
 
     def campaign_attempts_since(self, campaign: str, since_s: float) -> Sequence[float]: ...
+
+
+_T = TypeVar("_T")
+
+
+class _cached(Generic[_T]):
+    """``functools.cached_property`` without its per-access lock (Python 3.11 takes an
+    RLock on every first read): a context is built and read by one task, per dial."""
+
+    def __init__(self, fn: Callable[[Any], _T]) -> None:
+        self.fn = fn
+        self.name = fn.__name__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> _cached[_T]: ...
+
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> _T: ...
+
+    def __get__(self, obj: object | None, owner: type | None = None) -> _T | _cached[_T]:
+        if obj is None:
+            return self
+        value = self.fn(obj)
+        obj.__dict__[self.name] = value
+        return value
 
 
 @functools.cache
@@ -114,14 +142,14 @@ class DialContext:
             raise RecordFieldError(name, f"expected text, got {type(value).__name__}")
         return value
 
-    @functools.cached_property
+    @_cached
     def zones(self) -> ZoneChoice:
         try:
             return resolve_zones(self.phone, self._text(FIELD_TIMEZONE), self.settings.fallback)
         except InvalidZone as exc:
             raise RecordFieldError(FIELD_TIMEZONE, str(exc)) from None
 
-    @functools.cached_property
+    @_cached
     def states(self) -> tuple[str, ...]:
         """US state codes whose rules apply (record ``state`` and/or area code)."""
         rules = self.settings.state_rules
@@ -134,7 +162,7 @@ class DialContext:
                                                 "'Florida')")
         return rules.states_for(self.phone, code)
 
-    @functools.cached_property
+    @_cached
     def record_hours(self) -> CallingHours | None:
         """The record's own narrowing (``calling_hours`` field, every day), or None."""
         text = self._text(FIELD_CALLING_HOURS)

@@ -85,6 +85,10 @@ class StaticSuppressionList:
     def __len__(self) -> int:
         return len(self._phones)
 
+    def phones(self) -> frozenset[str]:
+        """Every number of the list."""
+        return self._phones
+
 
 class MemorySuppressionList:
     """:class:`InternalSuppressionList` in a dict (tests, and the shape the store copies)."""
@@ -117,6 +121,9 @@ class MemorySuppressionList:
         return iter(sorted(self._entries.values(), key=lambda e: e.added_s))
 
 
+_DNC_ALLOW = Decision.allow("dnc")
+
+
 class DncPolicy:
     """Skip ``dnc`` when the phone is on any of the lists (the first one is named)."""
 
@@ -130,4 +137,4 @@ class DncPolicy:
             if listed.contains(ctx.phone):
                 return Decision.skip(self.name, reasons.DNC,
                                      f"{ctx.phone} is on do-not-call list {listed.name!r}")
-        return Decision.allow(self.name)
+        return _DNC_ALLOW

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from zoneinfo import ZoneInfo
 
 from dispatch.compliance import reasons
 from dispatch.compliance.context import DialContext, RecordFieldError
@@ -25,6 +26,13 @@ def _narrow(base: CallingHours, extra: tuple[CallingHours, ...]) -> CallingHours
     for hours in extra:
         base = base.narrowed(hours)
     return base
+
+
+@functools.lru_cache(maxsize=4096)
+def _next_opening(now_s: float, zones: tuple[ZoneInfo, ...], hours: CallingHours) -> float | None:
+    # the same instant, zones and window give the same answer: a claim batch or a
+    # preview decides many records at one ``now_s``, most of them in a few zones
+    return next_opening(now_s, zones, hours)
 
 
 def effective_hours(ctx: DialContext) -> CallingHours:
@@ -57,7 +65,7 @@ class CallingHoursPolicy:
         if not hours.ever_opens:
             return Decision.skip(self.name, reasons.NO_CALLING_WINDOW,
                                  f"{_why(ctx, hours)}: never open")
-        opening = next_opening(ctx.now_s, choice.zones, hours)
+        opening = _next_opening(ctx.now_s, choice.zones, hours)
         if opening == ctx.now_s:
             return self._allow
         if opening is None:

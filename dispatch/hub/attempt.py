@@ -11,11 +11,17 @@ import anyio
 from dispatch.hub.campaign import STOP_AFTER, is_campaign_wide
 from dispatch.hub.core import HubCore
 from dispatch.hub.limiter import DialToken
+from dispatch.hub.refusals import note_opt_out, settle_refusal
 from dispatch.hub.state import AttemptState, RecordEntry
 from dispatch.hub.waiting import DeadlinePassed, call_before
 from dispatch.log import get_logger
 from dispatch.reasons import Reason
-from dispatch.sdk.errors import ConfigurationError, DialFailed, PinecallConnectionError
+from dispatch.sdk.errors import (
+    ConfigurationError,
+    DialFailed,
+    DialRefused,
+    PinecallConnectionError,
+)
 from dispatch.sdk.reasons import normalize_reason
 from dispatch.store import StoreClosed, WriteOp
 from dispatch.strategy import Outcome
@@ -97,9 +103,11 @@ async def _dial_with(
     )
     # a dialer that never returns must not hold a slot, a phone and the record forever
     deadline = core.clock.now() + core.options.dial_timeout_s + DIAL_GRACE_S
+    await core.coordinator.before_send(attempt)  # cluster: a fresh global rate token
     try:
         call = await call_before(core.clock, deadline, dial)
         core.campaign.ok()
+        core.throttle.accepted()  # refuse
         return call
     except DeadlinePassed:
         await _abandon_dial(core, entry, attempt)
@@ -112,6 +120,10 @@ async def _dial_raised(
     core: HubCore, entry: RecordEntry, attempt: AttemptState, exc: Exception
 ) -> None:
     """Settle a dial that raised: an outcome of the record, or a campaign error."""
+    if isinstance(exc, DialRefused):  # refuse: the platform's own refusal, not an attempt
+        await settle_refusal(core, entry, attempt, exc)
+        return
+    core.throttle.accepted()  # refuse
     if is_campaign_wide(exc) and entry.uncounted < STOP_AFTER:
         await _campaign_failure(core, entry, attempt, exc)
         return
@@ -181,7 +193,10 @@ def _on_dialing(
     attempt.dialing_at = core.clock.now()
     entry.last_call_id = call.id
     try:
-        core.store.submit([attempt.update_op(), entry.update_op(attempt.dialing_at)])
+        ops = [attempt.update_op(), entry.update_op(attempt.dialing_at)]
+        ops.extend(op for hook in core.dispatch_ops  # issue 10: "dispatched" webhooks
+                   for op in hook(entry.record, entry.source, call.id, attempt.attempt_no))
+        core.store.submit(ops)
     except StoreClosed:
         log.warning("dialing state not saved: store closed", record_id=entry.id)
     core.notifier.dispatched(entry.record, entry.strategy, call)
@@ -235,6 +250,7 @@ async def _finish_answered(
     entry.last_reason = reason.value
     entry.disposition = call.disposition
     entry.next_attempt_at = None
+    await note_opt_out(core, entry, attempt)  # refuse: on the DNC list before settling
     outcome = _outcome(entry, "completed", reason, attempt)
     await settle_write(core, entry, attempt, "completed", outcome, now)
 
@@ -329,7 +345,15 @@ async def settle_write(
         core.queue.add_ready(entry.key)  # behind the others: "in a row" spans records
     core.dispatch_signal.set()
     core.ended_signal.set()
-    await _durable([entry.update_op(now), attempt.update_op()], core)
+    ops = [entry.update_op(now), attempt.update_op()]
+    if outcome is not None:  # issue 10: extension rows (outbox) in the outcome's own commit
+        ops.extend(op for hook in core.outcome_ops
+                   for op in hook(outcome, entry.source, attempt.duration_s))
+    if core.coordinator.shared:  # cluster: slot and claim freed with the settle
+        with anyio.CancelScope(shield=True), anyio.move_on_after(_FINAL_WRITE_S):
+            await core.coordinator.settle(core, entry, attempt, ops)
+    else:
+        await _durable(ops, core)
     if outcome is not None:
         core.notifier.terminal(outcome, entry.strategy, exc)
     core.check_idle()

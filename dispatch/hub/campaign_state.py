@@ -56,6 +56,7 @@ __all__ = [
     "STATE_READ_INTERVAL_S",
     "CampaignWatch",
     "admission_open",
+    "apply_limits",
     "check_campaign_id",
     "derive_campaign_id",
     "finish",
@@ -107,16 +108,28 @@ class CampaignWatch:
     next_read_at: float = 0.0
     #: who this hub is, in ``acked_by`` / ``state_changed_by``
     by: str = dataclasses.field(default_factory=_identity)
+    # [serve] the limits last applied from the row (``None`` until the first read)
+    limits: dict[str, int | None] | None = None
+    #: a schedule window is open (the daemon closes it outside the campaign's windows)
+    window_open: bool = True
+    #: progress heartbeat: the dispatch loop's turns, and ``anyio.current_time()`` of the
+    #: last one (the daemon's watchdog pings only while this advances)
+    heartbeat: int = 0
+    heartbeat_at: float = 0.0
 
 
 async def open_campaign(
     store: Store, watch: CampaignWatch, limits: dict[str, int | None], now: float,
+    *, adopt: bool = True,
 ) -> None:
     """Before the run: create or update the row, take over the unfinished records of
     finished/running campaigns, refuse (:class:`PreflightError`) when a paused or
     cancelled one still has some. :func:`start` then acts on the state found."""
     engine = store.engine
     row = await campaigns.ensure(engine, watch.id, limits=limits, now=now, by=watch.by)
+    watch.state, watch.changed_by = row.state, row.state_changed_by
+    if not adopt:  # [serve] a daemon's hubs share the database: each keeps its own records
+        return
     others = {c.id: c.state for c in await campaigns.list_all(engine) if c.id != watch.id}
     unfinished = await campaigns.unfinished_by_campaign(engine)
     held = sorted(c for c in unfinished if others.get(c) in ("paused", "cancelled"))
@@ -142,12 +155,64 @@ async def start(core: HubCore) -> None:
 async def admission_open(core: HubCore) -> bool:
     """True when the hub may claim dials now; reads the row when the interval is up."""
     watch = core.watch
+    watch.heartbeat += 1  # [serve] progress heartbeat (one per dispatch-loop turn)
+    watch.heartbeat_at = anyio.current_time()
     if anyio.current_time() >= watch.next_read_at:
         watch.next_read_at = anyio.current_time() + STATE_READ_INTERVAL_S
-        found = await campaigns.read_state(core.store.engine, watch.id)
-        if found is not None and found[0] != watch.state:
-            await _observe(core, found[0], found[1])
-    return watch.state in ("running", "done") and not core.stopping
+        row = await campaigns.get(core.store.engine, watch.id)  # [serve] state and limits
+        if row is not None:
+            apply_limits(core, _row_limits(row))
+            if row.state != watch.state:
+                await _observe(core, row.state, row.state_changed_by)
+    return (watch.state in ("running", "done") and not core.stopping
+            and watch.window_open)
+
+
+def _row_limits(row: campaigns.Campaign) -> dict[str, int | None]:
+    return {"max_per_minute": row.max_per_minute, "max_per_second": row.max_per_second,
+            "max_concurrent": row.max_concurrent}
+
+
+def apply_limits(core: HubCore, limits: dict[str, int | None]) -> bool:
+    """Make the campaign row's limits the hub's at once (``dispatch serve``'s reload and
+    the control plane's PATCH write the row; the hub reads it every
+    :data:`STATE_READ_INTERVAL_S`). Live calls are never cut: a lower
+    ``max_concurrent`` only holds new dials until enough calls end; the rate windows
+    keep their logged starts. Returns True when something changed."""
+    watch = core.watch
+    if watch.limits == limits:
+        return False
+    watch.limits = dict(limits)
+    options = core.options
+    current = {"max_per_minute": options.max_calls_per_minute,
+               "max_per_second": options.max_calls_per_second,
+               "max_concurrent": options.max_concurrent}
+    if current == limits:
+        return False
+    core.options = dataclasses.replace(
+        options, max_calls_per_minute=limits["max_per_minute"],
+        max_calls_per_second=limits["max_per_second"], max_concurrent=limits["max_concurrent"])
+    core.window.max_per_window = limits["max_per_minute"]
+    core.gate.max_concurrent = limits["max_concurrent"]
+    _set_per_second(core, limits["max_per_second"])
+    pace = core.pace  # the pacer has no setter (limiter.py): refresh its list of limited windows
+    pace._limited = [w for w in pace._windows if w.max_per_window is not None]
+    log.info("campaign limits changed", campaign=watch.id, **limits)
+    core.dispatch_signal.set()
+    return True
+
+
+def _set_per_second(core: HubCore, value: int | None) -> None:
+    from dispatch.hub.limiter import SlidingWindowLimiter
+
+    pace = core.pace
+    if pace.per_second is None and value is not None:
+        pace.per_second = SlidingWindowLimiter(value, 1.0 + core.options.pace_margin_s,
+                                               name="max_calls_per_second")
+        pace._windows.append(pace.per_second)
+        pace.sync_per_second(core.clock.now())
+    elif pace.per_second is not None:
+        pace.per_second.max_per_window = value
 
 
 def until_next_read_s(core: HubCore) -> float:

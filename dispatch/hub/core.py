@@ -3,29 +3,40 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
 
 from dispatch.clock import Clock
+from dispatch.cluster.coordinator import Coordinator, LocalCoordinator
 from dispatch.errors import CampaignError
+from dispatch.hub.admission import HubCompliance
 from dispatch.hub.campaign import CampaignGuard
 from dispatch.hub.campaign_state import CampaignWatch
 from dispatch.hub.dialer import Dialer
 from dispatch.hub.eta import SlotTimes
 from dispatch.hub.limiter import ConcurrencyGate, DialPacer, SlidingWindowLimiter
 from dispatch.hub.notify import Notifier
+from dispatch.hub.refusals import PlatformThrottle
 from dispatch.hub.retry import RetryPolicy
 from dispatch.hub.scheduling import DialQueue
 from dispatch.hub.sources import SourceHealth
 from dispatch.hub.state import Book, RecordEntry
 from dispatch.hub.waiting import wait_event_until
-from dispatch.store import Store
-from dispatch.strategy import Strategy
+from dispatch.records import Record
+from dispatch.store import Store, WriteOp
+from dispatch.strategy import Outcome, Strategy
 
-__all__ = ["HubCore", "HubOptions", "Signal"]
+__all__ = ["DispatchOps", "HubCore", "HubOptions", "OutcomeOps", "Signal"]
+
+#: issue 10: ops to commit with a terminal outcome (e.g. result-webhook outbox rows),
+#: called with the outcome, the record's stored source and the last call's duration
+OutcomeOps = Callable[[Outcome, str, float | None], list[WriteOp]]
+#: issue 10: ops to commit with a dial's ``dialing`` state: (record, source, call id,
+#: attempt number)
+DispatchOps = Callable[[Record, str, str, int], list[WriteOp]]
 
 
 class Signal:
@@ -124,6 +135,20 @@ class HubCore:
     watch: CampaignWatch = dataclasses.field(default_factory=CampaignWatch)
     #: the campaign-wide error that ended the run (raised by ``run()`` after draining)
     fatal: CampaignError | None = None
+    # refuse: the platform's refusals and opt-outs (.refusals)
+    #: ``(phone, campaign, record_id, source)`` -> the internal DNC list, durably
+    opt_out_sink: Callable[[str, str, str, str], Awaitable[None]] | None = None
+    #: numbers put on the internal list during this run (never dialled again by it)
+    suppressed: set[str] = dataclasses.field(default_factory=set)
+    #: the pace the platform allows after its rate refusals
+    throttle: PlatformThrottle = dataclasses.field(init=False)
+    #: issue 10: extra ops written in the same commit as a terminal outcome (outbox rows)
+    outcome_ops: list[OutcomeOps] = dataclasses.field(default_factory=list)
+    dispatch_ops: list[DispatchOps] = dataclasses.field(default_factory=list)
+    #: issue 9: the admission step and the internal do-not-call list (``add_opt_out``)
+    compliance: HubCompliance = dataclasses.field(default_factory=lambda: HubCompliance(None))
+    #: cluster: the other dispatchers of this database (local: no-ops)
+    coordinator: Coordinator = dataclasses.field(default_factory=LocalCoordinator)
 
     def __post_init__(self) -> None:
         margin_s = self.options.pace_margin_s
@@ -135,6 +160,7 @@ class HubCore:
         self.pace = DialPacer(self.clock, self.window, per_second,
                               on_release=self.dispatch_signal.set)
         self.gate = ConcurrencyGate(self.options.max_concurrent)
+        self.throttle = PlatformThrottle(self.window)  # refuse
         self.health = [SourceHealth(strategy.name) for strategy in self.strategies]
 
     @property
@@ -167,6 +193,8 @@ class HubCore:
         once it has failed often enough, ends with :class:`SourceFailing`.
         """
         if not self.until_idle or self.stopping or self.book.active:
+            return
+        if not self.coordinator.idle():  # cluster: records left anywhere in the database
             return
         given_up = next((h for h in self.health if h.given_up), None)
         if given_up is not None:

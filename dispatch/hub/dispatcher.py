@@ -17,6 +17,7 @@ import anyio
 from dispatch.hub.attempt import run_attempt
 from dispatch.hub.campaign_state import admission_open, until_next_read_s
 from dispatch.hub.core import HubCore
+from dispatch.hub.refusals import skip_suppressed
 from dispatch.hub.state import AttemptState, RecordEntry
 
 __all__ = ["dispatch_loop", "next_wake_at"]
@@ -28,8 +29,14 @@ def next_wake_at(core: HubCore, now: float) -> float | None:
     due = core.queue.next_due_at()
     if due is not None:
         deadlines.append(due)
+    opening = core.compliance.next_wake_at(now)  # issue 9 (admit): deferred records
+    if opening is not None:
+        deadlines.append(opening)
     if core.queue.ready_count and core.gate.available() > 0 and core.pace.available(now) <= 0:
         deadlines.append(core.pace.next_allowed_at(now))
+    reserved = core.pace.reserved  # refuse: the pace the platform's refusals allow
+    if core.queue.ready_count and core.throttle.available(now, reserved) <= 0:
+        deadlines.append(core.throttle.next_allowed_at(now, reserved))
     return min(deadlines) if deadlines else None
 
 
@@ -38,15 +45,28 @@ async def dispatch_loop(core: HubCore) -> None:
     while True:
         admitting = await admission_open(core)  # paused/cancelled: no claim from here on
         now = core.clock.now()
+        if core.coordinator.shared:  # cluster: the database grants the claims
+            await _cluster_step(core, admitting, now)
+            continue
         core.queue.promote_due(now)
-        room = min(core.gate.available(), core.pace.available(now), core.options.claim_batch_size)
+        core.compliance.release_due(core, now)  # issue 9 (admit)
+        room = min(core.gate.available(), core.pace.available(now), core.options.claim_batch_size,
+                   core.throttle.available(now, core.pace.reserved))  # refuse: throttle
         if admitting and room > 0 and core.queue.ready_count and not core.stopping:
             record_ids = core.queue.take(room, core.phone_of)
             if record_ids:
                 # a claim that was submitted must be launched: never leave it half-done
                 with anyio.CancelScope(shield=True):
-                    await _claim_and_launch(core, [core.book.entries[r] for r in record_ids])
+                    entries = [core.book.entries[r] for r in record_ids]
+                    entries = await skip_suppressed(core, entries)  # refuse: opted out
+                    # issue 9 (admit): allow -> claim; defer/skip are settled by admit()
+                    entries = await core.compliance.admit(core, entries)
+                    if entries:
+                        await _claim_and_launch(core, entries)
                 continue
+        # issue 9 (admit): simulated sandbox time skips a wait only deferrals impose
+        if admitting and core.compliance.jump_idle(core, now):
+            continue
         with anyio.move_on_after(until_next_read_s(core)):  # re-read the campaign's state
             await core.dispatch_signal.wait(core.clock, next_wake_at(core, now))
 
@@ -75,6 +95,32 @@ async def _claim_and_launch(core: HubCore, entries: list[RecordEntry]) -> None:
         raise
     assert core.calls_tg is not None
     for entry, attempt, token in zip(entries, attempts, tokens, strict=True):
+        core.book.live_attempts[entry.key] = attempt
+        core.calls_tg.start_soon(run_attempt, core, entry, attempt, token,
+                                 name=f"dial {entry.id}")
+
+
+async def _cluster_step(core: HubCore, admitting: bool, now: float) -> None:
+    """Cluster mode: claim what the database grants (a global token and slot each),
+    or wait for a wake-up (a settle, a NOTIFY, the poll floor)."""
+    room = min(core.gate.available(), core.pace.available(now), core.options.claim_batch_size)
+    if admitting and room > 0 and not core.stopping:
+        with anyio.CancelScope(shield=True):  # a granted claim must be launched
+            grants = await core.coordinator.claim(core, int(room))
+            if grants:
+                _launch(core, grants)
+                return
+    deadline = now + core.coordinator.claim_retry_s()
+    with anyio.move_on_after(until_next_read_s(core)):
+        await core.dispatch_signal.wait(core.clock, deadline)
+
+
+def _launch(core: HubCore, grants: list[tuple[RecordEntry, AttemptState]]) -> None:
+    core.gate.acquire(len(grants))
+    tokens = core.pace.reserve(len(grants))
+    assert core.calls_tg is not None
+    for (entry, attempt), token in zip(grants, tokens, strict=True):
+        core.book.add(entry)
         core.book.live_attempts[entry.key] = attempt
         core.calls_tg.start_soon(run_attempt, core, entry, attempt, token,
                                  name=f"dial {entry.id}")

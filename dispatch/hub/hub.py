@@ -15,17 +15,23 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from dispatch.clock import Clock, SystemClock
+from dispatch.cluster.coordinator import is_shared_url, make_coordinator
+from dispatch.cluster.options import ClusterOptions
+from dispatch.compliance import ComplianceSettings, PreviewSummary
+from dispatch.errors import PreflightError
 from dispatch.hub import campaign_state
+from dispatch.hub.admission import Compliance, HubCompliance, preview_stored
 from dispatch.hub.core import HubCore, HubOptions
 from dispatch.hub.dialer import Dialer
 from dispatch.hub.dispatcher import dispatch_loop
 from dispatch.hub.notify import Hooks, Notifier
 from dispatch.hub.polling import poll_loop
+from dispatch.hub.refusals import OptOutSink
 from dispatch.hub.resume import resume
 from dispatch.hub.retry import RetryPolicy, resolve_retry_settings
 from dispatch.hub.sources import preflight
@@ -35,6 +41,9 @@ from dispatch.phone import is_dialable
 from dispatch.records import DEFAULT_MAX_RECORD_BYTES
 from dispatch.store import RunLock, Store
 from dispatch.strategy import Callback, Strategy, check_unique_keys
+
+if TYPE_CHECKING:
+    from dispatch.webhooks import ResultWebhooks
 
 __all__ = ["DispatchHub"]
 
@@ -105,6 +114,9 @@ class DispatchHub:
         campaign: str | None = None,
         max_calls_per_second: int | None = None,
         pace_margin_s: float = 0.0,
+        result_webhooks: ResultWebhooks | None = None,
+        compliance: Compliance | ComplianceSettings | None = None,
+        cluster: ClusterOptions | None = None,
     ) -> None:
         if poll_interval_s <= 0 or dial_timeout_s <= 0 or claim_batch_size < 1:
             raise ValueError("poll_interval_s, dial_timeout_s and claim_batch_size must be > 0")
@@ -139,10 +151,20 @@ class DispatchHub:
             max_calls_per_second=max_calls_per_second, pace_margin_s=pace_margin_s,
         )
         self.hooks = Hooks(on_dispatched, on_completed, on_failed, on_skipped)
+        #: issue 10: signed result webhooks (outbox rows + a delivery worker)
+        self.result_webhooks = result_webhooks
+        # issue 9 (admit): None keeps the library's old behaviour (no admission step)
+        self.compliance = (Compliance(settings=compliance)
+                           if isinstance(compliance, ComplianceSettings) else compliance)
+        self.cluster = cluster  # cluster mode settings (a PostgreSQL store only)
         self._core: HubCore | None = None
+        #: refuse: ``(phone, campaign, record_id, source)`` coroutine that adds a number to
+        #: the internal do-not-call list (opt-outs, platform ``do_not_call`` refusals)
+        self.opt_out_sink: OptOutSink | None = None
         self._running = False
         self._early_stop: tuple[bool, float | None] | None = None
         self._calls_done = anyio.Event()
+        self._window_open = True  # [serve]
 
     # -- public API -------------------------------------------------------------------
 
@@ -157,8 +179,68 @@ class DispatchHub:
 
     def statistics(self) -> HubStatistics:
         """A snapshot: counts by status, dials in the last 60 s and 1 s, limits, next dial ETA."""
-        return snapshot(self._core, running=self._running, options=self.options,
+        options = self._core.options if self._core is not None else self.options  # [serve]
+        return snapshot(self._core, running=self._running, options=options,
                         campaign=self.campaign)
+
+    # [serve] daemon hooks: config builder, schedule windows, progress heartbeat
+    @classmethod
+    def from_config(cls, campaign: Any, agent: Dialer | Any, **kwargs: Any) -> DispatchHub:
+        """A hub for a :class:`dispatch.config.CampaignConfig` (``kwargs``: ``db``,
+        ``from_``, callbacks... see :func:`dispatch.config.build.build_hub`)."""
+        from dispatch.config.build import build_hub
+
+        return build_hub(campaign, agent, **kwargs)
+
+    def set_window_open(self, open_: bool) -> None:
+        """Open or close admission for a schedule window (outside one, nobody is dialled;
+        live calls continue). Takes effect at the dispatch loop's next turn."""
+        self._window_open = open_
+        if self._core is not None:
+            self._core.watch.window_open = open_
+            self._core.dispatch_signal.set()
+
+    def apply_limits(self, limits: dict[str, int | None]) -> bool:
+        """Make ``limits`` (``max_per_minute``, ``max_per_second``, ``max_concurrent``;
+        ``None``: unlimited) this running hub's at once, as the campaign row's are applied
+        when the hub reads it. False when the hub is not running. Live calls are never
+        cut: a lower ``max_concurrent`` only holds new dials."""
+        if self._core is None:
+            return False
+        current = self._core.options
+        merged: dict[str, int | None] = {
+            "max_per_minute": current.max_calls_per_minute,
+            "max_per_second": current.max_calls_per_second,
+            "max_concurrent": current.max_concurrent,
+        }
+        merged.update({k: v for k, v in limits.items() if k in merged})
+        campaign_state.apply_limits(self._core, merged)
+        self._core.dispatch_signal.set()
+        return True
+
+    @property
+    def heartbeat(self) -> tuple[int, float]:
+        """``(turns, anyio time of the last turn)`` of the dispatch loop; ``(0, 0.0)``
+        before it runs. A watchdog trusts the hub only while ``turns`` advances."""
+        if self._core is None:
+            return 0, 0.0
+        return self._core.watch.heartbeat, self._core.watch.heartbeat_at
+    async def preview(self, at: float | None = None) -> PreviewSummary:
+        """What the admission step would answer at ``at`` (compliance time, epoch seconds;
+        default now) for every record still to dial, without dialling (issue 9).
+
+        While running it reads the hub's records; otherwise the database's."""
+        if self._core is not None and self._running:
+            return await preview_stored(self._core.compliance, self._core.store, at,
+                                        self.clock.now())
+        compliance = HubCompliance(self.compliance or Compliance(), self.campaign)
+        store, owned = await self._open_store()
+        try:
+            await compliance.open(store, self.clock, self.options.default_region)
+            return await preview_stored(compliance, store, at, self.clock.now())
+        finally:
+            if owned:
+                await store.close()
 
     def request_stop(self, drain: bool = True, timeout_s: float | None = None) -> None:
         """Like :meth:`stop` without waiting (safe from callbacks and signal handlers)."""
@@ -204,11 +286,23 @@ class DispatchHub:
             warned = await preflight(self.strategies, until_idle=until_idle,
                                      default_region=self.options.default_region)
             store, owned = await self._open_store()
+            if self.compliance is not None and is_shared_url(store.url):
+                if owned:
+                    await store.close()
+                raise PreflightError(
+                    "dial-time compliance (calling hours, do-not-call lists, caps) is not "
+                    "applied by several dispatchers on one PostgreSQL database yet: run the "
+                    "campaign on one dispatcher, or pass compliance=None (CLI: "
+                    "--no-compliance) to dial without it", option="--db")
             lock = RunLock(store.url)
+            shared = _shared(store)  # [serve] a daemon holds the lock and runs the writer
             try:
-                lock.acquire()  # one campaign process per database (StoreLocked)
-                watch = campaign_state.CampaignWatch(self.campaign)
-                await campaign_state.open_campaign(store, watch, self._limits(), self.clock.now())
+                if not shared:
+                    lock.acquire()  # one campaign process per database (StoreLocked)
+                watch = campaign_state.CampaignWatch(self.campaign,
+                                                     window_open=self._window_open)
+                await campaign_state.open_campaign(store, watch, self._limits(), self.clock.now(),
+                                                   adopt=not shared)
                 await self._run_with(store, until_idle, warned, watch)
             finally:
                 lock.release()
@@ -233,10 +327,15 @@ class DispatchHub:
 
     async def _run_with(self, store: Store, until_idle: bool, warned: dict[int, str],
                         watch: campaign_state.CampaignWatch) -> None:
+        compliance = HubCompliance(self.compliance, self.campaign)  # issue 9 (admit)
+        await compliance.open(store, self.clock, self.options.default_region)
+        await compliance.before_resume(store, self.clock.now())
         core = HubCore(agent=self.agent, store=store, clock=self.clock,
                        strategies=self.strategies, options=self.options,
                        notifier=Notifier(self.hooks), until_idle=until_idle,
-                       watch=watch)
+                       watch=watch, compliance=compliance,
+                       opt_out_sink=self.opt_out_sink or compliance.opt_out_sink)
+        core.coordinator = make_coordinator(store, self.campaign, self.cluster)  # cluster
         for index, text in warned.items():
             core.health[index].last_error = text  # warned once: not again for the same text
         self._core = core
@@ -245,25 +344,42 @@ class DispatchHub:
             self._early_stop = None
         status = "failed"
         try:
+            shared = _shared(store)
             async with anyio.create_task_group() as infra:
-                await infra.start(store.run_writer)
+                if not shared:  # [serve] a shared store's writer is run by the daemon
+                    await infra.start(store.run_writer)
                 await infra.start(core.notifier.run)
+                webhooks = self.result_webhooks  # issue 10
+                if webhooks is not None:
+                    core.outcome_ops.append(webhooks.outcome_hook(self.campaign))
+                    if webhooks.include_dispatched:
+                        core.dispatch_ops.append(webhooks.dispatch_hook(self.campaign))
+                    await infra.start(webhooks.run, store)
                 try:
                     core.run_id = await store.start_run(
                         started_at=self.clock.now(), pid=os.getpid(),
-                        config=self.options.summary(self.strategies))
+                        config={**self.options.summary(self.strategies),
+                                "compliance": compliance.summary()},  # issue 9 (admit)
+                        mark_crashed=not core.coordinator.shared)  # cluster: others run
                     await campaign_state.start(core)
                     await resume(core)
                     core.pace.sync_per_second(self.clock.now())
-                    await self._work(core)
+                    await infra.start(core.coordinator.run, core)  # cluster: heartbeat...
+                    try:
+                        await self._work(core)
+                    finally:
+                        await core.coordinator.close()
                     await campaign_state.finish(core)
                     status = "completed" if core.idle_reached else "stopped"
                     if core.fatal is not None:
                         status = "failed"
                     await core.notifier.aclose(self.clock, self.options.callback_drain_s)
                 finally:
+                    if webhooks is not None:
+                        webhooks.close()
                     core.notifier.close()
-                    store.close_writer()
+                    if not shared:
+                        store.close_writer()
         finally:
             if core.run_id is not None:
                 with anyio.CancelScope(shield=True):
@@ -281,6 +397,8 @@ class DispatchHub:
                     if core.stopping:
                         control.cancel()
                     async with anyio.create_task_group() as loops:
+                        for strategy in core.strategies:  # issue 10: push sources (intake)
+                            await loops.start(strategy.serve, core.store, core.poll_signal.set)
                         loops.start_soon(poll_loop, core, name="dispatch poll loop")
                         loops.start_soon(dispatch_loop, core, name="dispatch loop")
                         core.check_idle()
@@ -309,6 +427,11 @@ class DispatchHub:
         while core.book.live_attempts and core.clock.now() < deadline:
             await core.ended_signal.wait(core.clock, deadline)
         calls.cancel_scope.cancel()
+
+
+def _shared(store: Store) -> bool:
+    """[serve] A store one daemon shares between its hubs (``dispatch.daemon.scoped``)."""
+    return bool(getattr(store, "shared_by_daemon", False))
 
 
 async def _hangup(call: Any, record_id: str) -> None:

@@ -52,6 +52,9 @@ async def poll_round(core: HubCore) -> int:
     for strategy, health in zip(core.strategies, core.health, strict=True):
         if not health.due(core.clock.now()):
             continue
+        if not await core.coordinator.may_poll(strategy.key):  # cluster: the lease holder
+            continue
+        before = changed
         for _ in range(_MAX_BATCHES_PER_ROUND):
             items = await _poll_once(core, strategy, health)
             if items is None:
@@ -62,6 +65,7 @@ async def poll_round(core: HubCore) -> int:
             changed += await admit_items(core, strategy, items)
             if not strategy.has_more:
                 break
+        await core.coordinator.polled(strategy.key, changed - before)
     return changed
 
 
@@ -140,8 +144,11 @@ async def admit_items(core: HubCore, strategy: Strategy, items: Sequence[object]
             record, strategy, strategy.name, strategy.key,
             "scheduled" if scheduled else "pending", next_attempt_at=due if scheduled else None,
         )
-        core.book.add(entry)
-        entries.append(entry)
+        if core.coordinator.shared:  # cluster: the database hands records out
+            core.book.known.add(entry.key)
+        else:
+            core.book.add(entry)
+            entries.append(entry)
         ops.append(
             insert_record(
                 source=strategy.key, id=record.id, phone=record.phone, strategy=strategy.name,
@@ -163,6 +170,11 @@ async def admit_items(core: HubCore, strategy: Strategy, items: Sequence[object]
                     last_reason=skip.reason.value, error=skip.error, campaign_id=core.watch.id,
                 )
             )
+            if core.outcome_ops:  # issue 10: result-webhook rows in the same commit
+                skipped = Outcome(skip.record, "skipped", skip.reason, attempts=0,
+                                  detail=skip.error)
+                ops.extend(op for hook in core.outcome_ops
+                           for op in hook(skipped, strategy.key, None))
     if ops:
         # the store numbers records in the order inserted: keep the source's row order
         rank = {record_id: i for i, record_id in enumerate(admission.order)}
@@ -178,7 +190,7 @@ async def admit_items(core: HubCore, strategy: Strategy, items: Sequence[object]
     for skip in admission.skipped:
         outcome = Outcome(skip.record, "skipped", skip.reason, attempts=0, detail=skip.error)
         core.notifier.terminal(outcome, strategy)
-    return len(entries) + len(admission.skipped)
+    return len(admission.new) + len(admission.skipped)
 
 
 def _safe_payload(record: object) -> dict[str, object]:

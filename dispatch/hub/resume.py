@@ -95,6 +95,8 @@ async def resume(core: HubCore) -> None:
     counts = await store.counts()
     for status in TERMINAL_STATUSES:
         core.book.count_terminal(status, counts.get(status, 0))
+    if core.coordinator.shared:
+        return  # cluster: claims come from the database; expired ones go to its sweeper
     rows = await store.load_active()
     requeued = await store.requeued_pending_keys()
     uncounted = await store.uncounted_attempts()

@@ -20,7 +20,8 @@ class HubStatistics:
     oldest live call allows one, or ``None`` when nothing is waiting, the slots are
     all taken before any call has ended (nothing to estimate from) or the hub is
     stopping/stopped (``waiting_on``: ``rate``, ``schedule``, ``concurrency``,
-    ``phone``, ``stopped``).
+    ``phone``, ``stopped``; ``compliance`` when only records deferred by the admission
+    step wait: the ETA is their earliest opening).
 
     ``campaign_eta_s`` is the time until every known record has been dialled and every call
     has ended (see :mod:`dispatch.hub.eta`; ``None`` when stopped or stopping).
@@ -115,6 +116,9 @@ def snapshot(core: HubCore | None, *, running: bool, options: HubOptions,
     now = core.clock.now()
     counts = core.book.counts
     eta, waiting_on = _eta(core, now)
+    wake = core.compliance.next_wake_at(now)  # issue 9 (admit): deferred records' opening
+    if wake is not None and (eta, waiting_on) == (None, None) and not core.stopping:
+        eta, waiting_on = max(0.0, wake - now), "compliance"
     if core.watch.state == "paused" and (eta, waiting_on) != (None, None) and (
             waiting_on != "stopped"):
         eta, waiting_on = None, "paused"

@@ -8,6 +8,7 @@ callees by the last two digits of the dialled number or by a TOML
 
 from dispatch.sandbox.dial_log import DialRecord
 from dispatch.sandbox.faults import Faults
+from dispatch.sandbox.refusals import RefusalSettings
 from dispatch.sandbox.scenario import Scenario, ScenarioError, digit_outcome
 from dispatch.sandbox.server import Sandbox
 from dispatch.sandbox.state import SandboxStatistics
@@ -16,6 +17,7 @@ __all__ = [
     "SANDBOX_NUMBER",
     "DialRecord",
     "Faults",
+    "RefusalSettings",
     "Sandbox",
     "SandboxStatistics",
     "Scenario",

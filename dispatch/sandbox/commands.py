@@ -21,6 +21,7 @@ from dispatch.phone import is_e164
 from dispatch.sandbox.call_commands import CALL_HANDLERS, command_error
 from dispatch.sandbox.calls import SimCall, new_id
 from dispatch.sandbox.dial_log import DialRecord
+from dispatch.sandbox.refusals import Refusal
 from dispatch.sandbox.registration import (
     AgentState,
     greeting_text,
@@ -60,11 +61,15 @@ def on_call_dial(session: Session, frame: dict[str, Any]) -> None:
         connection=session.id,
     )
     code = _dial_refusal(session, agent, to, from_)
+    refusal = session.state.refusals.check(str(to)) if code is None else None  # refuse
     if code is not None:
         _call_error(session, frame, record, code)
+    elif refusal is not None:
+        _platform_refusal(session, frame, record, refusal)
     else:
         assert agent is not None and isinstance(to, str)
         _place_call(session, frame, agent, record, to)
+        session.state.refusals.placed(to)
     limit = session.state.faults.drop_after_dials
     if limit is not None and session.dials_received >= limit:
         session.drop_fault()
@@ -98,6 +103,16 @@ def _call_error(session: Session, frame: dict[str, Any], record: DialRecord, cod
     reply["error"] = _ERROR_TEXT.get(code, f"{code}: dial refused by sandbox fault")
     reply["code"] = code
     session.emit(reply)
+
+
+def _platform_refusal(session: Session, frame: dict[str, Any], record: DialRecord,
+                      refusal: Refusal) -> None:
+    """The simulated platform refuses the dial (``dispatch.sandbox.refusals``)."""
+    session.state.dial_log.rejected(record, refusal.code)
+    base: dict[str, Any] = {"agent_id": record.agent_id, "to": frame.get("to")}
+    if "metadata" in frame:
+        base["metadata"] = frame["metadata"]
+    session.emit(refusal.frame(session.state.refusals.settings.frame, base))
 
 
 def _place_call(

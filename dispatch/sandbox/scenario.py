@@ -42,6 +42,9 @@ uniformly from the call's seeded random generator)::
     reply = "Great, see you then. Goodbye!"  # then the bot speaks this line
     pause_s = 2                  # silence before this turn (default: talk_s / (turns + 1))
 
+    [refusals]                   # the platform's own refusals: see dispatch.sandbox.refusals
+    per_minute = 6               # e.g. 429 too_fast over 6 dials a minute
+
 :meth:`Scenario.from_file` / :meth:`Scenario.from_toml` raise :class:`ScenarioError`
 naming the file and the offending key (``rules[1].outcome: ...``).
 """
@@ -59,7 +62,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-__all__ = ["CallPlan", "PlannedTurn", "Scenario", "ScenarioError", "digit_outcome"]
+from dispatch.sandbox.refusals import RefusalSettings
+
+__all__ = ["CallPlan", "PlannedTurn", "Scenario", "ScenarioError", "compile_pattern",
+           "digit_outcome"]
 
 Outcome = Literal["hangup", "no-answer", "busy", "failed", "disconnected", "no-hangup"]
 #: Outcomes in which the callee answers.
@@ -142,7 +148,7 @@ class Rule(_Model):
     @classmethod
     def _patterns_compile(cls, value: str | list[str]) -> str | list[str]:
         for pattern in [value] if isinstance(value, str) else value:
-            _compile(pattern)
+            compile_pattern(pattern)
         return value
 
     @field_validator("ring_s", "talk_s")
@@ -153,7 +159,7 @@ class Rule(_Model):
     def matcher(self) -> Callable[[str], bool]:
         """A predicate over E.164 numbers."""
         patterns = [self.match] if isinstance(self.match, str) else self.match
-        compiled = [_compile(p) for p in patterns]
+        compiled = [compile_pattern(p) for p in patterns]
         return lambda number: any(c(number) for c in compiled)
 
 
@@ -162,9 +168,13 @@ class ScenarioModel(_Model):
 
     defaults: Defaults = Field(default_factory=Defaults)
     rules: list[Rule] = Field(default_factory=list)
+    #: the platform's own refusals (``dispatch.sandbox.refusals``)
+    refusals: RefusalSettings = Field(default_factory=RefusalSettings)
 
 
-def _compile(pattern: str) -> Callable[[str], bool]:
+def compile_pattern(pattern: str) -> Callable[[str], bool]:
+    """A predicate over E.164 numbers for a rule pattern (exact, glob, ``re:``);
+    ``ValueError`` for a bad regex."""
     try:
         if pattern.startswith("re:"):
             regex = re.compile(pattern[3:])

@@ -39,6 +39,7 @@ from dispatch.log import get_logger, register_secret, secret_safe_logger
 from dispatch.sandbox.call_log import CallLog
 from dispatch.sandbox.dial_log import DialLog, DialRecord
 from dispatch.sandbox.faults import Faults
+from dispatch.sandbox.refusals import PlatformGuard, RefusalSettings
 from dispatch.sandbox.rest import answer, is_rest_request
 from dispatch.sandbox.scenario import Scenario
 from dispatch.sandbox.session import Session
@@ -91,6 +92,8 @@ class Sandbox:
         keep_calls_on_disconnect: live calls outlive the socket that placed them (as on
             the platform) instead of ending ``app_detached`` when it closes.
         max_calls_kept: how many calls the REST call log remembers (oldest ended first out).
+        refusals: the platform's own refusals to simulate (:class:`RefusalSettings`);
+            default: the scenario's ``[refusals]`` table. See :meth:`set_refusals`.
 
     The call-log REST endpoint (``dispatch.sandbox.rest``) is served on the same
     host and port: ``http://HOST:PORT/v1/calls/{id}/state`` and friends.
@@ -118,6 +121,7 @@ class Sandbox:
         ping_interval_s: float | None = None,
         keep_calls_on_disconnect: bool = False,
         max_calls_kept: int = 100_000,
+        refusals: RefusalSettings | None = None,
     ) -> None:
         if not speed > 0:
             raise ValueError(f"speed must be > 0 (math.inf for instant calls), got {speed}")
@@ -139,11 +143,17 @@ class Sandbox:
             ping_interval_s=ping_interval_s,
             call_log=CallLog(max_calls_kept),
             keep_calls_on_disconnect=keep_calls_on_disconnect,
+            refusals=PlatformGuard(refusals or scenario.model.refusals, seed=seed),
         )
         self._server: Server | None = None
         self._stack: contextlib.AsyncExitStack | None = None
 
     # -- public surface -------------------------------------------------------------
+
+    def set_refusals(self, settings: RefusalSettings) -> PlatformGuard:
+        """Simulate these platform refusals from the next dial on (counters restart)."""
+        self.state.refusals = PlatformGuard(settings, seed=self.state.seed)
+        return self.state.refusals
 
     @property
     def url(self) -> str:

@@ -14,6 +14,7 @@ from anyio.abc import TaskGroup
 from dispatch.sandbox.call_log import CallLog
 from dispatch.sandbox.dial_log import DialLog
 from dispatch.sandbox.faults import Faults
+from dispatch.sandbox.refusals import PlatformGuard
 from dispatch.sandbox.scenario import CallPlan, Scenario
 
 if TYPE_CHECKING:
@@ -79,6 +80,8 @@ class SandboxState:
     #: calls outlive their socket (run in the sandbox's group) when set
     keep_calls_on_disconnect: bool = False
     call_group: TaskGroup | None = None
+    #: the simulated platform's own refusals (rate guards, quiet hours, DNC, quota)
+    refusals: PlatformGuard = field(default_factory=PlatformGuard)
 
     def notify(self) -> None:
         """Wake ``Sandbox.wait_until`` callers (a call or a connection came or went)."""

@@ -20,10 +20,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
+from dispatch.compliance.refusals import RefusalKind
+from dispatch.reasons import Reason
+from dispatch.sdk.errors import DialFailed, DialRefused
+from dispatch.sdk.reasons import classify_dial_refusal, refusal_reason, retry_after_s
+
 if TYPE_CHECKING:
     from dispatch.sdk.call import Call
 
-__all__ = ["DialBook", "PendingDial", "RateToken"]
+__all__ = ["DialBook", "PendingDial", "RateToken", "dial_error"]
 
 ATTEMPT_KEY = "dispatch_attempt"
 
@@ -38,6 +43,18 @@ class RateToken(Protocol):
     def release(self) -> None:
         """The frame never left: give the token back unused."""
         ...
+
+
+def dial_error(frame: dict[str, Any], text: str, *, code: str | None, call_id: str | None,
+               to: str | None) -> DialFailed:
+    """The error a ``call.error`` / ``error`` frame settles a dial with: a
+    :class:`DialRefused` when it is one of the platform's refusals, else a plain
+    :class:`DialFailed` (``error``) keeping the text and code."""
+    kind = classify_dial_refusal(frame, text)
+    if kind is RefusalKind.OTHER:
+        return DialFailed(Reason.ERROR, text, call_id=call_id, code=code, to=to)
+    return DialRefused(kind, refusal_reason(kind), text, retry_after_s=retry_after_s(frame),
+                       call_id=call_id, code=code, to=to)
 
 
 class PendingDial:

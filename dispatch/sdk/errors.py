@@ -11,6 +11,8 @@ into this tree at the edge and chained with ``from``::
     │   └── ConnectionLost      the socket dropped while something was in flight
     ├── RegistrationError       agent.create / channel.add refused (has ``code``)
     ├── DialFailed              a dial did not produce an answered call (has ``reason``)
+    │   └── DialRefused         the platform refused the dial itself (has ``kind``,
+    │                           ``retry_after_s``): rate, quiet hours, DNC, consent, quota
     ├── RequestFailed           a request/ack pair (history.set_vars) failed or timed out
     └── NotConnected            a command was issued while offline (fail fast, no replay)
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dispatch.compliance.refusals import RefusalKind
 from dispatch.log import redact
 from dispatch.reasons import Reason
 
@@ -30,6 +33,7 @@ __all__ = [
     "ConnectTimeout",
     "ConnectionLost",
     "DialFailed",
+    "DialRefused",
     "NotConnected",
     "PinecallConnectionError",
     "PinecallError",
@@ -128,6 +132,47 @@ def _rebuild_dial_failed(
     reason: Reason, raw: str | None, call_id: str | None, code: str | None, to: str | None
 ) -> DialFailed:
     return DialFailed(reason, raw, call_id=call_id, code=code, to=to)
+
+
+class DialRefused(DialFailed):
+    """The voice server refused to place the dial (its own limits or lists).
+
+    ``kind`` says what the hub should do (:class:`~dispatch.compliance.RefusalKind`:
+    slow down, defer, skip, pause the campaign); ``retry_after_s`` is the server's
+    hint (seconds) when the frame carried one; ``code`` and ``raw_reason`` keep the
+    wire code and text. Never ``RefusalKind.OTHER`` (that stays a plain
+    :class:`DialFailed`). No refusal is an attempt of the record.
+    """
+
+    def __init__(
+        self,
+        kind: RefusalKind,
+        reason: Reason,
+        raw_reason: str | None = None,
+        *,
+        retry_after_s: float | None = None,
+        call_id: str | None = None,
+        code: str | None = None,
+        to: str | None = None,
+    ) -> None:
+        super().__init__(reason, raw_reason, call_id=call_id, code=code, to=to)
+        self.kind = kind
+        self.retry_after_s = retry_after_s
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            _rebuild_dial_refused,
+            (self.kind, self.reason, self.raw_reason, self.retry_after_s, self.call_id,
+             self.code, self.to),
+        )
+
+
+def _rebuild_dial_refused(
+    kind: RefusalKind, reason: Reason, raw: str | None, retry_after_s: float | None,
+    call_id: str | None, code: str | None, to: str | None,
+) -> DialRefused:
+    return DialRefused(kind, reason, raw, retry_after_s=retry_after_s, call_id=call_id,
+                       code=code, to=to)
 
 
 class RequestFailed(PinecallError):

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from dispatch.log import get_logger
 from dispatch.reasons import DIAL_FAILURE_REASONS, Reason
 from dispatch.sdk.call import Call
-from dispatch.sdk.dialing import ATTEMPT_KEY, PendingDial
+from dispatch.sdk.dialing import ATTEMPT_KEY, PendingDial, dial_error
 from dispatch.sdk.emitter import run_handler
 from dispatch.sdk.errcopy import clone_error
 from dispatch.sdk.errors import DialFailed, PinecallError
@@ -152,7 +152,7 @@ class Router:
             return False
         book.take_unbound(dial)
         _log.info("dial refused by an error frame", agent_id=dial.agent_id, code=code)
-        dial.fail(DialFailed(Reason.ERROR, text, code=code, to=dial.to))
+        dial.fail(dial_error(frame, text, code=code, call_id=None, to=dial.to))  # refuse
         return True
 
     # -- dial correlation --------------------------------------------------------------
@@ -230,7 +230,7 @@ class Router:
             if dial is not None:
                 book.take_unbound(dial)
         if dial is not None and not dial.settled:
-            dial.fail(DialFailed(Reason.ERROR, text, call_id=call_id, code=code, to=dial.to))
+            dial.fail(dial_error(frame, text, code=code, call_id=call_id, to=dial.to))  # refuse
         call = self._c.calls.get(call_id) if call_id else None
         if call is not None and not call.answered:
             self._c.calls.pop(call.id, None)

@@ -55,6 +55,7 @@ __all__ = [
     "AttemptRow",
     "Base",
     "CampaignRow",
+    "DncEntryRow",
     "RecordCountRow",
     "RecordRow",
     "RequeueItemRow",
@@ -115,6 +116,19 @@ class RecordRow(Base):
     campaign_id: Mapped[str] = mapped_column(
         String, index=True, server_default=text(f"'{DEFAULT_CAMPAIGN}'")
     )
+    # -- issue 9: the last admission decision (migration 0006) ------------------------
+    #: ``allow``, ``defer`` or ``skip`` (None: never asked)
+    decision: Mapped[str | None] = mapped_column(String(8))
+    decision_reason: Mapped[str | None] = mapped_column(String(32))
+    #: a deferral's wake-up time (compliance time, epoch seconds)
+    decision_until: Mapped[float | None] = mapped_column(Float)
+    #: when the decision was taken (compliance time: the sandbox's simulated time there)
+    decision_at: Mapped[float | None] = mapped_column(Float)
+    decision_detail: Mapped[str | None] = mapped_column(Text)
+    #: cluster mode (migration 0005): the node holding this record's live attempt, and
+    #: until when (PostgreSQL clock); unused on SQLite
+    lease_node: Mapped[str | None] = mapped_column(String)
+    lease_expires_at: Mapped[float | None] = mapped_column(Float)
 
 
 class RecordCountRow(Base):
@@ -160,6 +174,9 @@ class AttemptRow(Base):
         UniqueConstraint(
             "record_pk", "requeue_round", "attempt_no", name="uq_attempts_record_round_no"
         ),
+        # issue 9: rolling per-phone / per-campaign caps are index range scans
+        Index("ix_attempts_phone_claimed", "phone", "claimed_at"),
+        Index("ix_attempts_campaign_claimed", "campaign_id", "claimed_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -181,12 +198,30 @@ class AttemptRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     tool_results: Mapped[list[Any] | None] = mapped_column(JSON)
     disposition: Mapped[str | None] = mapped_column(String)
+    #: the record's campaign at claim time (issue 9: per-campaign caps by index)
+    campaign_id: Mapped[str | None] = mapped_column(String)
 
 
 #: when a dial started (read back on restart to seed the rate window): indexed, so
 #: start-up does not scan every finished attempt
 ATTEMPT_START = func.coalesce(AttemptRow.dialed_at, AttemptRow.claimed_at)
 Index("ix_attempts_start", ATTEMPT_START)
+
+
+class DncEntryRow(Base):
+    """One number on the internal do-not-call list (issue 9): never dialled in ``scope``
+    (``*``: every campaign). The audit trail: why, from where, which record, when."""
+
+    __tablename__ = "dnc_entries"
+    __table_args__ = (UniqueConstraint("phone", "scope", name="uq_dnc_phone_scope"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    phone: Mapped[str] = mapped_column(String)
+    scope: Mapped[str] = mapped_column(String)
+    reason: Mapped[str] = mapped_column(String)
+    source: Mapped[str] = mapped_column(String)
+    record_id: Mapped[str | None] = mapped_column(String)
+    added_at: Mapped[float] = mapped_column(Float)
 
 
 class RunRow(Base):
@@ -227,3 +262,7 @@ class RequeueItemRow(Base):
     prev_reason: Mapped[str | None] = mapped_column(String(32))
     prev_attempts: Mapped[int] = mapped_column(Integer)
     prev_error: Mapped[str | None] = mapped_column(Text)
+
+
+# cluster mode's tables (migration 0005) belong to the same metadata
+from dispatch.cluster import models as _cluster_models  # noqa: E402,F401

@@ -22,9 +22,10 @@ import dataclasses
 import enum
 from typing import Any, cast
 
-from sqlalchemy import Executable, Table, bindparam, insert, select, update
+from sqlalchemy import Executable, Table, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from dispatch.store import webhook_tables
 from dispatch.store.models import DEFAULT_CAMPAIGN, AttemptRow, RecordRow
 
 __all__ = [
@@ -49,6 +50,12 @@ class OpKind(enum.Enum):
     INSERT_ATTEMPT = "insert_attempt"
     UPDATE_RECORD = "update_record"
     UPDATE_ATTEMPT = "update_attempt"
+    # webhooks (issue 10): rows of dispatch.store.webhook_tables, built in dispatch.webhooks
+    INSERT_INTAKE = "insert_intake"
+    INSERT_IDEMPOTENCY = "insert_idempotency"
+    INSERT_OUTBOX = "insert_outbox"
+    DELETE_INTAKE = "delete_intake"
+    UPDATE_DECISION = "update_decision"  # issue 9: the record's last admission decision
 
 
 KIND_ORDER = (
@@ -57,6 +64,11 @@ KIND_ORDER = (
     OpKind.INSERT_ATTEMPT,
     OpKind.UPDATE_RECORD,
     OpKind.UPDATE_ATTEMPT,
+    OpKind.INSERT_INTAKE,
+    OpKind.INSERT_IDEMPOTENCY,
+    OpKind.INSERT_OUTBOX,
+    OpKind.DELETE_INTAKE,
+    OpKind.UPDATE_DECISION,
 )
 
 
@@ -219,6 +231,7 @@ def build_statements(dialect_name: str) -> dict[OpKind, Executable]:
     else:  # pragma: no cover - other dialects: plain insert
         insert_records = insert(_records)
     return {
+        **_webhook_statements(insert_fn),
         OpKind.INSERT_RECORD: insert_records,
         OpKind.REFRESH_RECORD: update(_records).where(
             _this_record()
@@ -227,12 +240,36 @@ def build_statements(dialect_name: str) -> dict[OpKind, Executable]:
             & (_records.c.requeue_count > 0)
         ),
         OpKind.INSERT_ATTEMPT: insert(_attempts).values(
-            record_pk=_of_record(_records.c.pk), requeue_round=_of_record(_records.c.requeue_count)
+            record_pk=_of_record(_records.c.pk), requeue_round=_of_record(_records.c.requeue_count),
+            campaign_id=_of_record(_records.c.campaign_id),  # issue 9: caps by campaign index
         ),
         OpKind.UPDATE_RECORD: update(_records).where(_this_record()),
         OpKind.UPDATE_ATTEMPT: update(_attempts).where(
             (_attempts.c.record_pk == _of_record(_records.c.pk))
             & (_attempts.c.attempt_no == bindparam("b_no"))
             & (_attempts.c.requeue_round == _of_record(_records.c.requeue_count))
+        ),
+        OpKind.UPDATE_DECISION: update(_records).where(_this_record()),
+    }
+
+
+def _webhook_statements(insert_fn: Any) -> dict[OpKind, Executable]:
+    """Statements of the webhook op kinds (issue 10; insert-or-ignore where keyed)."""
+    intake = cast(Table, webhook_tables.IntakeRow.__table__)
+    keys = cast(Table, webhook_tables.IdempotencyRow.__table__)
+    outbox = cast(Table, webhook_tables.OutboxRow.__table__)
+    if insert_fn is not None:
+        insert_keys: Executable = insert_fn(keys).on_conflict_do_nothing(
+            index_elements=["source", "key"])
+        insert_outbox: Executable = insert_fn(outbox).on_conflict_do_nothing(
+            index_elements=["id"])
+    else:  # pragma: no cover - other dialects: plain insert
+        insert_keys, insert_outbox = insert(keys), insert(outbox)
+    return {
+        OpKind.INSERT_INTAKE: insert(intake),
+        OpKind.INSERT_IDEMPOTENCY: insert_keys,
+        OpKind.INSERT_OUTBOX: insert_outbox,
+        OpKind.DELETE_INTAKE: delete(intake).where(
+            (intake.c.source == bindparam("b_source")) & (intake.c.seq <= bindparam("b_upto"))
         ),
     }

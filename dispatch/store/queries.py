@@ -149,6 +149,10 @@ async def has_source(engine: AsyncEngine, source: str) -> bool:
     return bool(await all_rows(engine, query))
 
 
+#: attempt rows that never count: campaign-wide errors, the platform's refusals
+UNCOUNTED_RAW_REASONS = ("campaign_error", "platform_refusal")
+
+
 async def uncounted_attempts(engine: AsyncEngine) -> dict[RecordKey, int]:
     """Per active record, its dials of the current round stopped by a campaign-wide
     error (``raw_reason = 'campaign_error'``): they never count toward retries."""
@@ -156,7 +160,7 @@ async def uncounted_attempts(engine: AsyncEngine) -> dict[RecordKey, int]:
         select(_records.c.source, _records.c.id, func.count().label("n"))
         .join(_attempts, _records.c.pk == _attempts.c.record_pk)
         .where(and_(_records.c.status.in_(sorted(ACTIVE_STATUSES)),
-                    _attempts.c.raw_reason == "campaign_error",
+                    _attempts.c.raw_reason.in_(UNCOUNTED_RAW_REASONS),
                     _attempts.c.requeue_round == _records.c.requeue_count))
         .group_by(_records.c.source, _records.c.id)
     )

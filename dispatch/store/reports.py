@@ -41,11 +41,16 @@ REPORT_COLUMNS = (
     "campaign_id",
     "requeue_count",
     "error",
+    # issue 9: the record's last admission decision (allow / defer / skip)
+    "decision",
+    "decision_reason",
+    "decision_until",
 )
 _RECORD_REPORT_COLUMNS = (
     "id",
     "source", "phone", "status", "attempts", "last_reason", "last_call_id", "updated_at",
     "disposition", "next_attempt_at", "strategy", "campaign_id", "requeue_count", "error",
+    "decision", "decision_reason", "decision_until",
 )
 #: the keys of every dict returned by :func:`attempt_report_rows`
 ATTEMPT_REPORT_COLUMNS = (

@@ -14,6 +14,7 @@ from sqlalchemy import Table, insert, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from dispatch.cluster.migrate_lock import pg_migration_lock
 from dispatch.store import queries, reports, schema
 from dispatch.store.engine import create_engine, resolve_url, sqlite_file
 from dispatch.store.errors import StoreError
@@ -79,9 +80,10 @@ class Store:
             if read_only:
                 await schema.check_readable(engine, schema.display_name(url))
             elif migrate:
-                await schema.migrate_locked(
-                    engine, url, schema.display_name(url), wait_s=lock_wait_s
-                )
+                async with pg_migration_lock(engine):  # cluster: one migrating process
+                    await schema.migrate_locked(
+                        engine, url, schema.display_name(url), wait_s=lock_wait_s
+                    )
         except BaseException:
             await engine.dispose()
             raise
@@ -144,13 +146,17 @@ class Store:
 
     # -- runs -------------------------------------------------------------------------
 
-    async def start_run(self, *, started_at: float, pid: int, config: dict[str, Any]) -> int:
-        """Insert a ``running`` run row; mark earlier ``running`` rows ``crashed``."""
+    async def start_run(self, *, started_at: float, pid: int, config: dict[str, Any],
+                        mark_crashed: bool = True) -> int:
+        """Insert a ``running`` run row; mark earlier ``running`` rows ``crashed``
+        (``mark_crashed=False`` in cluster mode: other nodes' runs are running)."""
         try:
             async with self.engine.begin() as conn:
-                await conn.execute(
-                    update(_runs).where(_runs.c.status == "running").values(status="crashed")
-                )
+                if mark_crashed:
+                    await conn.execute(
+                        update(_runs).where(_runs.c.status == "running")
+                        .values(status="crashed")
+                    )
                 result = await conn.execute(
                     insert(_runs).values(
                         started_at=started_at, pid=pid, config=config, status="running"

@@ -40,8 +40,9 @@ def _start(path: Path, db: Path) -> subprocess.Popen[str]:
 
 def test_pause_reaches_a_running_campaign_and_resume_finishes_it(workdir: Path) -> None:
     path = workdir / "spring.csv"
-    # last two digits 00-59: every callee answers and hangs up
-    path.write_text("name,phone\n" + "".join(f"P{i},+141555510{i:02d}\n" for i in range(6)),
+    # last two digits 00-59: every callee answers and hangs up; 10 records at 30/min
+    # last ~20 s, so a pause sent from a slow, loaded machine still finds the run going
+    path.write_text("name,phone\n" + "".join(f"P{i},+141555510{i:02d}\n" for i in range(10)),
                     encoding="utf-8")
     db = workdir / "state.db"
     proc = _start(path, db)
@@ -69,9 +70,9 @@ def test_pause_reaches_a_running_campaign_and_resume_finishes_it(workdir: Path) 
     assert _query(db, "SELECT count(*) FROM attempts WHERE claimed_at > ? AND claimed_at < ?",
                   acked_at, resumed_at) == [(0,)]
     assert _query(db, "SELECT status, count(*), max(attempts) FROM records GROUP BY 1") == [
-        ("completed", 6, 1)]
+        ("completed", 10, 1)]
     listed = run_cli("campaign", "list", "--db", str(db), cwd=workdir)
-    assert listed.stdout.splitlines()[1].split()[:3] == ["spring", "done", "6"]
+    assert listed.stdout.splitlines()[1].split()[:3] == ["spring", "done", "10"]
 
 
 def test_unknown_campaign_and_illegal_transition_are_one_line_exit_2(workdir: Path) -> None:

@@ -88,7 +88,9 @@ def test_a_remote_server_without_caller_id_is_refused_before_dialling(
             assert done.fetchone() == (0,)
 
     fixed = run_cli("run", str(leads), "--url", sandbox_server.url, "--db", str(db),
-                    "--from", "+1 415 555 0000", "--poll", "0.2", "--json-logs", cwd=tmp_path)
+                    "--from", "+1 415 555 0000", "--poll", "0.2", "--json-logs",
+                    "--calling-hours", "00:00-24:00",  # issue 9: real clock with --url
+                    cwd=tmp_path)
     assert fixed.returncode == 0, fixed.stderr[-3000:]
     summary = json.loads(fixed.stdout)
     assert summary["counts"] == {"completed": 4, "failed": 3, "skipped": 1}

@@ -177,7 +177,9 @@ async def test_sandbox_refusals_surface_with_their_codes() -> None:
         agent = pc.agent("limited", phone_number="+15005550007")
         with anyio.fail_after(10), pytest.raises(DialFailed) as info:
             await agent.dial("+15551230001", metadata={"k": "v"})
-        assert info.value.code == "RATE_LIMITED" and info.value.reason is Reason.ERROR
+        # refuse: a rate refusal is typed at the SDK boundary (issue 9)
+        assert info.value.code == "RATE_LIMITED"
+        assert info.value.reason is Reason.PLATFORM_RATE_LIMITED
         assert info.value.to == "+15551230001" and not len(pc.book)
         call = await agent.dial("+15551230002")  # the next dial goes through
         await call.wait_ended()
