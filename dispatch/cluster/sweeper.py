@@ -107,6 +107,8 @@ async def sweep_once(coord: PgCoordinator, core: HubCore) -> int:
             if status in ("completed", "failed"):
                 outcome = _outcome(row, status, reason, shown.call_id, error)
                 if outcome is not None:
+                    for op in core.terminal_ops(outcome, str(row.source)):  # outbox rows
+                        await conn.execute(coord.statements[op.kind], op.params)
                     outcomes.append((outcome, str(row.source)))
         await coord._notify(conn)
     for outcome, source in outcomes:  # the dead node's callbacks, delivered here

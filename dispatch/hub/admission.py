@@ -263,7 +263,7 @@ class HubCompliance:
             if decision.verdict is Verdict.DEFER:
                 ops.append(self._defer(core, entry, decision, hub_now, now_s))
             else:
-                ops.append(self._skip(core, entry, decision, hub_now))
+                ops.extend(self._skip(core, entry, decision, hub_now))
         core.store.submit(ops)  # decisions commit with (or before) the claim batch
         if len(allowed) < len(entries):
             core.dispatch_signal.set()
@@ -323,17 +323,17 @@ class HubCompliance:
         return len(self._waiting)
 
     def _skip(self, core: HubCore, entry: RecordEntry, decision: Decision,
-              hub_now: float) -> Any:
+              hub_now: float) -> list[Any]:
         reason = _reason(decision.reason)
         entry.last_reason = reason.value
         entry.error = decision.detail
         entry.next_attempt_at = None
         core.book.set_status(entry, "skipped")
         self.skipped += 1
-        core.notifier.terminal(Outcome(record=entry.record, status="skipped", reason=reason,
-                                       attempts=entry.attempts, detail=decision.detail),
-                               entry.strategy)
-        return entry.update_op(hub_now)
+        outcome = Outcome(record=entry.record, status="skipped", reason=reason,
+                          attempts=entry.attempts, detail=decision.detail)
+        core.notifier.terminal(outcome, entry.strategy)
+        return [entry.update_op(hub_now), *core.terminal_ops(outcome, entry.source)]
 
     def jump_idle(self, core: HubCore, hub_now: float) -> bool:
         """Simulated time only: when the loop would wait for nothing but a deferral

@@ -347,8 +347,7 @@ async def settle_write(
     core.ended_signal.set()
     ops = [entry.update_op(now), attempt.update_op()]
     if outcome is not None:  # issue 10: extension rows (outbox) in the outcome's own commit
-        ops.extend(op for hook in core.outcome_ops
-                   for op in hook(outcome, entry.source, attempt.duration_s))
+        ops.extend(core.terminal_ops(outcome, entry.source, attempt.duration_s))
     if core.coordinator.shared:  # cluster: slot and claim freed with the settle
         with anyio.CancelScope(shield=True), anyio.move_on_after(_FINAL_WRITE_S):
             await core.coordinator.settle(core, entry, attempt, ops)

@@ -260,10 +260,10 @@ async def _close_cancelled(core: HubCore) -> None:
         entry.error = (f"record {entry.id!r}: campaign {core.watch.id!r} cancelled by "
                        f"{core.watch.changed_by} before this record's next dial")
         core.book.set_status(entry, status)
-        ops.append(entry.update_op(now))
-        outcomes.append((Outcome(entry.record, status, Reason.CAMPAIGN_CANCELLED,
-                                 entry.attempts, call_id=entry.last_call_id,
-                                 detail=entry.error), entry.strategy))
+        outcome = Outcome(entry.record, status, Reason.CAMPAIGN_CANCELLED, entry.attempts,
+                          call_id=entry.last_call_id, detail=entry.error)
+        ops += [entry.update_op(now), *core.terminal_ops(outcome, entry.source)]
+        outcomes.append((outcome, entry.strategy))
     if ops:
         await core.store.write(ops)
         log.warning("records closed: campaign cancelled", campaign=core.watch.id,

@@ -163,6 +163,12 @@ class HubCore:
         self.throttle = PlatformThrottle(self.window)  # refuse
         self.health = [SourceHealth(strategy.name) for strategy in self.strategies]
 
+    def terminal_ops(self, outcome: Outcome, source: str,
+                     duration_s: float | None = None) -> list[WriteOp]:
+        """Extra rows written in the same commit as a terminal outcome (result-webhook
+        outbox rows): every path that ends a record adds them."""
+        return [op for hook in self.outcome_ops for op in hook(outcome, source, duration_s)]
+
     @property
     def stopping(self) -> bool:
         return self.stop_mode is not None

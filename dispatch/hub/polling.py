@@ -170,11 +170,10 @@ async def admit_items(core: HubCore, strategy: Strategy, items: Sequence[object]
                     last_reason=skip.reason.value, error=skip.error, campaign_id=core.watch.id,
                 )
             )
-            if core.outcome_ops:  # issue 10: result-webhook rows in the same commit
+            if core.outcome_ops:  # result-webhook rows in the same commit
                 skipped = Outcome(skip.record, "skipped", skip.reason, attempts=0,
                                   detail=skip.error)
-                ops.extend(op for hook in core.outcome_ops
-                           for op in hook(skipped, strategy.key, None))
+                ops.extend(core.terminal_ops(skipped, strategy.key))
     if ops:
         # the store numbers records in the order inserted: keep the source's row order
         rank = {record_id: i for i, record_id in enumerate(admission.order)}

@@ -274,10 +274,10 @@ async def skip_suppressed(core: HubCore, entries: list[RecordEntry]) -> list[Rec
                        "do-not-call list during this run")
         core.book.set_status(entry, status)
         core.queue.release_phone(entry.record.phone)
-        ops.append(entry.update_op(now))
-        outcomes.append((Outcome(entry.record, status, Reason.DNC, entry.attempts,
-                                 call_id=entry.last_call_id, detail=entry.error),
-                         entry.strategy))
+        outcome = Outcome(entry.record, status, Reason.DNC, entry.attempts,
+                          call_id=entry.last_call_id, detail=entry.error)
+        ops += [entry.update_op(now), *core.terminal_ops(outcome, entry.source)]
+        outcomes.append((outcome, entry.strategy))
     await core.store.write(ops)
     for outcome, strategy in outcomes:
         core.notifier.terminal(outcome, strategy)

@@ -110,8 +110,9 @@ def _skip_held(
                 error=skip.error)
     entry.last_reason, entry.error = skip.reason.value, skip.error
     core.book.set_status(entry, "skipped")
-    ops.append(entry.update_op(now))
-    return Outcome(entry.record, "skipped", skip.reason, attempts=0, detail=skip.error), entry
+    outcome = Outcome(entry.record, "skipped", skip.reason, attempts=0, detail=skip.error)
+    ops += [entry.update_op(now), *core.terminal_ops(outcome, entry.source)]
+    return outcome, entry
 
 
 def _queue(core: HubCore, entries: list[RecordEntry]) -> None:

@@ -126,6 +126,7 @@ async def resume(core: HubCore) -> None:
             verdict = verdicts.get(_key(row)) if verdicts is not None else None
             outcome = _recover(core, entry, attempts.get(_key(row)), now, ops, verdict)
             if outcome is not None:
+                ops.extend(core.terminal_ops(outcome, entry.source))
                 outcomes.append((outcome, entry))
         elif entry.next_attempt_at is not None:
             core.queue.add_timed(entry.key, entry.next_attempt_at)

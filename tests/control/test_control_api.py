@@ -114,6 +114,9 @@ def test_check_bind_refuses_non_loopback_without_token() -> None:
 async def test_patch_limits_persisted_and_validated(tmp_path: Path) -> None:
     async with control_stack(tmp_path, answered(3)) as stack:
         await stack.wait_row()
+        with anyio.fail_after(20):  # the dispatch loop is turning (the hub is fully up)
+            while stack.hub.heartbeat[0] == 0:  # noqa: ASYNC110
+                await anyio.sleep(0.02)
         path = f"/v1/campaigns/{CAMPAIGN}"
         response = await stack.client.patch(path, json={"max_per_minute": 30,
                                                         "max_concurrent": 2})
