@@ -24,7 +24,14 @@ if TYPE_CHECKING:
     from dispatch.store import Store
     from dispatch.strategy import Strategy
 
-__all__ = ["agent_options", "build_hub", "build_strategies", "hub_kwargs", "retry_policy"]
+__all__ = [
+    "agent_options",
+    "build_hub",
+    "build_strategies",
+    "compliance",
+    "hub_kwargs",
+    "retry_policy",
+]
 
 
 def build_strategies(campaign: CampaignConfig) -> list[Strategy]:
@@ -151,7 +158,33 @@ def hub_kwargs(campaign: CampaignConfig, *, from_: str | None = None,
         "drain_timeout_s": campaign.drain_timeout_s,
         "default_region": region,
         "campaign": campaign.name,
+        "compliance": compliance(campaign, region=region, embedded=embedded),
     }
+
+
+def compliance(campaign: CampaignConfig, *, region: str | None = None,
+               embedded: bool = False) -> Any:
+    """The admission step of ``campaign`` (its ``calling_hours`` table, default 08:00-21:00
+    callee-local and 3 dials per phone in 24 h; its ``dnc`` files), or ``None`` when
+    ``calling_hours.enabled = false`` (the hub then says at start that nothing is
+    applied). On the embedded sandbox, calling hours follow the sandbox's simulated
+    clock (today 18:00 UTC), as ``dispatch run`` does, so a demo finishes at any hour."""
+    from dispatch.config.timing import CallingHoursConfig
+    from dispatch.hub.admission import Compliance
+
+    hours = campaign.calling_hours or CallingHoursConfig()
+    if not hours.enabled:
+        return None
+    sandbox_time_s = None
+    if embedded:
+        import time
+
+        from dispatch.cli.compliance_opts import default_sandbox_time
+
+        sandbox_time_s = default_sandbox_time(time.time())
+    return Compliance(settings=hours.compliance_settings(campaign.name),
+                      dnc_files=list(campaign.dnc), dnc_region=region,
+                      sandbox_time_s=sandbox_time_s)
 
 
 def build_hub(campaign: CampaignConfig, agent: Any, *, db: str | Store = "dispatch.db",
@@ -164,7 +197,7 @@ def build_hub(campaign: CampaignConfig, agent: Any, *, db: str | Store = "dispat
         strategies = build_strategies(campaign)
     extra.setdefault("result_webhooks", result_webhooks(list(campaign.webhooks)))
     hub = DispatchHub(agent, strategies, db=db,
-                      **hub_kwargs(campaign, from_=from_, embedded=embedded), **extra)
+                      **{**hub_kwargs(campaign, from_=from_, embedded=embedded), **extra})
     from dispatch.strategies import WebhookStrategy
 
     for strategy in strategies:

@@ -328,6 +328,10 @@ class DispatchHub:
     async def _run_with(self, store: Store, until_idle: bool, warned: dict[int, str],
                         watch: campaign_state.CampaignWatch) -> None:
         compliance = HubCompliance(self.compliance, self.campaign)  # issue 9 (admit)
+        if self.compliance is None:  # never a silent bypass: say it once per run
+            log.warning("dial-time compliance is off: calling hours, do-not-call lists and "
+                        "caps are not applied (pass compliance=ComplianceSettings(...))",
+                        campaign=self.campaign)
         await compliance.open(store, self.clock, self.options.default_region)
         await compliance.before_resume(store, self.clock.now())
         core = HubCore(agent=self.agent, store=store, clock=self.clock,

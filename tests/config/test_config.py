@@ -259,3 +259,27 @@ def test_webhook_sources_and_result_webhooks_build_real_objects(tmp_path: Path) 
         result_webhooks(list(parse_config(base(webhooks=[
             {"url": "https://crm.example/hooks", "secret_file": str(empty)}]),
             environ={}).campaigns[0].webhooks))
+
+
+def test_calling_hours_and_dnc_of_a_campaign_become_its_admission_step(tmp_path: Path) -> None:
+    from dispatch.config.build import compliance
+    from dispatch.hub.admission import Compliance
+
+    dnc = tmp_path / "dnc.txt"
+    dnc.write_text("+14155550123\n", encoding="utf-8")
+    campaign = parse_config(base(
+        calling_hours={"default": "09:00-17:00", "sun": [], "fallback_zone": "Europe/Madrid",
+                       "phone_cap": 2},
+        dnc=[str(dnc)]), environ={}).campaigns[0]
+    real = compliance(campaign, embedded=False)
+    assert isinstance(real, Compliance) and real.sandbox_time_s is None
+    assert real.settings.campaign == "rem" and real.settings.phone_cap == 2
+    assert real.settings.fallback_zone == "Europe/Madrid"
+    assert [str(p) for p in real.dnc_files] == [str(dnc)]
+    sandbox = compliance(campaign, embedded=True)
+    assert sandbox is not None and sandbox.sandbox_time_s is not None  # simulated clock
+
+    default = parse_config(base(), environ={}).campaigns[0]
+    assert hub_kwargs(default)["compliance"].settings.phone_cap == 3  # on by default
+    off = parse_config(base(calling_hours={"enabled": False}), environ={}).campaigns[0]
+    assert hub_kwargs(off)["compliance"] is None
