@@ -11,6 +11,7 @@ import phonenumbers
 __all__ = [
     "E164_PATTERN",
     "InvalidPhone",
+    "check_region_sample",
     "is_dialable",
     "is_e164",
     "normalize_phone",
@@ -116,3 +117,23 @@ def phone_time_zones(e164: str) -> tuple[str, ...]:
         return ()
     zones = pn_timezone.time_zones_for_number(parsed)
     return tuple(z for z in zones if z != "Etc/Unknown")
+
+
+def check_region_sample(phones: list[str], where: str) -> None:
+    """Refuse a source most of whose sampled ``phones`` lack a country code while no
+    default region is set: the same mistake for every record, found before any dial
+    (:class:`~dispatch.errors.PreflightError` naming ``--region``)."""
+    from dispatch.errors import PreflightError
+
+    missing: list[str] = []
+    for raw in phones:
+        try:
+            normalize_phone(raw, None)
+        except InvalidPhone as exc:
+            if exc.no_country_code:
+                missing.append(raw)
+    if missing and len(missing) * 2 >= len(phones):
+        raise PreflightError(
+            f"{len(missing)} of {len(phones)} sampled phone numbers in {where} have no "
+            f"country code (e.g. {missing[0]!r}) and no default region is set: "
+            "pass --region US (or the country of these numbers)", option="--region")

@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 
 from dispatch.errors import PreflightError, SourceUnusable
-from dispatch.phone import InvalidPhone, normalize_phone
+from dispatch.phone import check_region_sample
 from dispatch.strategies._csv_mapping import (
     PHONE_COLUMN_NAMES,
     find_phone_column,
@@ -85,22 +85,6 @@ def _format(checks: CsvChecks, head: bytes, whole: bool) -> tuple[bytes, CsvForm
     return data, fmt
 
 
-def _check_region(checks: CsvChecks, phones: list[str]) -> None:
-    missing = []
-    for raw in phones:
-        try:
-            normalize_phone(raw, None)
-        except InvalidPhone as exc:
-            if exc.no_country_code:
-                missing.append(raw)
-    if missing and len(missing) * 2 >= len(phones):
-        raise PreflightError(
-            f"{len(missing)} of {len(phones)} sampled phone numbers in {checks.path} have no "
-            f"country code (e.g. {missing[0]!r}) and no default region is set: "
-            "pass --region US (or the country of these numbers)",
-            option="--region",
-        )
-
 
 def run_checks(checks: CsvChecks) -> None:
     """Raise the first problem found (see the module docstring); return when usable."""
@@ -121,5 +105,5 @@ def run_checks(checks: CsvChecks) -> None:
     block = parse_block(data, fmt, columns, first_line, final=True, start=fmt.header_end)
     sample = block.frame.head(SAMPLE_ROWS).get_column(phone).drop_nulls()
     phones = [p for p in sample.str.strip_chars().to_list() if p]
-    _check_region(checks, phones)
+    check_region_sample(phones, str(checks.path))
 

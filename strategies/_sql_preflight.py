@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dispatch.errors import PreflightError, SourceUnusable
 from dispatch.log import get_logger
-from dispatch.phone import InvalidPhone, normalize_phone
+from dispatch.phone import check_region_sample
 from dispatch.strategies._csv_mapping import greeting_problem
 from dispatch.strategies._sql_config import (
     SqlMapping,
@@ -174,23 +174,9 @@ async def _sample(conn: AsyncConnection, checks: SqlChecks, where: str) -> None:
         log.warning("sql rows with a NULL cursor or id are never read", url=where,
                     rows=int(unread), cursor=mapping.cursor, id=mapping.id_column)
     if not checks.default_region:
-        _check_region([str(r[0]) for r in rows if r[0] not in (None, "")], where)
+        check_region_sample([str(r[0]) for r in rows if r[0] not in (None, "")], where)
 
 
 def _quoted(conn: AsyncConnection, name: str) -> str:
     return str(conn.dialect.identifier_preparer.quote(name))
 
-
-def _check_region(phones: list[str], where: str) -> None:
-    missing: list[Any] = []
-    for raw in phones:
-        try:
-            normalize_phone(raw, None)
-        except InvalidPhone as exc:
-            if exc.no_country_code:
-                missing.append(raw)
-    if missing and len(missing) * 2 >= len(phones):
-        raise PreflightError(
-            f"{len(missing)} of {len(phones)} sampled phone numbers in {where} have no "
-            f"country code (e.g. {missing[0]!r}) and no default region is set: "
-            "pass --region US (or the country of these numbers)", option="--region")

@@ -40,17 +40,13 @@ class Campaign:
 
 
 def csv_strategy(args: argparse.Namespace) -> Any:
-    """The run command's lead source: a :class:`~strategies.CsvStrategy` over ``args.file``."""
-    from dispatch.strategies import CsvStrategy
+    """The run command's lead source: a :class:`~strategies.CsvStrategy` over ``args.file``
+    (built from the config model the flags map onto, as ``serve`` builds its sources)."""
+    from dispatch.config.build import build_strategies
+    from dispatch.config.from_args import config_from_run_args
 
-    return CsvStrategy(
-        args.file,
-        greeting=args.greeting,
-        default_region=args.region,
-        write_back="status" if args.write_back else None,
-        encoding=args.encoding,
-        delimiter="\t" if args.delimiter == "tab" else args.delimiter,
-    )
+    config = getattr(args, "config", None) or config_from_run_args(args)
+    return build_strategies(config.campaigns[0])[0]
 
 
 def embedded_sandbox(args: argparse.Namespace, key: str | None) -> bool:
