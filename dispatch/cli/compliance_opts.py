@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime as dt
 import os
 from pathlib import Path
 from typing import Any
 
 from dispatch.cli import options
 from dispatch.cli.errors import EXIT_USAGE, CliError
+from dispatch.hub.admission import default_sandbox_time
 
 __all__ = ["add_compliance_arguments", "build_compliance", "default_sandbox_time"]
 
@@ -57,12 +57,6 @@ def add_compliance_arguments(parser: Any) -> None:
                        metavar="ISO|real",
                        help="embedded sandbox only: the simulated time compliance starts at "
                        "(default today 18:00 UTC); 'real' uses the real clock")
-
-
-def default_sandbox_time(now_s: float) -> float:
-    """Today (UTC) at 18:00 UTC: 10:00 in California, 13:00 in New York, 19:00 in London."""
-    today = dt.datetime.fromtimestamp(now_s, dt.UTC).date()
-    return dt.datetime.combine(today, dt.time(18, 0), dt.UTC).timestamp()
 
 
 def _calling_hours(args: argparse.Namespace) -> Any:

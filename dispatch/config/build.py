@@ -170,7 +170,7 @@ def compliance(campaign: CampaignConfig, *, region: str | None = None,
     applied). On the embedded sandbox, calling hours follow the sandbox's simulated
     clock (today 18:00 UTC), as ``dispatch run`` does, so a demo finishes at any hour."""
     from dispatch.config.timing import CallingHoursConfig
-    from dispatch.hub.admission import Compliance
+    from dispatch.hub.admission import Compliance, default_sandbox_time
 
     hours = campaign.calling_hours or CallingHoursConfig()
     if not hours.enabled:
@@ -178,8 +178,6 @@ def compliance(campaign: CampaignConfig, *, region: str | None = None,
     sandbox_time_s = None
     if embedded:
         import time
-
-        from dispatch.cli.compliance_opts import default_sandbox_time
 
         sandbox_time_s = default_sandbox_time(time.time())
     return Compliance(settings=hours.compliance_settings(campaign.name),

@@ -53,8 +53,8 @@ if TYPE_CHECKING:
     from dispatch.hub.state import RecordEntry
     from dispatch.store import Store
 
-__all__ = ["Compliance", "ComplianceTime", "HubCompliance", "NoAttempts", "preview_records",
-           "preview_stored"]
+__all__ = ["Compliance", "ComplianceTime", "HubCompliance", "NoAttempts", "default_sandbox_time",
+           "preview_records", "preview_stored"]
 
 log = get_logger("dispatch.hub")
 INTERNAL_LIST = "internal"
@@ -79,6 +79,13 @@ class Compliance:
     dnc_sql: Sequence[tuple[str, str]] = ()
     dnc_region: str | None = None
     sandbox_time_s: float | None = None
+
+
+def default_sandbox_time(now_s: float) -> float:
+    """Where the embedded sandbox's compliance clock starts: today (UTC) at 18:00 UTC,
+    10:00 in California, 13:00 in New York, 19:00 in London."""
+    today = dt.datetime.fromtimestamp(now_s, dt.UTC).date()
+    return dt.datetime.combine(today, dt.time(18, 0), dt.UTC).timestamp()
 
 
 class ComplianceTime:
