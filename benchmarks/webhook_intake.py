@@ -61,19 +61,17 @@ async def _serve_bare(port: int) -> None:
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    from dispatch.strategies.webhook import _EmbeddedServer
+    from dispatch.asgi import bind_socket, serve_asgi
 
     async def accept(request: Request) -> JSONResponse:
         await request.body()
         return JSONResponse({"ok": True}, status_code=202)
 
-    import uvicorn
-
     app = Starlette(routes=[Route("/v1/records", accept, methods=["POST"])])
-    server = _EmbeddedServer(uvicorn.Config(app, port=port, log_level="warning",
-                                            access_log=False, lifespan="off"))
-    print("ready", flush=True)
-    await server.serve()
+    sock = bind_socket("127.0.0.1", port, "bare endpoint")
+    async with anyio.create_task_group() as tg:
+        await tg.start(lambda *, task_status: serve_asgi(app, sock, task_status=task_status))
+        print("ready", flush=True)
 
 
 async def _serve_intake(db: str, port: int) -> None:
