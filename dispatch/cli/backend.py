@@ -43,10 +43,16 @@ def csv_strategy(args: argparse.Namespace) -> Any:
     """The run command's lead source: a :class:`~strategies.CsvStrategy` over ``args.file``
     (built from the config model the flags map onto, as ``serve`` builds its sources)."""
     from dispatch.config.build import build_strategies
+
+    return build_strategies(_campaign_config(args))[0]
+
+
+def _campaign_config(args: argparse.Namespace) -> Any:
+    """The one campaign ``run``'s flags stand for (``args.config``, mapped once by ``run``)."""
     from dispatch.config.from_args import config_from_run_args
 
     config = getattr(args, "config", None) or config_from_run_args(args)
-    return build_strategies(config.campaigns[0])[0]
+    return config.campaigns[0]
 
 
 def embedded_sandbox(args: argparse.Namespace, key: str | None) -> bool:
@@ -88,11 +94,9 @@ async def open_campaign(
         # [serve] the hub is built from the config the flags map onto (one source of truth)
         from dispatch.cli import webhook_options  # issue 10
         from dispatch.config.build import build_hub
-        from dispatch.config.from_args import config_from_run_args
 
-        config = getattr(args, "config", None) or config_from_run_args(args)
         webhooks = webhook_options.attach(args)
-        hub: DispatchHub = build_hub(config.campaigns[0], agent, db=store,
+        hub: DispatchHub = build_hub(_campaign_config(args), agent, db=store,
                                      strategies=[strategy, *webhooks["extra_strategies"]],
                                      from_=from_, embedded=embedded,
                                      result_webhooks=webhooks["result_webhooks"],
@@ -106,12 +110,13 @@ async def open_campaign(
 
 async def _ready_agent(args: argparse.Namespace, url: str, key: str | None, from_: str | None,
                        stack: contextlib.AsyncExitStack) -> Any:
+    from dispatch.config.build import agent_options
     from dispatch.sdk import AuthenticationError, Pinecall, PinecallError, RegistrationError
 
     pc = Pinecall(api_key=key, url=url, auto_reconnect=True)
     try:
         await stack.enter_async_context(pc)
-        agent = pc.agent(args.agent, **_agent_options(args, from_))
+        agent = pc.agent(args.agent, **agent_options(_campaign_config(args), from_))
         await agent.ready()
     except AuthenticationError as exc:
         raise CliError(f"the voice server refused the API key: {exc}", 3) from exc
@@ -188,17 +193,6 @@ def _retry_policy(args: argparse.Namespace, embedded: bool) -> Any:
     return retry_policy(RetryConfig(retries=args.retries, delay_s=args.retry_delay),
                         embedded=embedded)
 
-
-def _agent_options(args: argparse.Namespace, from_: str | None) -> dict[str, Any]:
-    options = {
-        "voice": args.voice,
-        "language": args.language,
-        "stt": args.stt,
-        "llm": args.llm,
-        "prompt": args.prompt,
-        "phone_number": from_,
-    }
-    return {k: v for k, v in options.items() if v is not None}
 
 
 def _log_callbacks() -> dict[str, Any]:

@@ -17,6 +17,7 @@ import anyio
 from dispatch.hub.attempt import run_attempt
 from dispatch.hub.campaign_state import admission_open, until_next_read_s
 from dispatch.hub.core import HubCore
+from dispatch.hub.limiter import DialToken
 from dispatch.hub.refusals import skip_suppressed
 from dispatch.hub.state import AttemptState, RecordEntry
 
@@ -93,8 +94,14 @@ async def _claim_and_launch(core: HubCore, entries: list[RecordEntry]) -> None:
         for token in tokens:
             token.release()  # nothing of this batch is dialled
         raise
+    _start_calls(core, list(zip(entries, attempts, strict=True)), tokens)
+
+
+def _start_calls(core: HubCore, claimed: list[tuple[RecordEntry, AttemptState]],
+                 tokens: list[DialToken]) -> None:
+    """One call task per durably claimed attempt, each with its reserved rate token."""
     assert core.calls_tg is not None
-    for entry, attempt, token in zip(entries, attempts, tokens, strict=True):
+    for (entry, attempt), token in zip(claimed, tokens, strict=True):
         core.book.live_attempts[entry.key] = attempt
         core.calls_tg.start_soon(run_attempt, core, entry, attempt, token,
                                  name=f"dial {entry.id}")
@@ -103,7 +110,8 @@ async def _claim_and_launch(core: HubCore, entries: list[RecordEntry]) -> None:
 async def _cluster_step(core: HubCore, admitting: bool, now: float) -> None:
     """Cluster mode: claim what the database grants (a global token and slot each),
     or wait for a wake-up (a settle, a NOTIFY, the poll floor)."""
-    room = min(core.gate.available(), core.pace.available(now), core.options.claim_batch_size)
+    room = min(core.gate.available(), core.pace.available(now), core.options.claim_batch_size,
+               core.throttle.available(now, core.pace.reserved))  # the platform's refusals
     if admitting and room > 0 and not core.stopping:
         with anyio.CancelScope(shield=True):  # a granted claim must be launched
             grants = await core.coordinator.claim(core, int(room))
@@ -117,10 +125,6 @@ async def _cluster_step(core: HubCore, admitting: bool, now: float) -> None:
 
 def _launch(core: HubCore, grants: list[tuple[RecordEntry, AttemptState]]) -> None:
     core.gate.acquire(len(grants))
-    tokens = core.pace.reserve(len(grants))
-    assert core.calls_tg is not None
-    for (entry, attempt), token in zip(grants, tokens, strict=True):
+    for entry, _ in grants:
         core.book.add(entry)
-        core.book.live_attempts[entry.key] = attempt
-        core.calls_tg.start_soon(run_attempt, core, entry, attempt, token,
-                                 name=f"dial {entry.id}")
+    _start_calls(core, grants, core.pace.reserve(len(grants)))
