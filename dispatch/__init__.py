@@ -37,7 +37,7 @@ _EXPORTS: dict[str, str] = {
     "ConnectionLost": "dispatch.sdk.errors",
     # the embedded sandbox
     "Sandbox": "dispatch.sandbox",
-    # [serve] the library inside schedulers
+    # the library inside schedulers
     "run_campaign": "dispatch.daemon.library",
     "CampaignResult": "dispatch.daemon.library",
     "DispatchConfig": "dispatch.config",

@@ -146,7 +146,7 @@ class Strategy:
         """Return records that are new since the last poll (may repeat known ones)."""
         raise NotImplementedError
 
-    # issue 10 (webhook intake): a strategy may serve something inside the hub's tasks
+    # a strategy may serve something inside the hub's tasks
     async def serve(
         self, store: Store, wake: Callable[[], None], *,
         task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,

@@ -88,11 +88,11 @@ async def open_campaign(
             raise CliError(str(exc), 2) from exc
         _check_not_running(store)
         embedded = embedded_sandbox(args, key)
-        compliance = _compliance(args, embedded, output)  # issue 9 (admit)
+        compliance = _compliance(args, embedded, output)
         url, key, from_ = await _voice_server(args, key, output, stack)
         agent = await _ready_agent(args, url, key, from_, stack)
-        # [serve] the hub is built from the config the flags map onto (one source of truth)
-        from dispatch.cli import webhook_options  # issue 10
+        # the hub is built from the config the flags map onto (one source of truth)
+        from dispatch.cli import webhook_options
         from dispatch.config.build import build_hub
 
         webhooks = webhook_options.attach(args)
@@ -187,7 +187,7 @@ def _check_not_running(store: Any) -> None:
 def _retry_policy(args: argparse.Namespace, embedded: bool) -> Any:
     """``--retry-delay`` sets one delay for every retryable reason; else the hub's defaults
     (see :func:`dispatch.config.build.retry_policy`, which this delegates to)."""
-    from dispatch.config.build import retry_policy  # [serve]
+    from dispatch.config.build import retry_policy
     from dispatch.config.model import RetryConfig
 
     return retry_policy(RetryConfig(retries=args.retries, delay_s=args.retry_delay),

@@ -63,7 +63,7 @@ def _translate_domain(exc: BaseException) -> CliError | None:
         return CliError(str(exc), EXIT_USAGE, option=exc.option)
     if isinstance(exc, SourceFailing):
         return CliError(f"{exc}; records not dialled stay pending", EXIT_ERROR)
-    if isinstance(exc, QuotaExhausted):  # refuse: its message says what to do
+    if isinstance(exc, QuotaExhausted):  # its message says what to do
         return CliError(str(exc), EXIT_REFUSED)
     if isinstance(exc, CampaignError):
         code = EXIT_REFUSED if _refused(exc) else EXIT_ERROR

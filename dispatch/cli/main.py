@@ -21,10 +21,10 @@ _COMMAND_MODULES = (
     "dispatch.cli.db_cmd",
     "dispatch.cli.requeue_cmd",
     "dispatch.cli.campaign_cmd",
-    "dispatch.cli.serve_cmd",  # [serve] serve, config check
+    "dispatch.cli.serve_cmd",  # serve, config check
     "dispatch.cli.ctl_cmd",
-    "dispatch.cli.check_cmd",  # issue 9
-    "dispatch.cli.dnc_cmd",  # issue 9
+    "dispatch.cli.check_cmd",
+    "dispatch.cli.dnc_cmd",
 )
 
 

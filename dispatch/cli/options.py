@@ -109,7 +109,7 @@ def voice_url(text: str) -> str:
     return text
 
 
-# -- issue 9: compliance options ---------------------------------------------------
+# -- compliance options -----------------------------------------------------------
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 

@@ -31,7 +31,7 @@ FORMATS = ("table", "csv", "json", "parquet")
 _TIME_COLUMNS = frozenset({
     "next_attempt_at", "updated_at", "last_answered_at",
     "claimed_at", "dialed_at", "answered_at", "ended_at",
-    "decision_until",  # issue 9
+    "decision_until",
 })
 _INT_COLUMNS = frozenset({"attempts", "requeue_count", "attempt_no", "requeue_round"})
 _FLOAT_COLUMNS = frozenset({"last_duration_s", "duration_s"})
@@ -92,10 +92,10 @@ def run_status(args: argparse.Namespace) -> int:
     for status, n in sorted(counts.items()):
         table.add_row(status, str(n))
     table.add_row("total", str(sum(counts.values())))
-    for reason, n, until in deferred:  # issue 9: deferrals are not attempts
+    for reason, n, until in deferred:  # deferrals are not attempts
         table.add_row(f"  deferred {reason}", f"{n} (first wakes {_iso(until)})")
     Console().print(table)
-    if webhooks is not None:  # issue 10: result-webhook deliveries
+    if webhooks is not None:  # result-webhook deliveries
         print(webhooks)
     return 0
 
@@ -254,5 +254,5 @@ def _print_table(frame: pl.DataFrame, output: Path | None) -> None:
 _HIDDEN_IN_TABLE = frozenset({
     "last_raw_reason", "last_call_id", "last_answered_at", "next_attempt_at", "strategy",
     "requeue_count", "campaign_id",
-    "decision", "decision_reason", "decision_until",  # issue 9: csv/json/parquet carry them
+    "decision", "decision_reason", "decision_until",  # csv/json/parquet carry them
 })

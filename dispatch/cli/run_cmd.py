@@ -54,7 +54,7 @@ def register(subparsers: Any) -> None:
                    help="CSV file of leads (hot-reloaded); or use --sql")
     add_run_arguments(p)
     sql_source.add_arguments(p.add_argument_group("sql source"))
-    webhook_options.add_arguments(p.add_argument_group("webhooks"))  # issue 10
+    webhook_options.add_arguments(p.add_argument_group("webhooks"))
     p.set_defaults(func=run, make_strategy=_make_strategy)
     options.one_line_errors(p)
 
@@ -64,7 +64,7 @@ def add_run_arguments(p: Any) -> None:
     _agent_arguments(p.add_argument_group("agent"))
     _pace_arguments(p.add_argument_group("pace"))
     _where_arguments(p.add_argument_group("where"))
-    add_compliance_arguments(p)  # issue 9
+    add_compliance_arguments(p)
 
 
 def _agent_arguments(agent: Any) -> None:
@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     output.route_stdlib_logging()
     try:
         _check_inputs(args)
-        args.config = _config(args)  # [serve] the flags as the one config model
+        args.config = _config(args)  # the flags as the one config model
         code: int = anyio.run(_run, args, output)
         return code
     except KeyboardInterrupt:
@@ -151,7 +151,7 @@ def _make_strategy(args: argparse.Namespace) -> Any:
 
 
 def _check_inputs(args: argparse.Namespace) -> None:
-    webhook_options.load(args)  # issue 10: intake / result webhooks (may imply --follow)
+    webhook_options.load(args)  # intake / result webhooks (may imply --follow)
     if args.sql:
         sql_source.check(args)
     elif args.file is None:

@@ -1,4 +1,4 @@
-"""``dispatch run`` options of issue 10: the webhook intake and result webhooks.
+"""``dispatch run`` options of the webhook intake and result webhooks.
 
 Secrets and tokens are read from files (``--webhook-secret-file``,
 ``--webhook-token-file``, ``--result-webhook-secret-file``) or from the environment

@@ -107,7 +107,7 @@ async def _dial_with(
     try:
         call = await call_before(core.clock, deadline, dial)
         core.campaign.ok()
-        core.throttle.accepted()  # refuse
+        core.throttle.accepted()
         return call
     except DeadlinePassed:
         await _abandon_dial(core, entry, attempt)
@@ -120,10 +120,10 @@ async def _dial_raised(
     core: HubCore, entry: RecordEntry, attempt: AttemptState, exc: Exception
 ) -> None:
     """Settle a dial that raised: an outcome of the record, or a campaign error."""
-    if isinstance(exc, DialRefused):  # refuse: the platform's own refusal, not an attempt
+    if isinstance(exc, DialRefused):  # the platform's own refusal, not an attempt
         await settle_refusal(core, entry, attempt, exc)
         return
-    core.throttle.accepted()  # refuse
+    core.throttle.accepted()
     if is_campaign_wide(exc) and entry.uncounted < STOP_AFTER:
         await _campaign_failure(core, entry, attempt, exc)
         return
@@ -194,7 +194,7 @@ def _on_dialing(
     entry.last_call_id = call.id
     try:
         ops = [attempt.update_op(), entry.update_op(attempt.dialing_at)]
-        ops.extend(op for hook in core.dispatch_ops  # issue 10: "dispatched" webhooks
+        ops.extend(op for hook in core.dispatch_ops  # "dispatched" webhooks
                    for op in hook(entry.record, entry.source, call.id, attempt.attempt_no))
         core.store.submit(ops)
     except StoreClosed:
@@ -250,7 +250,7 @@ async def _finish_answered(
     entry.last_reason = reason.value
     entry.disposition = call.disposition
     entry.next_attempt_at = None
-    await note_opt_out(core, entry, attempt)  # refuse: on the DNC list before settling
+    await note_opt_out(core, entry, attempt)  # on the DNC list before settling
     outcome = _outcome(entry, "completed", reason, attempt)
     await settle_write(core, entry, attempt, "completed", outcome, now)
 
@@ -346,7 +346,7 @@ async def settle_write(
     core.dispatch_signal.set()
     core.ended_signal.set()
     ops = [entry.update_op(now), attempt.update_op()]
-    if outcome is not None:  # issue 10: extension rows (outbox) in the outcome's own commit
+    if outcome is not None:  # extension rows (outbox) in the outcome's own commit
         ops.extend(core.terminal_ops(outcome, entry.source, attempt.duration_s))
     if core.coordinator.shared:  # cluster: slot and claim freed with the settle
         with anyio.CancelScope(shield=True), anyio.move_on_after(_FINAL_WRITE_S):

@@ -108,7 +108,7 @@ class CampaignWatch:
     next_read_at: float = 0.0
     #: who this hub is, in ``acked_by`` / ``state_changed_by``
     by: str = dataclasses.field(default_factory=_identity)
-    # [serve] the limits last applied from the row (``None`` until the first read)
+    # the limits last applied from the row (``None`` until the first read)
     limits: dict[str, int | None] | None = None
     #: a schedule window is open (the daemon closes it outside the campaign's windows)
     window_open: bool = True
@@ -128,7 +128,7 @@ async def open_campaign(
     engine = store.engine
     row = await campaigns.ensure(engine, watch.id, limits=limits, now=now, by=watch.by)
     watch.state, watch.changed_by = row.state, row.state_changed_by
-    if not adopt:  # [serve] a daemon's hubs share the database: each keeps its own records
+    if not adopt:  # a daemon's hubs share the database: each keeps its own records
         return
     others = {c.id: c.state for c in await campaigns.list_all(engine) if c.id != watch.id}
     unfinished = await campaigns.unfinished_by_campaign(engine)
@@ -155,11 +155,11 @@ async def start(core: HubCore) -> None:
 async def admission_open(core: HubCore) -> bool:
     """True when the hub may claim dials now; reads the row when the interval is up."""
     watch = core.watch
-    watch.heartbeat += 1  # [serve] progress heartbeat (one per dispatch-loop turn)
+    watch.heartbeat += 1  # progress heartbeat (one per dispatch-loop turn)
     watch.heartbeat_at = anyio.current_time()
     if anyio.current_time() >= watch.next_read_at:
         watch.next_read_at = anyio.current_time() + STATE_READ_INTERVAL_S
-        row = await campaigns.get(core.store.engine, watch.id)  # [serve] state and limits
+        row = await campaigns.get(core.store.engine, watch.id)  # state and limits
         if row is not None:
             apply_limits(core, _row_limits(row))
             if row.state != watch.state:

@@ -31,10 +31,10 @@ from dispatch.strategy import Outcome, Strategy
 
 __all__ = ["DispatchOps", "HubCore", "HubOptions", "OutcomeOps", "Signal"]
 
-#: issue 10: ops to commit with a terminal outcome (e.g. result-webhook outbox rows),
+#: ops to commit with a terminal outcome (e.g. result-webhook outbox rows),
 #: called with the outcome, the record's stored source and the last call's duration
 OutcomeOps = Callable[[Outcome, str, float | None], list[WriteOp]]
-#: issue 10: ops to commit with a dial's ``dialing`` state: (record, source, call id,
+#: ops to commit with a dial's ``dialing`` state: (record, source, call id,
 #: attempt number)
 DispatchOps = Callable[[Record, str, str, int], list[WriteOp]]
 
@@ -135,17 +135,17 @@ class HubCore:
     watch: CampaignWatch = dataclasses.field(default_factory=CampaignWatch)
     #: the campaign-wide error that ended the run (raised by ``run()`` after draining)
     fatal: CampaignError | None = None
-    # refuse: the platform's refusals and opt-outs (.refusals)
+    # the platform's refusals and opt-outs (.refusals)
     #: ``(phone, campaign, record_id, source)`` -> the internal DNC list, durably
     opt_out_sink: Callable[[str, str, str, str], Awaitable[None]] | None = None
     #: numbers put on the internal list during this run (never dialled again by it)
     suppressed: set[str] = dataclasses.field(default_factory=set)
     #: the pace the platform allows after its rate refusals
     throttle: PlatformThrottle = dataclasses.field(init=False)
-    #: issue 10: extra ops written in the same commit as a terminal outcome (outbox rows)
+    #: extra ops written in the same commit as a terminal outcome (outbox rows)
     outcome_ops: list[OutcomeOps] = dataclasses.field(default_factory=list)
     dispatch_ops: list[DispatchOps] = dataclasses.field(default_factory=list)
-    #: issue 9: the admission step and the internal do-not-call list (``add_opt_out``)
+    #: the admission step and the internal do-not-call list (``add_opt_out``)
     compliance: HubCompliance = dataclasses.field(default_factory=lambda: HubCompliance(None))
     #: cluster: the other dispatchers of this database (local: no-ops)
     coordinator: Coordinator = dataclasses.field(default_factory=LocalCoordinator)
@@ -160,7 +160,7 @@ class HubCore:
         self.pace = DialPacer(self.clock, self.window, per_second,
                               on_release=self.dispatch_signal.set)
         self.gate = ConcurrencyGate(self.options.max_concurrent)
-        self.throttle = PlatformThrottle(self.window)  # refuse
+        self.throttle = PlatformThrottle(self.window)
         self.health = [SourceHealth(strategy.name) for strategy in self.strategies]
 
     def terminal_ops(self, outcome: Outcome, source: str,

@@ -30,12 +30,12 @@ def next_wake_at(core: HubCore, now: float) -> float | None:
     due = core.queue.next_due_at()
     if due is not None:
         deadlines.append(due)
-    opening = core.compliance.next_wake_at(now)  # issue 9 (admit): deferred records
+    opening = core.compliance.next_wake_at(now)  # deferred records
     if opening is not None:
         deadlines.append(opening)
     if core.queue.ready_count and core.gate.available() > 0 and core.pace.available(now) <= 0:
         deadlines.append(core.pace.next_allowed_at(now))
-    reserved = core.pace.reserved  # refuse: the pace the platform's refusals allow
+    reserved = core.pace.reserved  # the pace the platform's refusals allow
     if core.queue.ready_count and core.throttle.available(now, reserved) <= 0:
         deadlines.append(core.throttle.next_allowed_at(now, reserved))
     return min(deadlines) if deadlines else None
@@ -50,22 +50,22 @@ async def dispatch_loop(core: HubCore) -> None:
             await _cluster_step(core, admitting, now)
             continue
         core.queue.promote_due(now)
-        core.compliance.release_due(core, now)  # issue 9 (admit)
+        core.compliance.release_due(core, now)
         room = min(core.gate.available(), core.pace.available(now), core.options.claim_batch_size,
-                   core.throttle.available(now, core.pace.reserved))  # refuse: throttle
+                   core.throttle.available(now, core.pace.reserved))  # throttle
         if admitting and room > 0 and core.queue.ready_count and not core.stopping:
             record_ids = core.queue.take(room, core.phone_of)
             if record_ids:
                 # a claim that was submitted must be launched: never leave it half-done
                 with anyio.CancelScope(shield=True):
                     entries = [core.book.entries[r] for r in record_ids]
-                    entries = await skip_suppressed(core, entries)  # refuse: opted out
-                    # issue 9 (admit): allow -> claim; defer/skip are settled by admit()
+                    entries = await skip_suppressed(core, entries)  # opted out
+                    # allow -> claim; defer/skip are settled by admit()
                     entries = await core.compliance.admit(core, entries)
                     if entries:
                         await _claim_and_launch(core, entries)
                 continue
-        # issue 9 (admit): simulated sandbox time skips a wait only deferrals impose
+        # simulated sandbox time skips a wait only deferrals impose
         if admitting and core.compliance.jump_idle(core, now):
             continue
         with anyio.move_on_after(until_next_read_s(core)):  # re-read the campaign's state

@@ -151,20 +151,20 @@ class DispatchHub:
             max_calls_per_second=max_calls_per_second, pace_margin_s=pace_margin_s,
         )
         self.hooks = Hooks(on_dispatched, on_completed, on_failed, on_skipped)
-        #: issue 10: signed result webhooks (outbox rows + a delivery worker)
+        #: signed result webhooks (outbox rows + a delivery worker)
         self.result_webhooks = result_webhooks
-        # issue 9 (admit): None keeps the library's old behaviour (no admission step)
+        # None keeps the library's old behaviour (no admission step)
         self.compliance = (Compliance(settings=compliance)
                            if isinstance(compliance, ComplianceSettings) else compliance)
         self.cluster = cluster  # cluster mode settings (a PostgreSQL store only)
         self._core: HubCore | None = None
-        #: refuse: ``(phone, campaign, record_id, source)`` coroutine that adds a number to
+        #: ``(phone, campaign, record_id, source)`` coroutine that adds a number to
         #: the internal do-not-call list (opt-outs, platform ``do_not_call`` refusals)
         self.opt_out_sink: OptOutSink | None = None
         self._running = False
         self._early_stop: tuple[bool, float | None] | None = None
         self._calls_done = anyio.Event()
-        self._window_open = True  # [serve]
+        self._window_open = True
 
     # -- public API -------------------------------------------------------------------
 
@@ -179,11 +179,11 @@ class DispatchHub:
 
     def statistics(self) -> HubStatistics:
         """A snapshot: counts by status, dials in the last 60 s and 1 s, limits, next dial ETA."""
-        options = self._core.options if self._core is not None else self.options  # [serve]
+        options = self._core.options if self._core is not None else self.options
         return snapshot(self._core, running=self._running, options=options,
                         campaign=self.campaign)
 
-    # [serve] daemon hooks: config builder, schedule windows, progress heartbeat
+    # daemon hooks: config builder, schedule windows, progress heartbeat
     @classmethod
     def from_config(cls, campaign: Any, agent: Dialer | Any, **kwargs: Any) -> DispatchHub:
         """A hub for a :class:`dispatch.config.CampaignConfig` (``kwargs``: ``db``,
@@ -295,7 +295,7 @@ class DispatchHub:
                     "campaign on one dispatcher, or pass compliance=None (CLI: "
                     "--no-compliance) to dial without it", option="--db")
             lock = RunLock(store.url)
-            shared = _shared(store)  # [serve] a daemon holds the lock and runs the writer
+            shared = _shared(store)  # a daemon holds the lock and runs the writer
             try:
                 if not shared:
                     lock.acquire()  # one campaign process per database (StoreLocked)
@@ -327,7 +327,7 @@ class DispatchHub:
 
     async def _run_with(self, store: Store, until_idle: bool, warned: dict[int, str],
                         watch: campaign_state.CampaignWatch) -> None:
-        compliance = HubCompliance(self.compliance, self.campaign)  # issue 9 (admit)
+        compliance = HubCompliance(self.compliance, self.campaign)
         if self.compliance is None:  # never a silent bypass: say it once per run
             log.warning("dial-time compliance is off: calling hours, do-not-call lists and "
                         "caps are not applied (pass compliance=ComplianceSettings(...))",
@@ -350,10 +350,10 @@ class DispatchHub:
         try:
             shared = _shared(store)
             async with anyio.create_task_group() as infra:
-                if not shared:  # [serve] a shared store's writer is run by the daemon
+                if not shared:  # a shared store's writer is run by the daemon
                     await infra.start(store.run_writer)
                 await infra.start(core.notifier.run)
-                webhooks = self.result_webhooks  # issue 10
+                webhooks = self.result_webhooks
                 if webhooks is not None:
                     core.outcome_ops.append(webhooks.outcome_hook(self.campaign))
                     if webhooks.include_dispatched:
@@ -363,7 +363,7 @@ class DispatchHub:
                     core.run_id = await store.start_run(
                         started_at=self.clock.now(), pid=os.getpid(),
                         config={**self.options.summary(self.strategies),
-                                "compliance": compliance.summary()},  # issue 9 (admit)
+                                "compliance": compliance.summary()},
                         mark_crashed=not core.coordinator.shared)  # cluster: others run
                     await campaign_state.start(core)
                     await resume(core)
@@ -401,7 +401,7 @@ class DispatchHub:
                     if core.stopping:
                         control.cancel()
                     async with anyio.create_task_group() as loops:
-                        for strategy in core.strategies:  # issue 10: push sources (intake)
+                        for strategy in core.strategies:  # push sources (intake)
                             await loops.start(strategy.serve, core.store, core.poll_signal.set)
                         loops.start_soon(poll_loop, core, name="dispatch poll loop")
                         loops.start_soon(dispatch_loop, core, name="dispatch loop")
@@ -434,7 +434,7 @@ class DispatchHub:
 
 
 def _shared(store: Store) -> bool:
-    """[serve] A store one daemon shares between its hubs (``dispatch.daemon.scoped``)."""
+    """A store one daemon shares between its hubs (``dispatch.daemon.scoped``)."""
     return bool(getattr(store, "shared_by_daemon", False))
 
 

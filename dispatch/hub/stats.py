@@ -116,7 +116,7 @@ def snapshot(core: HubCore | None, *, running: bool, options: HubOptions,
     now = core.clock.now()
     counts = core.book.counts
     eta, waiting_on = _eta(core, now)
-    wake = core.compliance.next_wake_at(now)  # issue 9 (admit): deferred records' opening
+    wake = core.compliance.next_wake_at(now)  # deferred records' opening
     if wake is not None and (eta, waiting_on) == (None, None) and not core.stopping:
         eta, waiting_on = max(0.0, wake - now), "compliance"
     if core.watch.state == "paused" and (eta, waiting_on) != (None, None) and (

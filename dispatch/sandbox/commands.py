@@ -61,7 +61,7 @@ def on_call_dial(session: Session, frame: dict[str, Any]) -> None:
         connection=session.id,
     )
     code = _dial_refusal(session, agent, to, from_)
-    refusal = session.state.refusals.check(str(to)) if code is None else None  # refuse
+    refusal = session.state.refusals.check(str(to)) if code is None else None
     if code is not None:
         _call_error(session, frame, record, code)
     elif refusal is not None:

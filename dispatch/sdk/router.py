@@ -152,7 +152,7 @@ class Router:
             return False
         book.take_unbound(dial)
         _log.info("dial refused by an error frame", agent_id=dial.agent_id, code=code)
-        dial.fail(dial_error(frame, text, code=code, call_id=None, to=dial.to))  # refuse
+        dial.fail(dial_error(frame, text, code=code, call_id=None, to=dial.to))
         return True
 
     # -- dial correlation --------------------------------------------------------------
@@ -230,7 +230,7 @@ class Router:
             if dial is not None:
                 book.take_unbound(dial)
         if dial is not None and not dial.settled:
-            dial.fail(dial_error(frame, text, code=code, call_id=call_id, to=dial.to))  # refuse
+            dial.fail(dial_error(frame, text, code=code, call_id=call_id, to=dial.to))
         call = self._c.calls.get(call_id) if call_id else None
         if call is not None and not call.answered:
             self._c.calls.pop(call.id, None)

@@ -116,7 +116,7 @@ class RecordRow(Base):
     campaign_id: Mapped[str] = mapped_column(
         String, index=True, server_default=text(f"'{DEFAULT_CAMPAIGN}'")
     )
-    # -- issue 9: the last admission decision (migration 0006) ------------------------
+    # -- the last admission decision (migration 0006) ---------------------------------
     #: ``allow``, ``defer`` or ``skip`` (None: never asked)
     decision: Mapped[str | None] = mapped_column(String(8))
     decision_reason: Mapped[str | None] = mapped_column(String(32))
@@ -174,7 +174,7 @@ class AttemptRow(Base):
         UniqueConstraint(
             "record_pk", "requeue_round", "attempt_no", name="uq_attempts_record_round_no"
         ),
-        # issue 9: rolling per-phone / per-campaign caps are index range scans
+        # rolling per-phone / per-campaign caps are index range scans
         Index("ix_attempts_phone_claimed", "phone", "claimed_at"),
         Index("ix_attempts_campaign_claimed", "campaign_id", "claimed_at"),
     )
@@ -198,7 +198,7 @@ class AttemptRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     tool_results: Mapped[list[Any] | None] = mapped_column(JSON)
     disposition: Mapped[str | None] = mapped_column(String)
-    #: the record's campaign at claim time (issue 9: per-campaign caps by index)
+    #: the record's campaign at claim time (per-campaign caps by index)
     campaign_id: Mapped[str | None] = mapped_column(String)
 
 

@@ -55,7 +55,7 @@ class OpKind(enum.Enum):
     INSERT_IDEMPOTENCY = "insert_idempotency"
     INSERT_OUTBOX = "insert_outbox"
     DELETE_INTAKE = "delete_intake"
-    UPDATE_DECISION = "update_decision"  # issue 9: the record's last admission decision
+    UPDATE_DECISION = "update_decision"  # the record's last admission decision
 
 
 KIND_ORDER = (
@@ -241,7 +241,7 @@ def build_statements(dialect_name: str) -> dict[OpKind, Executable]:
         ),
         OpKind.INSERT_ATTEMPT: insert(_attempts).values(
             record_pk=_of_record(_records.c.pk), requeue_round=_of_record(_records.c.requeue_count),
-            campaign_id=_of_record(_records.c.campaign_id),  # issue 9: caps by campaign index
+            campaign_id=_of_record(_records.c.campaign_id),  # caps by campaign index
         ),
         OpKind.UPDATE_RECORD: update(_records).where(_this_record()),
         OpKind.UPDATE_ATTEMPT: update(_attempts).where(

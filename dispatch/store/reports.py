@@ -41,7 +41,7 @@ REPORT_COLUMNS = (
     "campaign_id",
     "requeue_count",
     "error",
-    # issue 9: the record's last admission decision (allow / defer / skip)
+    # the record's last admission decision (allow / defer / skip)
     "decision",
     "decision_reason",
     "decision_until",
