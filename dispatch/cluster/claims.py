@@ -2,10 +2,12 @@
 
 Order (so a full window costs nothing): take the rate tokens a window old
 (``FOR UPDATE SKIP LOCKED``: two nodes never take one token), then free slots, then
-compare-and-set the due records (status still ``pending``/``scheduled``, phone not
-live). Whatever a later step could not use goes back in the same transaction (a
-token gets its previous stamp again), so a claim holds exactly one token of each
-limit and one slot per record it took, or nothing.
+(with compliance on) decide the due candidates (:mod:`dispatch.cluster.admit`: defer
+and skip them in this transaction), then compare-and-set the due records allowed
+(status still ``pending``/``scheduled``, phone not live). Whatever a later step could
+not use goes back in the same transaction (a token gets its previous stamp again),
+so a claim holds exactly one token of each limit and one slot per record it took, or
+nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dispatch.cluster import sql
+from dispatch.cluster.admit import ROUNDS, Admitted, admit_round, lock_campaign_cap
 from dispatch.hub.state import AttemptState, RecordEntry
 from dispatch.log import get_logger
 from dispatch.reasons import Reason
@@ -138,7 +141,10 @@ async def claim_batch(coord: PgCoordinator, core: HubCore,
     campaign, now = coord.campaign, core.clock.now()
     before = time.monotonic()
     grants: list[tuple[RecordEntry, AttemptState]] = []
+    coord.next_due_hub = None
+    admitted = Admitted()
     async with coord.engine.begin() as conn:
+        await lock_campaign_cap(conn, core, campaign)  # a campaign cap: one decider
         n, taken = room, []
         for kind, _cap, age in _limits(core, coord):
             got = await _take(conn, campaign, kind, n, age)
@@ -154,9 +160,7 @@ async def claim_batch(coord: PgCoordinator, core: HubCore,
             slots = [int(s) for s in (await conn.execute(
                 sql.TAKE_SLOTS, {"campaign": campaign, "n": n})).scalars()]
             n = min(n, len(slots))
-        pks = await _candidates(conn, campaign, now, n) if n else []
-        rows = await _cas(conn, pks, {"node": coord.node_id, "ttl": coord.options.lease_ttl_s,
-                                      "now": now}) if pks else []
+        rows = await _take_records(conn, coord, core, now, n, admitted) if n else []
         used = len(rows)
         for kind, tokens in taken:
             await _give_back(conn, campaign, kind, tokens[used:])
@@ -176,15 +180,49 @@ async def claim_batch(coord: PgCoordinator, core: HubCore,
             grants.append((entry, attempt))
         if inserts:
             await conn.execute(coord.statements[OpKind.INSERT_ATTEMPT], inserts)
+    admitted.done(core)
     for _, attempt in grants:
         coord.stamps.put((attempt.source, attempt.record_id, attempt.attempt_no), before)
-    return grants, 0.0 if rows else coord.options.poll_floor_s
+    # decided records left the due set: the next claim may find others at once
+    return grants, 0.0 if rows or admitted.decided else coord.options.poll_floor_s
 
 
-async def _candidates(conn: AsyncConnection, campaign: str, now: float, n: int) -> list[int]:
-    """Due records, at most one per phone (two of one phone would trip the index)."""
+async def _take_records(conn: AsyncConnection, coord: PgCoordinator, core: HubCore, now: float,
+                        n: int, admitted: Admitted) -> list[Any]:
+    """Up to ``n`` due records compare-and-set to ``dialing`` (with compliance on, only
+    those the admission step allows: the rest are deferred or skipped into
+    ``admitted``). Finding none due, notes when the next one is (``next_due_hub``)."""
+    campaign = coord.campaign
+    params = {"node": coord.node_id, "ttl": coord.options.lease_ttl_s, "now": now}
+
+    async def candidates(want: int, seen: list[int]) -> list[int]:
+        return await _candidates(conn, campaign, now, want, seen)
+
+    async def cas(pks: list[int]) -> list[Any]:
+        return await _cas(conn, pks, params) if pks else []
+
+    if core.compliance.enabled:  # decide before the compare-and-set
+        for _round in range(ROUNDS):
+            want = n - len(admitted.rows)
+            if want <= 0 or not await admit_round(conn, coord, core, now, want, admitted,
+                                                  candidates, cas):
+                break
+        rows = admitted.rows
+    else:
+        rows = await cas(await candidates(n, []))
+    if not rows and not admitted.decided:  # nothing due: sleep until something is
+        due = (await conn.execute(sql.NEXT_DUE, {"campaign": campaign})).scalar()
+        if due is not None and float(due) > now:
+            coord.next_due_hub = float(due)
+    return rows
+
+
+async def _candidates(conn: AsyncConnection, campaign: str, now: float, n: int,
+                      exclude: Sequence[int] = ()) -> list[int]:
+    """Due records, at most one per phone (two of one phone would trip the index),
+    none of ``exclude`` (candidates an earlier round of this claim looked at)."""
     rows = (await conn.execute(sql.CANDIDATES, {"campaign": campaign, "now": now,
-                                                "n": n * 2})).all()
+                                                "n": n * 2, "exclude": list(exclude)})).all()
     phones: set[str] = set()
     pks: list[int] = []
     for pk, phone in rows:

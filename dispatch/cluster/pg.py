@@ -55,6 +55,9 @@ class PgCoordinator:
         self._dry = False
         self._core: HubCore | None = None
         self._next_claim_real_s = options.poll_floor_s
+        #: the last claim found nothing due: the hub-clock instant the campaign's next
+        #: waiting record comes due (a deferral's opening, a retry), else None
+        self.next_due_hub: float | None = None
         #: statistics
         self.claims = 0
         self.refreshed_tokens = 0
@@ -133,10 +136,14 @@ class PgCoordinator:
                     active = (await conn.execute(sql.ACTIVE_COUNT,
                                                  {"campaign": self.campaign})).scalar_one()
                     rows = (await conn.execute(sql.POLL_LEASES, {"prefix": prefix})).all()
+                    sleeping_until = self.next_due_hub
+                    due = None if sleeping_until is None else (await conn.execute(
+                        sql.NEXT_DUE, {"campaign": self.campaign})).scalar()
                 leases: dict[str, bool] = {str(name): bool(dry) for name, dry in rows}
                 self._active = int(active)
                 self._dry = all(leases.get(self._lease_name(k)) for k in self._sources)
-                core.dispatch_signal.set()
+                if not _still_asleep(sleeping_until, due, core.clock.now()):
+                    core.dispatch_signal.set()  # a wake-up that may have been lost
                 core.check_idle()
             except (SQLAlchemyError, OSError) as exc:
                 log.warning("cluster watch failed", error=str(exc))
@@ -219,6 +226,11 @@ class PgCoordinator:
         return grants
 
     def claim_retry_s(self) -> float:
+        floor = 0.005 * self.options.time_scale
+        if self.next_due_hub is not None and self._core is not None:
+            # nothing is due before then: sleep (a wake-up or the watch loop seeing
+            # something due earlier ends the sleep)
+            return max(floor, self.next_due_hub - self._core.clock.now())
         wait = min(self._next_claim_real_s, self.options.poll_floor_s)
         return max(wait, 0.005) * self.options.time_scale
 
@@ -248,3 +260,12 @@ class PgCoordinator:
         with the other settles waiting (only while the record is still ours: a sweeper
         may have taken it over)."""
         await self.settler.settle(entry, attempt, ops)
+
+
+def _still_asleep(until: float | None, due: Any, hub_now: float) -> bool:
+    """The dispatch loop sleeps until ``until`` (nothing was due) and the database's
+    next due time is still in the future and no earlier: waking it would only find
+    nothing again (an all-deferred campaign costs no claim per poll floor)."""
+    if until is None or due is None:
+        return False
+    return hub_now < float(due) and float(due) >= until - 1e-6

@@ -112,11 +112,50 @@ SELECT r.pk, r.phone FROM records r
 WHERE r.campaign_id = :campaign AND r.status IN ('pending', 'scheduled')
   AND EXISTS (SELECT 1 FROM campaigns c WHERE c.id = :campaign AND c.state = 'running')
   AND (r.next_attempt_at IS NULL OR r.next_attempt_at <= :now)
+  AND r.pk <> ALL(CAST(:exclude AS integer[]))
   AND NOT EXISTS (SELECT 1 FROM records l
                   WHERE l.phone = r.phone AND l.status IN ('dialing', 'in_call'))
 ORDER BY coalesce(r.next_attempt_at, 0), r.seq
 LIMIT :n FOR UPDATE OF r SKIP LOCKED
 """)
+#: when the campaign's next waiting record comes due (hub clock; a pending record
+#: with no time counts as due at 0), for an empty claim's sleep
+NEXT_DUE = text("""
+SELECT min(coalesce(next_attempt_at, 0)) FROM records
+WHERE campaign_id = :campaign AND status IN ('pending', 'scheduled')
+""")
+
+# -- admission inside the claim (dispatch/cluster/admit.py) -------------------------
+
+#: advisory lock class of the admission step (``'dADM'``); the key is a hash
+ADMIT_LOCK_CLASS = 0x6441444D
+#: the phones of this claim no other claim is deciding now (transaction-scoped,
+#: never waited for: a phone another node is deciding waits for the next claim)
+LOCK_PHONES = text("""
+SELECT p FROM unnest(CAST(:phones AS text[])) AS p
+WHERE pg_try_advisory_xact_lock(:cls, hashtext(p))
+""")
+#: claims of a campaign with a campaign cap decide one at a time (waited for)
+LOCK_CAMPAIGN_CAP = text(
+    "SELECT pg_advisory_xact_lock(:cls, hashtext('campaign:' || CAST(:campaign AS text)))")
+#: what the decision needs of the locked candidates
+CANDIDATE_ROWS = text("""
+SELECT pk, source, id, phone, strategy, payload, attempts, last_reason, last_call_id,
+  disposition, error
+FROM records WHERE pk = ANY(CAST(:pks AS integer[]))
+""")
+#: a deferral: not an attempt (``attempts`` unchanged), due again at the opening
+DEFER_RECORD = text("""
+UPDATE records SET status = 'scheduled', next_attempt_at = :next_at, updated_at = :now
+WHERE pk = :pk AND status IN ('pending', 'scheduled')
+""")
+#: a skip: terminal, with the decision's reason and detail
+SKIP_RECORD = text("""
+UPDATE records SET status = 'skipped', next_attempt_at = NULL, last_reason = :reason,
+  error = :error, updated_at = :now
+WHERE pk = :pk AND status IN ('pending', 'scheduled')
+""")
+
 #: the compare-and-set: only a record still due and not live is taken
 CLAIM = text(f"""
 UPDATE records SET status = 'dialing', attempts = attempts + 1, next_attempt_at = NULL,

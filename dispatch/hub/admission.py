@@ -22,7 +22,7 @@ import functools
 import heapq
 import itertools
 import time
-from collections.abc import Iterable, Mapping, Sequence, Sized
+from collections.abc import Collection, Iterable, Mapping, Sequence, Sized
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +45,7 @@ from dispatch.compliance import (
 from dispatch.compliance.context import DAY_S, AttemptLog
 from dispatch.log import get_logger
 from dispatch.reasons import Reason
+from dispatch.records import Record
 from dispatch.store import compliance as store_compliance
 from dispatch.strategy import Outcome
 
@@ -54,7 +55,7 @@ if TYPE_CHECKING:
     from dispatch.store import Store
 
 __all__ = ["Compliance", "ComplianceTime", "HubCompliance", "NoAttempts", "default_sandbox_time",
-           "preview_records", "preview_stored"]
+           "preview_records", "preview_stored", "skip_reason"]
 
 log = get_logger("dispatch.hub")
 INTERNAL_LIST = "internal"
@@ -285,13 +286,43 @@ class HubCompliance:
 
     async def _attempts(self, core: HubCore, entries: list[RecordEntry],
                         hub_now: float) -> AttemptLog:
+        return await self.attempt_log(core.store.engine, {e.record.phone for e in entries},
+                                      hub_now)
+
+    async def attempt_log(self, reader: store_compliance.Reader, phones: Collection[str],
+                          hub_now: float) -> AttemptLog:
+        """The caps' attempts of ``phones`` (and of the campaign, when capped), read
+        through ``reader``: the store's engine, or (cluster mode) the claim's own
+        connection, so every node's committed attempts count."""
         settings = self.settings
         window_s = max(DAY_S, settings.phone_cap_window_s, settings.campaign_cap_window_s)
         campaign = self.campaign if settings.campaign_cap is not None else None
         return await store_compliance.attempt_window(
-            core.store.engine, {e.record.phone for e in entries}, campaign, hub_now - window_s,
+            reader, phones, campaign, hub_now - window_s,
             shift_s=self.time.shift(hub_now), tail=max(64, settings.campaign_cap or 0),
             campaign_since_s=hub_now - settings.campaign_cap_window_s)
+
+    def note_internal(self, asked: Iterable[str], hits: Collection[str]) -> None:
+        """Bring the internal list's cache in step with a fresh read of ``asked``
+        (cluster mode reads the candidates' entries inside each claim)."""
+        for phone in asked:
+            if phone in hits:
+                self.internal.phones.add(phone)
+            else:
+                self.internal.phones.discard(phone)
+
+    def deferral_noted(self, record_id: str, phone: str, decision: Decision) -> None:
+        """Count and log a deferral decided elsewhere (the cluster claim)."""
+        self.deferred += 1
+        until = (None if decision.until_s is None else
+                 dt.datetime.fromtimestamp(decision.until_s, dt.UTC).isoformat())
+        log.info("deferred", record_id=record_id, phone=phone, reason=decision.reason,
+                 until=until, detail=decision.detail, simulated_time=self.time.simulated)
+
+    def skip_outcome(self, record: Record, attempts: int, decision: Decision) -> Outcome:
+        """The terminal outcome of a skip decision (the caller counts it once settled)."""
+        return Outcome(record=record, status="skipped", reason=skip_reason(decision),
+                       attempts=attempts, detail=decision.detail)
 
     def _defer(self, core: HubCore, entry: RecordEntry, decision: Decision, hub_now: float,
                now_s: float) -> Any:
@@ -411,6 +442,11 @@ def _size(listed: SuppressionList) -> int | None:
     if isinstance(listed, _InternalList):
         return len(listed.phones)
     return len(listed) if isinstance(listed, Sized) else None
+
+
+def skip_reason(decision: Decision) -> Reason:
+    """The :class:`Reason` a skip decision ends its record with."""
+    return _reason(decision.reason)
 
 
 def _reason(text: str | None) -> Reason:

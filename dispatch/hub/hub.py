@@ -286,14 +286,17 @@ class DispatchHub:
             warned = await preflight(self.strategies, until_idle=until_idle,
                                      default_region=self.options.default_region)
             store, owned = await self._open_store()
-            if self.compliance is not None and is_shared_url(store.url):
+            # cluster: compliance runs inside each claim (dispatch.cluster.admit); only
+            # the sandbox's simulated clock is one process's own
+            if (self.compliance is not None and self.compliance.sandbox_time_s is not None
+                    and is_shared_url(store.url)):
                 if owned:
                     await store.close()
                 raise PreflightError(
-                    "dial-time compliance (calling hours, do-not-call lists, caps) is not "
-                    "applied by several dispatchers on one PostgreSQL database yet: run the "
-                    "campaign on one dispatcher, or pass compliance=None (CLI: "
-                    "--no-compliance) to dial without it", option="--db")
+                    "--sandbox-time: the simulated compliance clock of the embedded sandbox "
+                    "runs in one dispatcher only, not on a shared PostgreSQL database: pass "
+                    "--sandbox-time real (compliance on the real clock) or use a SQLite --db",
+                    option="--sandbox-time")
             lock = RunLock(store.url)
             shared = _shared(store)  # a daemon holds the lock and runs the writer
             try:

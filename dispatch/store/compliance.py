@@ -23,7 +23,7 @@ from typing import Any, cast
 
 from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dispatch.compliance.decision import Decision
 from dispatch.store.errors import StoreError
@@ -32,7 +32,11 @@ from dispatch.store.ops import OpKind, WriteOp
 
 __all__ = ["GLOBAL_SCOPE", "DncEntry", "PrefetchedAttempts", "attempt_count_since",
            "attempt_window", "decision_op", "deferrals", "dnc_add", "dnc_entries",
-           "dnc_fingerprint", "dnc_phones", "dnc_remove", "wake_deferred"]
+           "dnc_fingerprint", "dnc_hits", "dnc_phones", "dnc_remove", "wake_deferred"]
+
+#: an engine (each read on a connection of its own) or an open connection (the reads
+#: join its transaction: cluster mode decides inside the claim's transaction)
+Reader = AsyncEngine | AsyncConnection
 
 #: the scope of a suppression that holds in every campaign
 GLOBAL_SCOPE = "*"
@@ -145,6 +149,19 @@ async def dnc_phones(engine: AsyncEngine, campaign: str) -> set[str]:
     return {str(row[0]) for row in await _read(engine, query)}
 
 
+async def dnc_hits(reader: Reader, phones: Collection[str], campaign: str) -> set[str]:
+    """Which of ``phones`` are suppressed for ``campaign`` now (one indexed read on
+    ``uq_dnc_phone_scope``; in cluster mode inside the claim, so an opt-out any node
+    committed before it is seen)."""
+    wanted = sorted(set(phones))
+    hits: set[str] = set()
+    for start in range(0, len(wanted), _CHUNK):
+        query = select(_dnc.c.phone).where(_dnc.c.phone.in_(wanted[start:start + _CHUNK]),
+                                           _dnc.c.scope.in_((GLOBAL_SCOPE, campaign)))
+        hits.update(str(row[0]) for row in await _read(reader, query))
+    return hits
+
+
 # -- recent attempts (the caps' AttemptLog) ---------------------------------------------
 
 
@@ -171,7 +188,7 @@ class _CountedTail(Sequence[float]):
         return self._tail[offset]
 
 
-async def _campaign_tail(engine: AsyncEngine, campaign: str, since_s: float, shift_s: float,
+async def _campaign_tail(engine: Reader, campaign: str, since_s: float, shift_s: float,
                          tail: int) -> Sequence[float]:
     where = (_attempts.c.campaign_id == campaign, _attempts.c.claimed_at > since_s)
     rows = await _read(engine, select(func.count()).where(*where))
@@ -226,7 +243,7 @@ class PrefetchedAttempts:
         return times[bisect.bisect_right(times, since_s):]
 
 
-async def attempt_window(engine: AsyncEngine, phones: Collection[str], campaign: str | None,
+async def attempt_window(engine: Reader, phones: Collection[str], campaign: str | None,
                          since_s: float, *, shift_s: float = 0.0, tail: int = 64,
                          campaign_since_s: float | None = None) -> PrefetchedAttempts:
     """Claim times (ascending, ``> since_s`` on the hub clock) of every attempt to
@@ -262,7 +279,9 @@ async def attempt_count_since(engine: AsyncEngine, phone: str, since_s: float) -
     return int(rows[0][0]) if rows else 0
 
 
-async def _read(engine: AsyncEngine, query: Any) -> list[Any]:
+async def _read(engine: Reader, query: Any) -> list[Any]:
+    if isinstance(engine, AsyncConnection):  # inside the caller's transaction
+        return list((await engine.execute(query)).all())
     try:
         async with engine.connect() as conn:
             return list((await conn.execute(query)).all())
