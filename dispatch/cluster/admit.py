@@ -40,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dispatch.cluster import sql
 from dispatch.compliance import Decision, Verdict
-from dispatch.compliance.context import AttemptLog
+from dispatch.hub.admission import BatchAttempts
 from dispatch.records import Record
 from dispatch.store import compliance as store_compliance
 from dispatch.store.ops import KIND_ORDER, OpKind, WriteOp
@@ -69,6 +69,8 @@ class Admitted:
     deferred: list[tuple[str, str, Decision]] = dataclasses.field(default_factory=list)
     #: ``(outcome, source)`` of the skipped ones, delivered after the commit
     skipped: list[tuple[Outcome, str]] = dataclasses.field(default_factory=list)
+    #: ``(phone, compliance time)`` of every dial allowed so far (the caps count them)
+    allowed: list[tuple[str, float]] = dataclasses.field(default_factory=list)
     #: candidates already looked at (their phone was being decided elsewhere, or they
     #: were claimed or decided): not taken again by a later round
     seen: list[int] = dataclasses.field(default_factory=list)
@@ -121,7 +123,9 @@ async def admit_round(conn: AsyncConnection, coord: PgCoordinator, core: HubCore
         return True
     hits = await store_compliance.dnc_hits(conn, locked, compliance.campaign)
     compliance.note_internal(locked, hits)  # the internal list as this claim read it
-    attempts = await compliance.attempt_log(conn, locked, now)
+    attempts = BatchAttempts(await compliance.attempt_log(conn, locked, now))
+    for phone, at_s in out.allowed:  # earlier rounds' attempts are not inserted yet
+        attempts.allowed(phone, at_s)
     order = {pk: i for i, pk in enumerate(pks)}
     batch = _Batch()
     for row in sorted(rows, key=lambda r: order[r.pk]):  # the candidates' order
@@ -142,7 +146,7 @@ class _Batch:
     extra: list[WriteOp] = dataclasses.field(default_factory=list)
 
 
-def _decide(core: HubCore, row: Any, now: float, attempts: AttemptLog, batch: _Batch,
+def _decide(core: HubCore, row: Any, now: float, attempts: BatchAttempts, batch: _Batch,
             out: Admitted) -> None:
     compliance = core.compliance
     record = _record(row)
@@ -154,6 +158,8 @@ def _decide(core: HubCore, row: Any, now: float, attempts: AttemptLog, batch: _B
     batch.decisions.append(store_compliance.decision_op(source=row.source, id=row.id,
                                                         decision=decision, at_s=now_s).params)
     if decision.verdict is Verdict.ALLOW:
+        attempts.allowed(row.phone, now_s)  # the next decisions of the batch count it
+        out.allowed.append((row.phone, now_s))
         batch.allow.append(int(row.pk))
     elif decision.verdict is Verdict.DEFER:
         assert decision.until_s is not None

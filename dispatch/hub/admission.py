@@ -54,8 +54,8 @@ if TYPE_CHECKING:
     from dispatch.hub.state import RecordEntry
     from dispatch.store import Store
 
-__all__ = ["Compliance", "ComplianceTime", "HubCompliance", "NoAttempts", "default_sandbox_time",
-           "preview_records", "preview_stored", "skip_reason"]
+__all__ = ["BatchAttempts", "Compliance", "ComplianceTime", "HubCompliance", "NoAttempts",
+           "default_sandbox_time", "preview_records", "preview_stored", "skip_reason"]
 
 log = get_logger("dispatch.hub")
 INTERNAL_LIST = "internal"
@@ -128,6 +128,51 @@ class NoAttempts:
 
     def campaign_attempts_since(self, campaign: str, since_s: float) -> Sequence[float]:
         return ()
+
+
+class _Appended(Sequence[float]):
+    """``base`` (ascending times, maybe only partly known) followed by ``extra``."""
+
+    def __init__(self, base: Sequence[float], extra: list[float]) -> None:
+        self._base = base
+        self._extra = extra
+
+    def __len__(self) -> int:
+        return len(self._base) + len(self._extra)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        position = index + len(self) if index < 0 else index
+        if not 0 <= position < len(self):
+            raise IndexError(index)
+        size = len(self._base)
+        return self._base[position] if position < size else self._extra[position - size]
+
+
+class BatchAttempts:
+    """An :class:`AttemptLog` over a batch's prefetched attempts that also counts the
+    dials the batch itself allowed so far (:meth:`allowed`): a campaign cap holds
+    within one claim batch too, not only between batches."""
+
+    def __init__(self, base: AttemptLog) -> None:
+        self._base = base
+        self._phones: dict[str, list[float]] = {}
+        self._campaign: list[float] = []
+
+    def allowed(self, phone: str, now_s: float) -> None:
+        self._phones.setdefault(phone, []).append(now_s)
+        self._campaign.append(now_s)
+
+    def phone_attempts_since(self, phone: str, since_s: float) -> Sequence[float]:
+        base = self._base.phone_attempts_since(phone, since_s)
+        extra = [t for t in self._phones.get(phone, ()) if t > since_s]
+        return _Appended(base, extra) if extra else base
+
+    def campaign_attempts_since(self, campaign: str, since_s: float) -> Sequence[float]:
+        base = self._base.campaign_attempts_since(campaign, since_s)
+        extra = [t for t in self._campaign if t > since_s]
+        return _Appended(base, extra) if extra else base
 
 
 class _InternalList:
@@ -255,7 +300,7 @@ class HubCompliance:
             return entries
         hub_now = core.clock.now()
         await self.refresh_internal()
-        attempts = await self._attempts(core, entries, hub_now)
+        attempts = BatchAttempts(await self._attempts(core, entries, hub_now))
         now_s = self.time.now(hub_now)
         allowed: list[RecordEntry] = []
         ops = []
@@ -265,6 +310,7 @@ class HubCompliance:
             ops.append(store_compliance.decision_op(source=entry.source, id=entry.id,
                                                     decision=decision, at_s=now_s))
             if decision.verdict is Verdict.ALLOW:
+                attempts.allowed(entry.record.phone, now_s)  # counts for the next ones
                 allowed.append(entry)
                 continue
             core.queue.release_phone(entry.record.phone)
