@@ -58,6 +58,8 @@ class PgCoordinator:
         #: the last claim found nothing due: the hub-clock instant the campaign's next
         #: waiting record comes due (a deferral's opening, a retry), else None
         self.next_due_hub: float | None = None
+        #: a wake-up (NOTIFY, the watch loop) came since the last claim
+        self._woken = False
         #: statistics
         self.claims = 0
         self.refreshed_tokens = 0
@@ -143,7 +145,7 @@ class PgCoordinator:
                 self._active = int(active)
                 self._dry = all(leases.get(self._lease_name(k)) for k in self._sources)
                 if not _still_asleep(sleeping_until, due, core.clock.now()):
-                    core.dispatch_signal.set()  # a wake-up that may have been lost
+                    self._wake(core)  # a wake-up that may have been lost
                 core.check_idle()
             except (SQLAlchemyError, OSError) as exc:
                 log.warning("cluster watch failed", error=str(exc))
@@ -168,7 +170,7 @@ class PgCoordinator:
 
         def wake(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
             if payload == self.campaign:
-                core.dispatch_signal.set()
+                self._wake(core)
 
         while True:
             conn = None
@@ -219,7 +221,15 @@ class PgCoordinator:
 
     # -- claims -----------------------------------------------------------------------
 
+    def _wake(self, core: HubCore) -> None:
+        self._woken = True
+        core.dispatch_signal.set()
+
     async def claim(self, core: HubCore, room: int) -> list[tuple[RecordEntry, AttemptState]]:
+        if (self.next_due_hub is not None and not self._woken
+                and core.clock.now() < self.next_due_hub):
+            return []  # nothing is due before then and nothing changed: no transaction
+        self._woken = False
         grants, retry_real_s = await claim_batch(self, core, room)
         self._next_claim_real_s = retry_real_s
         self.claims += len(grants)
