@@ -1,8 +1,10 @@
 """One dispatcher of the cluster compliance test: a DispatchHub with the admission step
 on a shared PostgreSQL database, on a hub clock that starts at a chosen instant.
 
-Usage: python compliance_child.py SANDBOX_URL DB_URL SPEED T0 BASE DNC_FILE
-(the hub clock reads ``BASE + (time.time() - T0) * SPEED``: every process the same).
+Usage: python compliance_child.py SANDBOX_URL DB_URL SPEED GO_FILE BASE DNC_FILE
+Once its agent is ready it writes ``GO_FILE.ready.<pid>`` and waits for ``GO_FILE``,
+which holds ``T0``: the hub clock reads ``BASE + (time.time() - T0) * SPEED``, the
+same in every process, starting when all of them are up (however slow the machine).
 Exits 0 once the campaign is idle in the database (every record terminal).
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 import itertools
 import os
 import sys
+import time
 from pathlib import Path
 
 import anyio
@@ -66,13 +69,26 @@ class ShiftedClock(ScaledClock):
         return self.base + (wall_s - self.origin) * self.speed
 
 
-async def main(url: str, db: str, speed: float, t0: float, base: float, dnc: str) -> None:
+def _start_time(go: Path) -> float:
+    """Say this process is up; wait (in a worker thread) for the test's ``T0``."""
+    Path(f"{go}.ready.{os.getpid()}").write_text("ready", encoding="utf-8")
+    deadline = time.monotonic() + 120.0
+    while time.monotonic() < deadline:
+        text = go.read_text(encoding="utf-8") if go.exists() else ""
+        if text.endswith("\n"):
+            return float(text)
+        time.sleep(0.02)
+    raise TimeoutError(f"{go} was never written")
+
+
+async def main(url: str, db: str, speed: float, go: str, base: float, dnc: str) -> None:
     configure_logging(level="info", stream=sys.stderr)
-    clock = ShiftedClock(speed, t0, base)
     async with Pinecall(url=url) as pc:
         number = f"+1500555{os.getpid() % 10000:04d}"
         agent = pc.agent(f"cadmit-{os.getpid()}", phone_number=number)
         await agent.ready()
+        t0 = await anyio.to_thread.run_sync(_start_time, Path(go))
+        clock = ShiftedClock(speed, t0, base)
         hub = DispatchHub(
             agent, [MemoryStrategy(records())], from_=number, db=db, clock=clock,
             campaign=CAMPAIGN, max_calls_per_minute=600, max_concurrent=12,
@@ -89,5 +105,5 @@ async def main(url: str, db: str, speed: float, t0: float, base: float, dnc: str
 
 
 if __name__ == "__main__":
-    anyio.run(main, sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]),
+    anyio.run(main, sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4],
               float(sys.argv[5]), sys.argv[6])

@@ -1,6 +1,6 @@
 """Three dispatcher processes with the admission step, one PostgreSQL, one sandbox.
 
-The hub clock of every process starts at 07:50 in Los Angeles (10:50 in New York) and
+The hub clock of every process starts at 07:54 in Los Angeles (10:54 in New York) and
 runs 60x. Asserted from the sandbox's dial log (what the voice server saw) and the
 database: no number on the do-not-call file is dialled; no Los Angeles number before
 08:00 there (and every one after: the positive control); a number the platform
@@ -34,20 +34,34 @@ pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 CHILD = Path(child.__file__)
 SPEED = 60.0
 LA = "America/Los_Angeles"
-#: 10 hub minutes (10 real s) before the opening: time for 3 processes to start on a
-#: loaded machine (up to ~7 s measured) and dial New York before Los Angeles opens
-BASE = at("2026-03-10T07:50:00", LA)
+#: 6 hub minutes (6 real s after every process is up) before the opening
+BASE = at("2026-03-10T07:54:00", LA)
 OPENING = at("2026-03-10T08:00:00", LA)
 #: hub seconds a dial may reach the sandbox after its claim (a loaded 2-core machine)
 SEND_SLACK_HUB_S = 60.0
 
 
-async def _spawn(url: str, db: str, t0: float, dnc: Path, log: Path) -> anyio.abc.Process:
+async def _spawn(url: str, db: str, go: Path, dnc: Path, log: Path) -> anyio.abc.Process:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with log.open("wb") as err:
         return await anyio.open_process(
-            [sys.executable, str(CHILD), url, db, str(SPEED), repr(t0), repr(BASE), str(dnc)],
+            [sys.executable, str(CHILD), url, db, str(SPEED), str(go), repr(BASE), str(dnc)],
             stdout=subprocess.DEVNULL, stderr=err, env=env)
+
+
+async def _start_clocks(go: Path, procs: list[anyio.abc.Process], tmp_path: Path) -> float:
+    """Once every process is up, start their hub clocks at once (``T0`` in ``go``)."""
+    with anyio.fail_after(120):
+        while len(list(go.parent.glob(f"{go.name}.ready.*"))) < len(procs):
+            assert all(p.returncode is None for p in procs), _tails(tmp_path)
+            await anyio.sleep(0.05)
+    return _write_go(go)
+
+
+def _write_go(go: Path) -> float:
+    t0 = time.time()
+    go.write_text(f"{t0!r}\n", encoding="utf-8")
+    return t0
 
 
 async def _db(db: str) -> tuple[dict[str, dict[str, Any]], list[Any], set[str]]:
@@ -82,10 +96,11 @@ async def test_three_dispatchers_apply_hours_dnc_opt_outs_and_caps(tmp_path: Pat
     refusals = RefusalSettings(do_not_call=[child.REFUSED_PATTERN])
     async with Sandbox(speed=SPEED, seed=3, dial_log=tmp_path / "dials.jsonl",
                        refusals=refusals) as sandbox:
-        t0 = time.time()
-        procs = [await _spawn(sandbox.url, pg_url, t0, dnc_file, tmp_path / f"child{i}.log")
+        go = tmp_path / "go"
+        procs = [await _spawn(sandbox.url, pg_url, go, dnc_file, tmp_path / f"child{i}.log")
                  for i in range(3)]
         try:
+            t0 = await _start_clocks(go, procs, tmp_path)
             with anyio.fail_after(240):
                 for p in procs:
                     assert await p.wait() == 0, _tails(tmp_path)
