@@ -7,6 +7,9 @@ lifecycles/s (first claim to last settle, from the database), each process's CPU
 per dial it made (``wait4`` rusage), and duplicate dials (must be 0).
 
     python benchmarks/cluster_pg.py [N] [PROCESSES]
+
+``DISPATCH_BENCH_COMPLIANCE=1``: with the admission step in every claim (calling
+hours in a zone open now, the per-phone cap, the internal do-not-call list).
 """
 
 from __future__ import annotations
@@ -40,9 +43,20 @@ async def _child(url: str, db: str, n: int) -> None:
     async with Pinecall(url=url) as pc:
         agent = pc.agent(f"bench-{os.getpid()}", phone_number=number)
         await agent.ready()
+        compliance = None
+        if os.environ.get("DISPATCH_BENCH_COMPLIANCE") == "1":
+            from dispatch.compliance import ComplianceSettings
+            from dispatch.hub.admission import Compliance
+
+            hour = time.gmtime().tm_hour
+            zones = ("Asia/Tokyo", "Europe/Paris", "UTC", "America/New_York")
+            zone = next(z for z, off in zip(zones, (9, 1, 0, -5), strict=True)
+                        if 9 <= (hour + off) % 24 <= 19)  # +1555 numbers: no zone of their own
+            compliance = Compliance(settings=ComplianceSettings(fallback_zone=zone))
         hub = DispatchHub(agent, [MemoryStrategy(recs)], from_=number, db=db,
                           campaign=CAMPAIGN, max_concurrent=200, poll_interval_s=1.0,
-                          retry_attempts=0, cluster=ClusterOptions(poll_floor_s=0.1))
+                          retry_attempts=0, cluster=ClusterOptions(poll_floor_s=0.1),
+                          compliance=compliance)
         await hub.run(until_idle=True)
 
 

@@ -55,7 +55,7 @@ __all__ = ["ROUNDS", "Admitted", "admit_round", "lock_campaign_cap"]
 #: candidate rounds per claim (each round's deferred and skipped rows leave the due set)
 ROUNDS = 4
 
-Candidates = Callable[[int, list[int]], Awaitable[list[int]]]
+Candidates = Callable[[int, list[int]], Awaitable[list[Any]]]
 Cas = Callable[[list[int]], Awaitable[list[Any]]]
 
 
@@ -111,11 +111,10 @@ async def admit_round(conn: AsyncConnection, coord: PgCoordinator, core: HubCore
     """One round: decide up to ``want`` due candidates, claim the allowed ones into
     ``out.rows``. False when no candidate was left to look at."""
     compliance = core.compliance
-    pks = await candidates(want, out.seen)
-    if not pks:
+    rows = await candidates(want, out.seen)  # locked, in due order
+    if not rows:
         return False
-    out.seen.extend(pks)
-    rows = (await conn.execute(sql.CANDIDATE_ROWS, {"pks": pks})).all()
+    out.seen.extend(int(r.pk) for r in rows)
     locked = {str(p) for p in (await conn.execute(sql.LOCK_PHONES, {
         "phones": sorted({str(r.phone) for r in rows}), "cls": sql.ADMIT_LOCK_CLASS})).scalars()}
     rows = [r for r in rows if r.phone in locked]
@@ -126,9 +125,8 @@ async def admit_round(conn: AsyncConnection, coord: PgCoordinator, core: HubCore
     attempts = BatchAttempts(await compliance.attempt_log(conn, locked, now))
     for phone, at_s in out.allowed:  # earlier rounds' attempts are not inserted yet
         attempts.allowed(phone, at_s)
-    order = {pk: i for i, pk in enumerate(pks)}
     batch = _Batch()
-    for row in sorted(rows, key=lambda r: order[r.pk]):  # the candidates' order
+    for row in rows:
         _decide(core, row, now, attempts, batch, out)
     await _write(conn, coord, batch)
     out.rows.extend(await cas(batch.allow))

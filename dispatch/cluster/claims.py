@@ -195,8 +195,8 @@ async def _take_records(conn: AsyncConnection, coord: PgCoordinator, core: HubCo
     campaign = coord.campaign
     params = {"node": coord.node_id, "ttl": coord.options.lease_ttl_s, "now": now}
 
-    async def candidates(want: int, seen: list[int]) -> list[int]:
-        return await _candidates(conn, campaign, now, want, seen)
+    async def candidates(want: int, seen: list[int]) -> list[Any]:
+        return await _candidates(conn, campaign, now, want, seen, sql.CANDIDATES_TO_DECIDE)
 
     async def cas(pks: list[int]) -> list[Any]:
         return await _cas(conn, pks, params) if pks else []
@@ -209,27 +209,28 @@ async def _take_records(conn: AsyncConnection, coord: PgCoordinator, core: HubCo
                 break
         rows = admitted.rows
     else:
-        rows = await cas(await candidates(n, []))
+        rows = await cas([int(r.pk) for r in await _candidates(conn, campaign, now, n)])
     if not rows and not admitted.decided:  # nothing due: sleep until something is
-        due = (await conn.execute(sql.NEXT_DUE, {"campaign": campaign})).scalar()
+        due = (await conn.execute(sql.NEXT_DUE, {"campaign": campaign, "now": now})).scalar()
         if due is not None and float(due) > now:
             coord.next_due_hub = float(due)
     return rows
 
 
 async def _candidates(conn: AsyncConnection, campaign: str, now: float, n: int,
-                      exclude: Sequence[int] = ()) -> list[int]:
-    """Due records, at most one per phone (two of one phone would trip the index),
-    none of ``exclude`` (candidates an earlier round of this claim looked at)."""
-    rows = (await conn.execute(sql.CANDIDATES, {"campaign": campaign, "now": now,
-                                                "n": n * 2, "exclude": list(exclude)})).all()
+                      exclude: Sequence[int] = (), statement: Any = sql.CANDIDATES) -> list[Any]:
+    """Due records (``pk``, ``phone``, ...), at most one per phone (two of one phone
+    would trip the index), none of ``exclude`` (candidates an earlier round of this
+    claim looked at), in due order."""
+    rows = (await conn.execute(statement, {"campaign": campaign, "now": now, "n": n * 2,
+                                           "exclude": list(exclude)})).all()
     phones: set[str] = set()
-    pks: list[int] = []
-    for pk, phone in rows:
-        if phone not in phones and len(pks) < n:
-            phones.add(phone)
-            pks.append(int(pk))
-    return pks
+    out: list[Any] = []
+    for row in rows:
+        if row.phone not in phones and len(out) < n:
+            phones.add(row.phone)
+            out.append(row)
+    return out
 
 
 async def _close_invalid(conn: AsyncConnection, coord: PgCoordinator, row: Any,

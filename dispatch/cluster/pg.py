@@ -140,7 +140,8 @@ class PgCoordinator:
                     rows = (await conn.execute(sql.POLL_LEASES, {"prefix": prefix})).all()
                     sleeping_until = self.next_due_hub
                     due = None if sleeping_until is None else (await conn.execute(
-                        sql.NEXT_DUE, {"campaign": self.campaign})).scalar()
+                        sql.NEXT_DUE, {"campaign": self.campaign,
+                                       "now": core.clock.now()})).scalar()
                 leases: dict[str, bool] = {str(name): bool(dry) for name, dry in rows}
                 self._active = int(active)
                 self._dry = all(leases.get(self._lease_name(k)) for k in self._sources)

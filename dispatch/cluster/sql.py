@@ -107,8 +107,8 @@ WHERE campaign_id = :campaign AND slot = :slot
 """)
 #: due records of a running campaign whose phone has no live call, locked for this
 #: claim (a pause written by anyone stops admission on every node at once)
-CANDIDATES = text("""
-SELECT r.pk, r.phone FROM records r
+_CANDIDATES = """
+SELECT {columns} FROM records r
 WHERE r.campaign_id = :campaign AND r.status IN ('pending', 'scheduled')
   AND EXISTS (SELECT 1 FROM campaigns c WHERE c.id = :campaign AND c.state = 'running')
   AND (r.next_attempt_at IS NULL OR r.next_attempt_at <= :now)
@@ -117,12 +117,21 @@ WHERE r.campaign_id = :campaign AND r.status IN ('pending', 'scheduled')
                   WHERE l.phone = r.phone AND l.status IN ('dialing', 'in_call'))
 ORDER BY coalesce(r.next_attempt_at, 0), r.seq
 LIMIT :n FOR UPDATE OF r SKIP LOCKED
-""")
-#: when the campaign's next waiting record comes due (hub clock; a pending record
-#: with no time counts as due at 0), for an empty claim's sleep
+"""
+CANDIDATES = text(_CANDIDATES.format(columns="r.pk, r.phone"))
+#: the same, with what the admission step decides on (dispatch/cluster/admit.py)
+CANDIDATES_TO_DECIDE = text(_CANDIDATES.format(
+    columns="r.pk, r.phone, r.source, r.id, r.payload, r.attempts"))
+#: when the campaign's next waiting record comes due (hub clock), for an empty claim's
+#: sleep; NULL while one is due already (a claim lost it to another node, or its phone
+#: is live): the EXISTS stops at the first such row, so contention costs little
 NEXT_DUE = text("""
-SELECT min(coalesce(next_attempt_at, 0)) FROM records
-WHERE campaign_id = :campaign AND status IN ('pending', 'scheduled')
+SELECT CASE WHEN EXISTS (
+  SELECT 1 FROM records WHERE campaign_id = :campaign AND status IN ('pending', 'scheduled')
+    AND (next_attempt_at IS NULL OR next_attempt_at <= :now))
+THEN NULL ELSE (
+  SELECT min(next_attempt_at) FROM records
+  WHERE campaign_id = :campaign AND status IN ('pending', 'scheduled')) END
 """)
 
 # -- admission inside the claim (dispatch/cluster/admit.py) -------------------------
@@ -138,12 +147,6 @@ WHERE pg_try_advisory_xact_lock(:cls, hashtext(p))
 #: claims of a campaign with a campaign cap decide one at a time (waited for)
 LOCK_CAMPAIGN_CAP = text(
     "SELECT pg_advisory_xact_lock(:cls, hashtext('campaign:' || CAST(:campaign AS text)))")
-#: what the decision needs of the locked candidates
-CANDIDATE_ROWS = text("""
-SELECT pk, source, id, phone, strategy, payload, attempts, last_reason, last_call_id,
-  disposition, error
-FROM records WHERE pk = ANY(CAST(:pks AS integer[]))
-""")
 #: a deferral: not an attempt (``attempts`` unchanged), due again at the opening
 DEFER_RECORD = text("""
 UPDATE records SET status = 'scheduled', next_attempt_at = :next_at, updated_at = :now

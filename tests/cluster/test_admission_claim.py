@@ -249,3 +249,31 @@ async def test_without_compliance_the_claim_is_unchanged(store: Store) -> None:
     grants, _ = await claim_batch(coord, core, 10)
     assert sorted(e.id for e, _x in grants) == ["r0", "r1"]  # no hours: both dialled
     assert all(r["decision"] is None for r in (await _rows(store)).values())
+
+
+def test_batch_attempts_count_the_dials_a_batch_allowed() -> None:
+    """The caps of one batch count its own allowed dials (cluster rounds and the local
+    batch alike): a campaign cap of 3 with 2 stored attempts allows one more, not a
+    whole batch."""
+    from dispatch.compliance import Decision
+    from dispatch.compliance.caps import CampaignCapPolicy
+    from dispatch.compliance.context import DialContext
+    from dispatch.hub.admission import BatchAttempts
+    from tests.compliance.helpers import FakeAttempts
+
+    settings = ComplianceSettings(campaign="c", campaign_cap=3)
+    log = BatchAttempts(FakeAttempts(by_campaign={"c": [MORNING - 60, MORNING - 30]}))
+    verdicts: list[Decision] = []
+    for i in range(3):
+        ctx = DialContext(now_s=MORNING, phone=_ny(i), record_id=f"r{i}", settings=settings,
+                          attempts=log)
+        decision = CampaignCapPolicy().decide(ctx)
+        verdicts.append(decision)
+        if decision.allowed:
+            log.allowed(_ny(i), MORNING)
+    assert [d.verdict.value for d in verdicts] == ["allow", "defer", "defer"]
+    assert verdicts[1].until_s == pytest.approx(MORNING - 60 + 86_400.0)
+    assert list(log.phone_attempts_since(_ny(0), MORNING - 1)) == [MORNING]
+    assert list(log.phone_attempts_since(_ny(0), MORNING)) == []  # strictly after
+    assert list(log.phone_attempts_since(_ny(1), MORNING - 1)) == []
+    assert len(log.campaign_attempts_since("c", MORNING - 3600)) == 3
