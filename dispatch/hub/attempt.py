@@ -215,7 +215,10 @@ async def _converse(core: HubCore, entry: RecordEntry, attempt: AttemptState, ca
         except Exception as exc:
             attempt.note_error(f"set_prompt_vars failed: {exc}")
             log.warning("set_prompt_vars failed", record_id=entry.id, error=str(exc))
-    await core.store.write([entry.update_op(now), attempt.update_op()])
+    try:  # queued, not awaited: the settle behind it in the same writer waits for both
+        core.store.submit([entry.update_op(now), attempt.update_op()])
+    except StoreClosed:
+        log.warning("answered state not saved: store closed", record_id=entry.id)
     await call.wait_ended()
     await _finish_answered(core, entry, attempt, call)
 
@@ -360,7 +363,7 @@ async def settle_write(
 
 async def _durable(ops: list[WriteOp], core: HubCore) -> None:
     """Write through the group writer; after it stopped (hard shutdown), directly."""
-    with anyio.CancelScope(shield=True), anyio.move_on_after(_FINAL_WRITE_S):
+    with anyio.move_on_after(_FINAL_WRITE_S, shield=True):
         try:
             ticket = core.store.submit(ops)
         except StoreClosed:

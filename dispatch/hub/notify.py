@@ -25,6 +25,9 @@ __all__ = ["Hooks", "Notifier"]
 
 log = get_logger("dispatch.hub")
 
+#: events delivered without yielding to the event loop, at most
+_DRAIN_MAX = 256
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Hooks:
@@ -107,13 +110,24 @@ class Notifier:
     async def _deliver_all(self) -> None:
         async with self._receive:
             async for event in self._receive:
-                try:
-                    if isinstance(event, _Dispatched):
-                        await self._deliver_dispatched(event)
-                    else:
-                        await self._deliver_terminal(event)
-                finally:
-                    self.pending -= 1
+                await self._deliver(event)
+                # what queued meanwhile goes out in this turn of the loop (a turn per
+                # event costs more than most callbacks), a checkpoint every so often
+                for _ in range(_DRAIN_MAX):
+                    try:
+                        event = self._receive.receive_nowait()
+                    except (anyio.WouldBlock, anyio.EndOfStream):
+                        break
+                    await self._deliver(event)
+
+    async def _deliver(self, event: _Event) -> None:
+        try:
+            if isinstance(event, _Dispatched):
+                await self._deliver_dispatched(event)
+            else:
+                await self._deliver_terminal(event)
+        finally:
+            self.pending -= 1
 
     async def _safe(self, name: str, record_id: str, fn: Callback | None, *args: Any) -> None:
         if fn is None:

@@ -112,8 +112,8 @@ class Agent:
                 rate_token.release()  # nothing was queued: the frame never leaves
             raise
         try:
-            await dial.sent.wait()
-            with anyio.move_on_after(timeout_s):
+            with anyio.CancelScope() as wait:  # one wake-up: answered, failed or timed out
+                dial.watch(wait, timeout_s)
                 await dial.done.wait()
         except BaseException:
             dial.release_token()  # still queued: the writer will skip it (no-op once sent)
@@ -192,6 +192,9 @@ class Agent:
         return self.phone_numbers[0]
 
     async def _wait_ready(self, timeout_s: float | None) -> None:
+        self._raise_if_unusable()
+        if self.state is AgentState.READY and self._client.online:
+            return  # the common case: no cancel scope, no loop turn
         with anyio.move_on_after(timeout_s):
             while True:
                 self._raise_if_unusable()

@@ -13,7 +13,7 @@ which the frame never leaves releases it.
 
 from __future__ import annotations
 
-import time
+import math
 from collections import OrderedDict
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Protocol
@@ -61,8 +61,8 @@ class PendingDial:
     """One ``agent.dial`` between its frame and its outcome."""
 
     __slots__ = (
-        "abandoned", "agent_id", "attempt_id", "call", "done", "error", "frame",
-        "on_dialing", "sent", "sent_at", "to", "token",
+        "_timeout_s", "_watch", "abandoned", "agent_id", "attempt_id", "call", "done", "error",
+        "frame", "on_dialing", "sent_at", "to", "token",
     )
 
     def __init__(self, attempt_id: str, agent_id: str, to: str, frame: dict[str, Any],
@@ -76,9 +76,10 @@ class PendingDial:
         self.call: Call | None = None
         self.error: BaseException | None = None
         self.abandoned = False
-        self.sent_at: float | None = None
-        self.sent = anyio.Event()   # written to the socket, or settled before that
+        self.sent_at: float | None = None  # event-loop time the frame was written
         self.done = anyio.Event()   # answered or failed
+        self._watch: anyio.CancelScope | None = None
+        self._timeout_s = math.inf
 
     @property
     def call_id(self) -> str | None:
@@ -100,22 +101,28 @@ class PendingDial:
         if token is not None:
             token.release()
 
+    def watch(self, scope: anyio.CancelScope, timeout_s: float) -> None:
+        """``scope`` (the caller's wait for :attr:`done`) ends ``timeout_s`` after the
+        frame is written: its deadline is set then, not while the frame is queued."""
+        self._watch, self._timeout_s = scope, timeout_s
+        if self.sent_at is not None:
+            scope.deadline = self.sent_at + timeout_s
+
     def mark_sent(self) -> None:
-        self.sent_at = time.monotonic()
-        self.sent.set()
+        self.sent_at = anyio.current_time()
+        if self._watch is not None:
+            self._watch.deadline = self.sent_at + self._timeout_s
 
     def resolve(self) -> None:
         """The callee answered: ``agent.dial`` returns ``self.call``."""
         if not self.done.is_set():
             self.done.set()
-            self.sent.set()
 
     def fail(self, error: BaseException) -> None:
         """The dial failed (or was given up): ``agent.dial`` raises ``error``."""
         if not self.done.is_set():
             self.error = error
             self.done.set()
-            self.sent.set()
 
 
 class DialBook:

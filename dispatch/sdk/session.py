@@ -34,6 +34,10 @@ from dispatch.sdk.wire import decode, encode
 __all__ = ["Closed", "Session", "open_connection"]
 
 _log = get_logger("dispatch.sdk.session")
+
+#: frames written without yielding to the event loop, at most
+_DRAIN_MAX = 256
+
 TRANSIENT_CLOSE_CODES = frozenset({1001, 1006, 1011, 1012, 1013, 1014})
 Router = Callable[[dict[str, Any]], None]
 
@@ -191,20 +195,35 @@ class Session:
                 _log.exception("frame handler failed", frame_event=frame.get("event"))
 
     async def _writer(self) -> None:
-        async for text, dial in self._out_recv:
-            if dial is not None:
-                if dial.settled:
-                    dial.release_token()
-                    continue  # the caller gave up before the frame left: never sent
-                self._book.add_written(dial)
-                dial.spend_token()  # the send instant: the pace is stamped now
-            try:
-                await self.conn.send(text)
-            except TransportClosed as exc:
-                self._finish(Closed(exc.code, exc.reason))
+        async for item in self._out_recv:
+            if not await self._write(*item):
                 return
-            if dial is not None:
-                dial.mark_sent()
+            # frames queued meanwhile leave in this turn of the loop (one turn per
+            # frame would cost more than the frame), with a checkpoint every so often
+            for _ in range(_DRAIN_MAX):
+                try:
+                    item = self._out_recv.receive_nowait()
+                except (anyio.WouldBlock, anyio.EndOfStream):
+                    break
+                if not await self._write(*item):
+                    return
+
+    async def _write(self, text: str, dial: PendingDial | None) -> bool:
+        """Write one frame; ``False`` once the socket is closed."""
+        if dial is not None:
+            if dial.settled:
+                dial.release_token()
+                return True  # the caller gave up before the frame left: never sent
+            self._book.add_written(dial)
+            dial.spend_token()  # the send instant: the pace is stamped now
+        try:
+            await self.conn.send(text)
+        except TransportClosed as exc:
+            self._finish(Closed(exc.code, exc.reason))
+            return False
+        if dial is not None:
+            dial.mark_sent()
+        return True
 
     async def _pinger(self) -> None:
         """Ping every interval; close when nothing came back within the pong deadline."""
