@@ -35,6 +35,7 @@ from dispatch.cli.errors import (
 from dispatch.cli.output import Output, Summary
 from dispatch.errors import PreflightError, SourceUnusable
 from dispatch.log import configure_logging, get_logger
+from dispatch.runtime import tune_gc
 from dispatch.strategy import Strategy
 
 __all__ = ["add_run_arguments", "register"]
@@ -224,6 +225,7 @@ async def _run_with(strategy: Strategy, args: argparse.Namespace, output: Output
     try:
         await _preflight(strategy, args, output)
         async with backend.open_campaign(args, output, strategy) as campaign:
+            tune_gc()  # start-up done (store, SDK, sources): see dispatch.runtime
             stop = _StopState()
             async with anyio.create_task_group() as tg:
                 tg.start_soon(_on_signals, campaign.hub, output, stop)

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from dispatch.cli import options
 from dispatch.log import configure_logging
+from dispatch.runtime import tune_gc
 from dispatch.sandbox import Faults, RefusalSettings, Sandbox, Scenario, ScenarioError
 
 __all__ = ["register", "run"]
@@ -136,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
 async def _serve(sandbox: Sandbox) -> None:
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with sandbox:
+            tune_gc()
             print(f"sandbox listening on {sandbox.url}", flush=True)
             async for _ in signals:
                 break

@@ -72,6 +72,6 @@ def serve_main(args: argparse.Namespace) -> int:
     from dispatch.log import configure_logging
 
     configure_logging(json=config.log_format == "json", level="info")
-    daemon = Daemon(config, config_path=args.config)
+    daemon = Daemon(config, config_path=args.config, tune_gc=True)
     code: int = anyio.run(daemon.run)
     return code

@@ -37,6 +37,7 @@ from dispatch.daemon.scoped import CampaignStore
 from dispatch.daemon.support import first_fatal, stalled, start_control
 from dispatch.daemon.voice import FatalError, Voice
 from dispatch.log import get_logger
+from dispatch.runtime import tune_gc
 from dispatch.store import RunLock, Store, StoreError, campaigns
 
 __all__ = ["Daemon"]
@@ -51,8 +52,10 @@ class Daemon:
     """
 
     def __init__(self, config: DispatchConfig, *, config_path: str | os.PathLike[str] | None,
-                 environ: Mapping[str, str] | None = None) -> None:
+                 environ: Mapping[str, str] | None = None, tune_gc: bool = False) -> None:
         self.config = config
+        #: the process is this daemon's (``serve``): tune the collector after start-up
+        self.tune_gc = tune_gc
         self.config_path = None if config_path is None else Path(config_path)
         self.environ = os.environ if environ is None else environ
         self.notifier = SystemdNotifier(self.environ)
@@ -107,6 +110,8 @@ class Daemon:
         try:
             async with contextlib.AsyncExitStack() as stack:
                 await self._open(stack)
+                if self.tune_gc:
+                    tune_gc()  # start-up done: its objects need no more scanning
                 await self._serve()
         except FatalError as exc:
             return self._fatal(exc)

@@ -114,11 +114,17 @@ async def known_ids(core: HubCore, strategy: Strategy, items: Sequence[object]) 
     cache = core.book.known
     known: set[str] = set()
     unsure: set[str] = set()
-    for rid in filter(None, map(item_id, items)):
-        if any(record_key(source, rid) in cache for source in sources):
-            known.add(rid)
-        else:
-            unsure.add(rid)
+    ids = filter(None, map(item_id, items))
+    if len(sources) == 1:  # the common case, on every row of every re-read
+        prefix = record_key(sources[0], "")
+        for rid in ids:
+            (known if prefix + rid in cache else unsure).add(rid)
+    else:
+        for rid in ids:
+            if any(record_key(source, rid) in cache for source in sources):
+                known.add(rid)
+            else:
+                unsure.add(rid)
     if unsure:
         found = await core.store.existing_keys(sources, unsure)
         cache.update(record_key(source, rid) for source, rid in found)

@@ -53,6 +53,10 @@ class _Close:
     reason: str
 
 
+#: frames written without yielding to the event loop, at most
+_DRAIN_MAX = 256
+
+
 def dumps(frame: dict[str, Any]) -> str:
     return json.dumps(frame, separators=(",", ":"))
 
@@ -172,16 +176,29 @@ class Session:
 
     async def _writer(self) -> None:
         async for item in self._out_receive:
-            if isinstance(item, _Close):
-                await self.conn.close(item.code, item.reason)
+            if not await self._write(item):
                 return
-            try:
-                await self._send(item)
-            except TransportClosed:
-                return
-            limit = self.state.faults.drop_after_frames
-            if limit is not None and self.frames_sent >= limit and not self.closing:
-                self.drop_fault()
+            for _ in range(_DRAIN_MAX):  # what queued meanwhile, in this turn of the loop
+                try:
+                    item = self._out_receive.receive_nowait()
+                except (anyio.WouldBlock, anyio.EndOfStream):
+                    break
+                if not await self._write(item):
+                    return
+
+    async def _write(self, item: str | _Close) -> bool:
+        """Send one queued item; ``False`` once the connection is done."""
+        if isinstance(item, _Close):
+            await self.conn.close(item.code, item.reason)
+            return False
+        try:
+            await self._send(item)
+        except TransportClosed:
+            return False
+        limit = self.state.faults.drop_after_frames
+        if limit is not None and self.frames_sent >= limit and not self.closing:
+            self.drop_fault()
+        return True
 
     async def _send(self, text: str) -> None:
         faults = self.state.faults
