@@ -36,6 +36,11 @@ _FINAL_WRITE_S = 10.0
 DIAL_GRACE_S = 30.0
 #: how long a hangup of an abandoned dial may take (real seconds)
 _HANGUP_S = 5.0
+#: how long a dial's "dialing" and "in call" states may wait (real seconds) for the
+#: next commit that cannot wait (a claim, a settle) to ride with, instead of costing a
+#: transaction each. Safe for crash recovery: the attempt row is committed before the
+#: frame leaves, and a restart finds the call by the dial's metadata without its id.
+STATE_WRITE_DEFER_S = 0.5
 
 
 async def run_attempt(
@@ -196,7 +201,7 @@ def _on_dialing(
         ops = [attempt.update_op(), entry.update_op(attempt.dialing_at)]
         ops.extend(op for hook in core.dispatch_ops  # "dispatched" webhooks
                    for op in hook(entry.record, entry.source, call.id, attempt.attempt_no))
-        core.store.submit(ops)
+        core.store.submit(ops, defer_s=STATE_WRITE_DEFER_S)
     except StoreClosed:
         log.warning("dialing state not saved: store closed", record_id=entry.id)
     core.notifier.dispatched(entry.record, entry.strategy, call)
@@ -216,7 +221,8 @@ async def _converse(core: HubCore, entry: RecordEntry, attempt: AttemptState, ca
             attempt.note_error(f"set_prompt_vars failed: {exc}")
             log.warning("set_prompt_vars failed", record_id=entry.id, error=str(exc))
     try:  # queued, not awaited: the settle behind it in the same writer waits for both
-        core.store.submit([entry.update_op(now), attempt.update_op()])
+        core.store.submit([entry.update_op(now), attempt.update_op()],
+                          defer_s=STATE_WRITE_DEFER_S)
     except StoreClosed:
         log.warning("answered state not saved: store closed", record_id=entry.id)
     await call.wait_ended()

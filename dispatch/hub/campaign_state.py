@@ -159,7 +159,7 @@ async def admission_open(core: HubCore) -> bool:
     watch.heartbeat_at = anyio.current_time()
     if anyio.current_time() >= watch.next_read_at:
         watch.next_read_at = anyio.current_time() + STATE_READ_INTERVAL_S
-        row = await campaigns.get(core.store.engine, watch.id)  # state and limits
+        row = await core.store.read_campaign(watch.id)  # state and limits
         if row is not None:
             apply_limits(core, _row_limits(row))
             if row.state != watch.state:

@@ -239,6 +239,8 @@ async def _suppress(core: HubCore, entry: RecordEntry, source: str) -> None:
                     record_id=entry.id, source=source)
         return
     try:
+        # the sink may look the record up: let it see its deferred "in call" state
+        await core.store.flush()
         await sink(phone, core.watch.id, entry.id, source)
     except Exception as exc:  # the outcome must still be settled; the run keeps it suppressed
         log.error("opt-out not saved", record_id=entry.id, source=source, error=str(exc))

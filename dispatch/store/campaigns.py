@@ -19,9 +19,10 @@ time, a hub its own clock. Every database error is a
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -101,6 +102,15 @@ async def _select_one(conn: AsyncConnection, campaign_id: str) -> Campaign | Non
 
 def _error(what: str, exc: BaseException) -> StoreError:
     return StoreError(f"cannot {what}: {exc}")
+
+
+#: the row by id, for a driver without SQLAlchemy (``:id``): see :func:`from_mapping`
+SELECT_ONE = select(_campaigns).where(_campaigns.c.id == bindparam("id"))
+
+
+def from_mapping(row: Mapping[str, Any]) -> Campaign:
+    """A :class:`Campaign` from a row as a column-name mapping."""
+    return Campaign(**{name: row[name] for name in _FIELDS})
 
 
 async def get(engine: AsyncEngine, campaign_id: str) -> Campaign | None:

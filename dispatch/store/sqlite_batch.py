@@ -32,13 +32,18 @@ from dispatch.store.engine import BUSY_TIMEOUT_MS
 from dispatch.store.errors import StoreError
 from dispatch.store.ops import KIND_ORDER, OpKind, build_statements
 
-__all__ = ["SqliteBatchWriter", "is_data_error"]
+__all__ = ["SqliteBatchWriter", "compile_named", "is_data_error"]
 
 _NAMED = sqlite.dialect(paramstyle="named")
 
 #: errors about the rows written (worth isolating), not about the database
 _DATA_ERRORS = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.ProgrammingError,
                 sqlite3.DataError, TypeError, ValueError, OverflowError)
+
+
+def compile_named(statement: ClauseElement) -> str:
+    """``statement`` as SQLite SQL with named parameters (``:name``)."""
+    return str(statement.compile(dialect=_NAMED))
 
 
 def is_data_error(exc: BaseException | None) -> bool:
@@ -97,6 +102,23 @@ class SqliteBatchWriter:
             await anyio.to_thread.run_sync(self._execute, grouped, limiter=self._limiter)
         except (sqlite3.Error, *_DATA_ERRORS) as exc:
             raise StoreError(f"database write failed: {exc}") from exc
+
+    async def fetch_one(self, sql: str, params: Mapping[str, Any]) -> dict[str, Any] | None:
+        """One row of a read on this connection (one thread hop, serialised with the
+        batches), as a column-name mapping; ``None`` when there is none."""
+        try:
+            return await anyio.to_thread.run_sync(self._fetch_one, sql, params,
+                                                  limiter=self._limiter)
+        except sqlite3.Error as exc:
+            raise StoreError(f"database read failed: {exc}") from exc
+
+    def _fetch_one(self, sql: str, params: Mapping[str, Any]) -> dict[str, Any] | None:
+        cursor = self._connection().execute(sql, params)
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        return {column[0]: value for column, value in zip(cursor.description, row,
+                                                          strict=True)}
 
     async def aclose(self) -> None:
         """Close the connection (a later batch opens a new one)."""

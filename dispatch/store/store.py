@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from types import TracebackType
@@ -15,17 +16,23 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dispatch.cluster.migrate_lock import pg_migration_lock
-from dispatch.store import queries, reports, schema
+from dispatch.store import campaigns, queries, reports, schema
 from dispatch.store.engine import create_engine, resolve_url, sqlite_file
 from dispatch.store.errors import StoreError
 from dispatch.store.models import RunRow
 from dispatch.store.ops import KIND_ORDER, OpKind, WriteOp, build_statements
 from dispatch.store.requeue import RequeueFilter, RequeueResult, requeue
+from dispatch.store.sqlite_batch import compile_named
 from dispatch.store.writer import GroupWriter, Ticket, execute_grouped
 
 __all__ = ["Store", "open_store"]
 
 _runs = cast(Table, RunRow.__table__)
+
+
+@functools.cache
+def _select_campaign_sql() -> str:
+    return compile_named(campaigns.SELECT_ONE)
 
 
 class Store:
@@ -122,13 +129,23 @@ class Store:
         """Let the writer commit what is queued and return."""
         self._writer.close()
 
-    def submit(self, ops: Sequence[WriteOp]) -> Ticket:
-        """Queue ops for the next batch; they commit together. Never blocks."""
-        return self._writer.submit(ops)
+    def submit(self, ops: Sequence[WriteOp], *, defer_s: float | None = None) -> Ticket:
+        """Queue ops for the next batch; they commit together. Never blocks.
+        ``defer_s``: they may wait that long for another commit to ride with."""
+        return self._writer.submit(ops, defer_s=defer_s)
 
     async def write(self, ops: Sequence[WriteOp]) -> None:
         """Queue ops and wait for their batch to commit."""
         await self._writer.submit(ops).wait()
+
+    async def read_campaign(self, campaign_id: str) -> campaigns.Campaign | None:
+        """The campaign row, or ``None``. On a SQLite file this process writes, read on
+        the writer's own connection (one thread hop: the hub reads it twice a second)."""
+        fast = self._writer.fast
+        if fast is not None and self._writer.running:
+            row = await fast.fetch_one(_select_campaign_sql(), {"id": campaign_id})
+            return None if row is None else campaigns.from_mapping(row)
+        return await campaigns.get(self.engine, campaign_id)
 
     async def flush(self) -> None:
         """Wait until everything queued so far is committed."""

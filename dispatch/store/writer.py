@@ -16,6 +16,8 @@ once: retrying each submission would only repeat it.
 Within a batch, record and attempt updates of the same row are coalesced: every
 update carries the row's full mutable state, so only the last one queued is
 executed (a dial's "dialing", "in call" and "ended" states often share a batch).
+Submissions marked deferrable (``defer_s``) wait for the next one that is not, so
+they cost no transaction of their own.
 On a SQLite file the batch runs on the writer's own connection in one thread hop
 (:mod:`dispatch.store.sqlite_batch`); other databases go through SQLAlchemy.
 """
@@ -65,9 +67,11 @@ class Ticket:
     The event is made only when someone waits (most submissions are fire-and-forget).
     """
 
-    __slots__ = ("_done", "_error", "_event")
+    __slots__ = ("_done", "_due", "_error", "_event")
 
-    def __init__(self) -> None:
+    def __init__(self, due: float | None = None) -> None:
+        #: a deferred submission: commit by this event-loop time at the latest
+        self._due = due
         self._done = False
         self._event: anyio.Event | None = None
         self._error: StoreError | None = None
@@ -117,11 +121,20 @@ class GroupWriter:
     def running(self) -> bool:
         return self._send is not None
 
-    def submit(self, ops: Sequence[WriteOp]) -> Ticket:
-        """Queue ``ops`` (never blocks). Raises :class:`StoreClosed` if not running."""
+    @property
+    def fast(self) -> SqliteBatchWriter | None:
+        """The SQLite fast path's connection owner (``None`` for other databases)."""
+        return self._fast
+
+    def submit(self, ops: Sequence[WriteOp], *, defer_s: float | None = None) -> Ticket:
+        """Queue ``ops`` (never blocks). Raises :class:`StoreClosed` if not running.
+
+        ``defer_s`` (real seconds): the ops need not commit at once; they ride with the
+        next submission that must (a claim, a settle), or commit on their own once
+        ``defer_s`` has passed. Their order among all submissions is kept."""
         if self._send is None:
             raise StoreClosed("the store writer is not running")
-        ticket = Ticket()
+        ticket = Ticket(None if defer_s is None else anyio.current_time() + defer_s)
         self._send.send_nowait((ops, ticket))
         return ticket
 
@@ -147,24 +160,52 @@ class GroupWriter:
                     await self._fast.aclose()
 
     async def _loop(self, receive: MemoryObjectReceiveStream[_Item]) -> None:
+        held: list[_Item] = []  # deferred submissions waiting for a commit to ride
         async with receive:
             try:
-                async for first in receive:
+                while True:
+                    first, closed = await self._next(receive, held)
                     # a batch once taken is committed even if the writer is cancelled,
                     # so that no submitter waits forever on a rolled-back ticket
                     with anyio.CancelScope(shield=True):
-                        # one turn of the event loop first: what the tasks already
-                        # running submit in it (a dial's call id, then its answer)
-                        # joins this batch instead of costing a transaction of its own
-                        await anyio.lowlevel.checkpoint()
-                        await self._commit(self._gather(receive, [first]))
+                        items, held = held, []
+                        if first is not None:
+                            # one turn of the event loop first: what the tasks already
+                            # running submit in it joins this batch instead of costing
+                            # a transaction of its own
+                            await anyio.lowlevel.checkpoint()
+                            items = self._gather(receive, [*items, first])
+                            if _may_wait(items):
+                                held = items
+                                continue
+                        if items:
+                            await self._commit(items)
+                    if closed:
+                        return
             except anyio.get_cancelled_exc_class():
                 with anyio.CancelScope(shield=True), anyio.move_on_after(_FINAL_DRAIN_S):
                     self.close()
-                    leftover = self._gather(receive, [])
+                    leftover = self._gather(receive, held)
                     if leftover:
                         await self._commit(leftover)
                 raise
+
+    @staticmethod
+    async def _next(receive: MemoryObjectReceiveStream[_Item],
+                    held: list[_Item]) -> tuple[_Item | None, bool]:
+        """The next submission; ``(None, False)`` when the held ones are due,
+        ``(None, True)`` once the queue is closed and empty."""
+        if not held:
+            try:
+                return await receive.receive(), False
+            except anyio.EndOfStream:
+                return None, True
+        with anyio.move_on_after(_earliest_due(held) - anyio.current_time()):
+            try:
+                return await receive.receive(), False
+            except anyio.EndOfStream:
+                return None, True
+        return None, False
 
     def _gather(self, receive: MemoryObjectReceiveStream[_Item], items: list[_Item]) -> list[_Item]:
         count = sum(len(ops) for ops, _ticket in items)
@@ -206,6 +247,16 @@ class GroupWriter:
             return exc
         self.rows_written += sum(len(rows) for rows in grouped.values())
         return None
+
+
+def _earliest_due(items: Sequence[_Item]) -> float:
+    return min(ticket._due for _ops, ticket in items if ticket._due is not None)
+
+
+def _may_wait(items: Sequence[_Item]) -> bool:
+    """Every submission is deferred and none is due yet."""
+    now = anyio.current_time()
+    return all(ticket._due is not None and ticket._due > now for _ops, ticket in items)
 
 
 def caused_by_data(error: StoreError) -> bool:

@@ -181,3 +181,47 @@ async def test_upgrading_to_0008_counts_the_records_already_stored(tmp_path: Pat
         assert await store.counts() == {"completed": 2, "failed": 1, "pending": 1}
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT sum(n) FROM record_counts").fetchone() == (3,)
+
+
+def _stored_status(path: Path, rid: str) -> str | None:
+    with sqlite3.connect(path) as conn:
+        row = conn.execute("SELECT status FROM records WHERE id = ?", (rid,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+async def test_a_deferred_submission_rides_with_the_next_commit_in_order(tmp_path: Path):
+    path = tmp_path / "d.db"
+    store = await Store.open(path)
+    async with anyio.create_task_group() as tg:
+        await tg.start(store.run_writer)
+        await store.write([_rec("a"), _rec("b")])
+        before = store.writer.batches
+        deferred = store.submit([_status("a", "in_call")], defer_s=60.0)
+        for _ in range(20):  # the writer runs, and holds it
+            await anyio.lowlevel.checkpoint()
+        assert store.writer.batches == before and not deferred.done
+        assert _stored_status(path, "a") == "pending"  # positive control below
+        # a later update of the same row that must commit now: one batch, last one wins
+        await store.write([_status("a", "completed"), _status("b", "dialing")])
+        assert deferred.done
+        assert store.writer.batches == before + 1
+        assert _stored_status(path, "a") == "completed"
+        assert _stored_status(path, "b") == "dialing"
+        store.close_writer()
+    await store.close()
+
+
+async def test_a_deferred_submission_commits_alone_once_due_and_at_close(tmp_path: Path):
+    path = tmp_path / "e.db"
+    store = await Store.open(path)
+    async with anyio.create_task_group() as tg:
+        await tg.start(store.run_writer)
+        await store.write([_rec("a"), _rec("b")])
+        with anyio.fail_after(5):
+            await store.submit([_status("a", "in_call")], defer_s=0.05).wait()
+        assert _stored_status(path, "a") == "in_call"
+        held = store.submit([_status("b", "in_call")], defer_s=3600.0)
+        store.close_writer()  # what is held is committed before the writer returns
+    await store.close()
+    assert held.done
+    assert _stored_status(path, "b") == "in_call"
