@@ -139,12 +139,19 @@ class FarEndCall:
         return self.ended_at - self.started_at
 
     async def wait_ended(self) -> FarEndCall:
-        """Return when the call is over (after its duration, or once hung up)."""
+        """Return when the call is over (its duration after it started, or once hung up).
+
+        The callee hangs up ``duration_s`` after the call started whenever the runner
+        gets round to waiting: the log says so (a real platform ends the call then),
+        and a runner that notices late pays only for the slot it frees late."""
         if self.ended_at is None:
-            with anyio.move_on_after(self._duration_s / self._far_end.clock.scale):
+            assert self.started_at is not None
+            due = self.started_at + self._duration_s
+            clock = self._far_end.clock
+            with anyio.move_on_after(max(0.0, due - clock.now()) / clock.scale):
                 await self._hangup.wait()
             if self.ended_at is None:
-                self._end("hangup")
+                self._end("hangup", at=min(due, clock.now()))
         return self
 
     async def hangup(self) -> None:
@@ -155,9 +162,9 @@ class FarEndCall:
     async def set_prompt_vars(self, vars: Mapping[str, str]) -> None:
         """Nothing to render at this far end."""
 
-    def _end(self, raw: str) -> None:
+    def _end(self, raw: str, at: float | None = None) -> None:
         self.end_reason = self.end_reason_raw = raw
-        self.ended_at = self._far_end.clock.now()
+        self.ended_at = self._far_end.clock.now() if at is None else at
         self._far_end.log[self._index][3] = self.ended_at
 
 

@@ -106,6 +106,9 @@ async def _dial_with(
         rate_token=token,
         **kwargs,
     )
+    if token.not_before is not None:  # claimed ahead: leave when the window frees it
+        while (wait_s := token.not_before - core.clock.now()) > 0:
+            await core.clock.sleep(wait_s)
     # a dialer that never returns must not hold a slot, a phone and the record forever
     deadline = core.clock.now() + core.options.dial_timeout_s + DIAL_GRACE_S
     await core.coordinator.before_send(attempt)  # cluster: a fresh global rate token

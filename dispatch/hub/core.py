@@ -24,12 +24,16 @@ from dispatch.hub.retry import RetryPolicy
 from dispatch.hub.scheduling import DialQueue
 from dispatch.hub.sources import SourceHealth
 from dispatch.hub.state import Book, RecordEntry
-from dispatch.hub.waiting import wait_event_until
+from dispatch.hub.waiting import clock_seconds_per_real_s, wait_event_until
 from dispatch.records import Record
 from dispatch.store import Store, WriteOp
 from dispatch.strategy import Outcome, Strategy
 
 __all__ = ["DispatchOps", "HubCore", "HubOptions", "OutcomeOps", "Signal"]
+
+#: claim-ahead (real seconds): a rate-bound dial is claimed up to this long before its
+#: token frees, so the claim's commit is done when the window lets the frame leave
+CLAIM_LEAD_REAL_S = 0.05
 
 #: ops to commit with a terminal outcome (e.g. result-webhook outbox rows),
 #: called with the outcome, the record's stored source and the last call's duration
@@ -149,6 +153,9 @@ class HubCore:
     compliance: HubCompliance = dataclasses.field(default_factory=lambda: HubCompliance(None))
     #: cluster: the other dispatchers of this database (local: no-ops)
     coordinator: Coordinator = dataclasses.field(default_factory=LocalCoordinator)
+    #: claim-ahead, in clock seconds: how long before its rate token frees a dial may
+    #: be claimed (0 on a clock that does not follow real time)
+    claim_lead_s: float = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
         margin_s = self.options.pace_margin_s
@@ -159,6 +166,8 @@ class HubCore:
                                               name="max_calls_per_second")
         self.pace = DialPacer(self.clock, self.window, per_second,
                               on_release=self.dispatch_signal.set)
+        rate = clock_seconds_per_real_s(self.clock)
+        self.claim_lead_s = 0.0 if rate is None else CLAIM_LEAD_REAL_S * rate
         self.gate = ConcurrencyGate(self.options.max_concurrent)
         self.throttle = PlatformThrottle(self.window)
         self.health = [SourceHealth(strategy.name) for strategy in self.strategies]

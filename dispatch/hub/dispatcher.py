@@ -7,7 +7,10 @@ as a slot and a token are both free. Each batch of claims is committed (records
 
 A claim reserves one rate token per dial (:class:`~dispatch.hub.limiter.DialPacer`);
 the dialer spends it on the hub's clock right before it writes the frame, so the
-window is stamped when the dial really leaves, not when its batch committed.
+window is stamped when the dial really leaves, not when its batch committed. When the
+rate binds, the next dials are claimed ahead (``claim_lead_s`` before their tokens
+free): their commit is done by the time the window lets them leave, and each waits
+for its token's instant (``DialToken.not_before``) before it dials.
 """
 
 from __future__ import annotations
@@ -33,8 +36,10 @@ def next_wake_at(core: HubCore, now: float) -> float | None:
     opening = core.compliance.next_wake_at(now)  # deferred records
     if opening is not None:
         deadlines.append(opening)
-    if core.queue.ready_count and core.gate.available() > 0 and core.pace.available(now) <= 0:
-        deadlines.append(core.pace.next_allowed_at(now))
+    lead = core.claim_lead_s
+    if (core.queue.ready_count and core.gate.available() > 0
+            and core.pace.available_ahead(now, lead) <= 0):
+        deadlines.append(core.pace.next_allowed_at(now) - lead)  # claim-ahead
     reserved = core.pace.reserved  # the pace the platform's refusals allow
     if core.queue.ready_count and core.throttle.available(now, reserved) <= 0:
         deadlines.append(core.throttle.next_allowed_at(now, reserved))
@@ -51,7 +56,8 @@ async def dispatch_loop(core: HubCore) -> None:
             continue
         core.queue.promote_due(now)
         core.compliance.release_due(core, now)
-        room = min(core.gate.available(), core.pace.available(now), core.options.claim_batch_size,
+        room = min(core.gate.available(), core.pace.available_ahead(now, core.claim_lead_s),
+                   core.options.claim_batch_size,
                    core.throttle.available(now, core.pace.reserved))  # throttle
         if admitting and room > 0 and core.queue.ready_count and not core.stopping:
             record_ids = core.queue.take(room, core.phone_of)
@@ -87,7 +93,9 @@ async def _claim_and_launch(core: HubCore, entries: list[RecordEntry]) -> None:
         attempts.append(attempt)
         ops += [entry.update_op(now), attempt.insert_op(core.run_id)]
     core.gate.acquire(len(entries))
-    tokens = core.pace.reserve(len(entries))  # before the await: nothing else may take them
+    # before the await: nothing else may take them; a token claimed ahead carries the
+    # instant its frame may leave
+    tokens = core.pace.reserve(len(entries), now)
     try:
         await core.store.write(ops)
     except BaseException:

@@ -158,11 +158,14 @@ class DialToken:
     (the frame never left). The first of the two wins; later calls do nothing.
     """
 
-    __slots__ = ("_pacer", "spent_at")
+    __slots__ = ("_pacer", "not_before", "spent_at")
 
-    def __init__(self, pacer: DialPacer) -> None:
+    def __init__(self, pacer: DialPacer, not_before: float | None = None) -> None:
         self._pacer: DialPacer | None = pacer
         self.spent_at: float | None = None
+        #: claimed ahead (:meth:`DialPacer.available_ahead`): the frame may not leave
+        #: before this hub-clock time, when the window frees the token's place
+        self.not_before = not_before
 
     @property
     def pending(self) -> bool:
@@ -214,16 +217,42 @@ class DialPacer:
             return math.inf
         return max(0, min(w.available(now) for w in self._limited) - self.reserved)
 
+    def available_ahead(self, now: float, lead_s: float) -> float:
+        """Tokens that may be reserved at ``now`` for dials leaving by ``now + lead_s``.
+
+        Claim-ahead: a rate-bound campaign commits the claim of its next dial while
+        the token it will use is still taken, so the frame leaves the instant the
+        window frees it instead of one commit later. Only with the per-minute limit
+        alone (a per-second limit spaces the dials it would have to predict); see
+        :meth:`reserve` for the instant each such token may be spent."""
+        if lead_s <= 0 or self._limited != [self.per_minute]:
+            return self.available(now)
+        return max(0, self.per_minute.available(now + lead_s) - self.reserved)
+
     def next_allowed_at(self, now: float) -> float:
         """Earliest time ``>= now`` a token may be reserved, reserved ones taken as
         starts at ``now`` (exact when none is reserved; each limit only loosens with
         time, so the answer is the latest of the limits' answers)."""
         return max([now, *(w.next_allowed_at(now, self.reserved) for w in self._limited)])
 
-    def reserve(self, count: int) -> list[DialToken]:
-        """``count`` tokens for dials just claimed (the caller checked :meth:`available`)."""
-        self.reserved += count
-        return [DialToken(self) for _ in range(count)]
+    def reserve(self, count: int, now: float | None = None) -> list[DialToken]:
+        """``count`` tokens for dials just claimed (the caller checked :meth:`available`
+        or, with ``now``, :meth:`available_ahead`).
+
+        With ``now``, a token whose place in the window is not free yet gets
+        ``not_before``: the instant the window frees it, the reserved tokens before it
+        taken as starts as early as allowed (:meth:`SlidingWindowLimiter.nth_allowed_at`).
+        Spent then or later, it leaves within the cap: a reserved token holds its place
+        until it is spent, and a spend can only come later than that estimate."""
+        tokens: list[DialToken] = []
+        for _ in range(count):
+            not_before = None
+            if now is not None and self._limited == [self.per_minute]:
+                at = self.per_minute.nth_allowed_at(now, self.reserved + 1)
+                not_before = at if at > now else None
+            self.reserved += 1
+            tokens.append(DialToken(self, not_before))
+        return tokens
 
     def spent(self) -> float:
         """A token is spent now: log the start in every window; returns the instant."""

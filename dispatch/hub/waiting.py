@@ -9,7 +9,7 @@ import anyio
 
 from dispatch.clock import Clock, RealRateClock, SystemClock
 
-__all__ = ["DeadlinePassed", "call_before", "wait_event_until"]
+__all__ = ["DeadlinePassed", "call_before", "clock_seconds_per_real_s", "wait_event_until"]
 
 
 class DeadlinePassed(Exception):
@@ -37,6 +37,18 @@ async def wait_event_until(event: anyio.Event, clock: Clock, deadline: float | N
         tg.start_soon(_timer)
         await event.wait()
         tg.cancel_scope.cancel()
+
+
+def clock_seconds_per_real_s(clock: Clock) -> float | None:
+    """How many of ``clock``'s seconds pass in a real second; ``None`` when the clock
+    does not run at a fixed rate against real time (a test's manual clock)."""
+    if type(clock) is SystemClock:
+        return 1.0
+    real_seconds = getattr(clock, "real_seconds", None)
+    if real_seconds is not None:
+        one = float(cast(RealRateClock, clock).real_seconds(1.0))
+        return 1.0 / one if one > 0 else None
+    return None
 
 
 def _real_delay_s(clock: Clock, deadline: float) -> float | None:

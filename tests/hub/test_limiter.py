@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from dispatch.hub.limiter import (
@@ -218,3 +218,73 @@ def test_pacer_is_exact_at_every_spend_whatever_the_order(
     if per_second is not None:
         assert _most_in(spent, 1.0) <= per_second
     assert minute.total == len(spent) and pacer.reserved == len(pending)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    per_minute=st.integers(1, 6),
+    per_second=st.one_of(st.none(), st.integers(1, 3)),
+    ops=st.lists(st.tuples(st.sampled_from(["tick", "claim", "ahead", "spend", "release"]),
+                           st.sampled_from([0.0, 0.25, 0.5, 1.0, 1.5, 2.5]),
+                           st.integers(0, 5)), max_size=80),
+)
+# a token claimed ahead while the window is full: spent before its instant, it would
+# make two starts in one window
+@example(per_minute=1, per_second=None, ops=[("claim", 0.0, 1), ("spend", 0.0, 0),
+                                             ("tick", 2.5, 0), ("ahead", 1.0, 1),
+                                             ("spend", 0.0, 0)])
+def test_tokens_claimed_ahead_spent_at_their_instant_keep_the_pace_exact(
+    per_minute: int, per_second: int | None, ops: list[tuple[str, float, int]]
+) -> None:
+    from dispatch.hub.limiter import DialPacer, DialToken
+
+    clock = _Now()
+    minute = SlidingWindowLimiter(per_minute, 3.0)  # short: windows expire within a lead
+    second = SlidingWindowLimiter(per_second, 1.0) if per_second is not None else None
+    pacer = DialPacer(clock, minute, second)  # type: ignore[arg-type]
+    pending: list[DialToken] = []
+    spent: list[float] = []
+    ahead = 0
+    for op, dt, n in ops:
+        if op == "tick":
+            clock.t += dt
+        elif op in ("claim", "ahead"):
+            lead = dt if op == "ahead" else 0.0
+            take = int(min(n, pacer.available_ahead(clock.t, lead)))
+            tokens = pacer.reserve(take, clock.t)
+            ahead += sum(t.not_before is not None for t in tokens)
+            for token in tokens:  # never later than the lead asked for
+                assert token.not_before is None or clock.t < token.not_before <= clock.t + lead
+            pending += tokens
+        elif pending:
+            token = pending.pop(n % len(pending))
+            if op == "spend":
+                if token.not_before is not None and token.not_before > clock.t:
+                    clock.t = token.not_before  # the dial waits for its instant
+                token.spend()
+                spent.append(clock.t)
+            else:
+                token.release()
+    assert _most_in(spent, 3.0) <= per_minute
+    if per_second is not None:
+        assert _most_in(spent, 1.0) <= per_second
+        assert ahead == 0  # with a per-second limit nothing is claimed ahead
+    assert minute.total == len(spent) and pacer.reserved == len(pending)
+
+
+def test_a_full_window_lets_a_claim_ahead_take_the_tokens_it_frees_within_the_lead() -> None:
+    from dispatch.hub.limiter import DialPacer
+
+    clock = _Now()
+    minute = SlidingWindowLimiter(3, 60.0)
+    pacer = DialPacer(clock, minute)  # type: ignore[arg-type]
+    for at in (0.0, 1.0, 2.0):
+        clock.t = at
+        pacer.reserve(1)[0].spend()
+    clock.t = 59.5
+    assert pacer.available(59.5) == 0
+    assert pacer.available_ahead(59.5, 1.0) == 1  # the start at 0 expires at 60
+    assert pacer.available_ahead(59.5, 2.0) == 2
+    tokens = pacer.reserve(2, 59.5)
+    assert [t.not_before for t in tokens] == [60.0, 61.0]
+    assert pacer.available_ahead(59.5, 2.0) == 0
