@@ -180,11 +180,15 @@ async def admit_items(core: HubCore, strategy: Strategy, items: Sequence[object]
                 skipped = Outcome(skip.record, "skipped", skip.reason, attempts=0,
                                   detail=skip.error)
                 ops.extend(core.terminal_ops(skipped, strategy.key))
+    ticket = None
     if ops:
         # the store numbers records in the order inserted: keep the source's row order
         rank = {record_id: i for i, record_id in enumerate(admission.order)}
         ops.sort(key=lambda op: rank.get(op.params["id"], len(rank)))
-        await core.store.write(ops)
+        ticket = core.store.submit(ops)
+    # queued before the insert commits: a claim is written after it by the same writer
+    # (so it commits with it, or later, and fails if it did), and its commit comes
+    # before any dial leaves: the first dials wait for one commit, not two
     for entry in entries:
         if entry.next_attempt_at is not None:
             core.queue.add_timed(entry.key, entry.next_attempt_at)
@@ -192,6 +196,8 @@ async def admit_items(core: HubCore, strategy: Strategy, items: Sequence[object]
             core.queue.add_ready(entry.key)
     if entries:
         core.dispatch_signal.set()
+    if ticket is not None:
+        await ticket.wait()
     for skip in admission.skipped:
         outcome = Outcome(skip.record, "skipped", skip.reason, attempts=0, detail=skip.error)
         core.notifier.terminal(outcome, strategy)
