@@ -8,10 +8,10 @@ sides: the sandbox runs in its own process at that speed and the hub on a
 ``ScaledClock``; so dials arrive one or a few at a time, each with its own wake-ups,
 timers and commits, unlike the instant-call throughput run where everything batches.
 
-Prints the hub process's CPU (hub, SDK, WebSocket and SQLite; ``os.times``
-over ``hub.run``, user and system time) per dial lifecycle, transactions and rows written per dial, the
-event-loop turns per dial, and the pace seen in the store (worst 60 s window, peak
-concurrency) as a check that the campaign was paced as asked.
+Prints the hub process's CPU (hub, SDK, WebSocket and SQLite; ``os.times`` over
+``hub.run``, user and system time) per dial lifecycle, transactions and rows written
+per dial, the event-loop turns per dial, and the pace seen in the store (worst 60 s
+window, peak concurrency) as a check that the campaign was paced as asked.
 
     python benchmarks/paced_cpu.py [--n 1500] [--speed 60] [--default-gc]
 

@@ -189,6 +189,17 @@ async def admit_items(core: HubCore, strategy: Strategy, items: Sequence[object]
     # queued before the insert commits: a claim is written after it by the same writer
     # (so it commits with it, or later, and fails if it did), and its commit comes
     # before any dial leaves: the first dials wait for one commit, not two
+    _queue(core, entries)
+    if ticket is not None:
+        await ticket.wait()
+    for skip in admission.skipped:
+        outcome = Outcome(skip.record, "skipped", skip.reason, attempts=0, detail=skip.error)
+        core.notifier.terminal(outcome, strategy)
+    return len(admission.new) + len(admission.skipped)
+
+
+def _queue(core: HubCore, entries: list[RecordEntry]) -> None:
+    """New entries into the dial queue (due now or at their time); wake the dispatcher."""
     for entry in entries:
         if entry.next_attempt_at is not None:
             core.queue.add_timed(entry.key, entry.next_attempt_at)
@@ -196,12 +207,6 @@ async def admit_items(core: HubCore, strategy: Strategy, items: Sequence[object]
             core.queue.add_ready(entry.key)
     if entries:
         core.dispatch_signal.set()
-    if ticket is not None:
-        await ticket.wait()
-    for skip in admission.skipped:
-        outcome = Outcome(skip.record, "skipped", skip.reason, attempts=0, detail=skip.error)
-        core.notifier.terminal(outcome, strategy)
-    return len(admission.new) + len(admission.skipped)
 
 
 def _safe_payload(record: object) -> dict[str, object]:
