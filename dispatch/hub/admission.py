@@ -302,11 +302,17 @@ class HubCompliance:
         await self.refresh_internal()
         attempts = BatchAttempts(await self._attempts(core, entries, hub_now))
         now_s = self.time.now(hub_now)
+        # a dial claimed ahead leaves up to ``claim_lead_s`` later: it must be allowed
+        # at both ends (calling hours only change at minute edges; caps only loosen)
+        last_s = self.time.now(hub_now + core.claim_lead_s) if core.claim_lead_s else now_s
         allowed: list[RecordEntry] = []
         ops = []
         for entry in entries:
             decision = self.decide(entry.record.id, entry.record.phone, entry.record.metadata,
                                    now_s, attempts)
+            if decision.verdict is Verdict.ALLOW and last_s > now_s:
+                decision = self.decide(entry.record.id, entry.record.phone,
+                                       entry.record.metadata, last_s, attempts)
             ops.append(store_compliance.decision_op(source=entry.source, id=entry.id,
                                                     decision=decision, at_s=now_s))
             if decision.verdict is Verdict.ALLOW:

@@ -235,3 +235,34 @@ async def test_simulated_time_skips_the_night_even_for_a_stored_deferral(
     rows = _rows(tmp_path / "c.db")
     assert {local(r["decision_at"], NY)[:16] for r in rows.values()} == {"2026-03-11T08:00"}
     assert all(r["attempts"] == 1 for r in rows.values())
+
+
+class _LeadClock(FakeClock):
+    """A fake clock that says it runs 600x real time: the hub then claims a rate-bound
+    dial up to 50 ms real = 30 s of this clock ahead of its token. Never advanced here,
+    so every decision below is made at the start instant."""
+
+    def real_seconds(self, seconds: float) -> float:
+        return seconds / 600.0
+
+
+@pytest.mark.parametrize(("start", "dialled"), [("20:59:29", 2), ("20:59:31", 0)])
+async def test_a_dial_claimed_ahead_must_be_allowed_when_it_may_leave(
+        tmp_path: Path, start: str, dialled: int) -> None:
+    # 31 s before 21:00 a claim may leave up to 30 s later: still inside the hours;
+    # 29 s before, it could leave after the close, so it is deferred to the morning
+    clock = _LeadClock(at(f"2026-03-10T{start}", NY))
+    dialer = MemoryDialer(clock, default=Answer(1))
+    recs = [Record(id=f"r{i}", phone=_ny(i)) for i in range(2)]
+    hub = DispatchHub(dialer, [MemoryStrategy(recs)], clock=clock, db=tmp_path / "c.db",
+                      compliance=ComplianceSettings(), max_calls_per_minute=10,
+                      poll_interval_s=900.0, drain_timeout_s=None)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(hub.run)
+        await eventually(lambda: hub.statistics().scheduled + len(dialer.dials) == 2)
+        await hub.stop(drain=False)
+    assert len(dialer.dials) == dialled
+    if not dialled:
+        rows = _rows(tmp_path / "c.db")
+        assert {(r["status"], r["decision_reason"]) for r in rows.values()} == {
+            ("scheduled", "outside_calling_hours")}
