@@ -37,5 +37,5 @@ def tune_gc(gen0_threshold: int = GEN0_THRESHOLD) -> None:
     _tuned = True
     gc.collect()
     gc.freeze()
-    _, gen1, gen2 = gc.get_threshold()
-    gc.set_threshold(max(gen0_threshold, gc.get_threshold()[0]), gen1, gen2)
+    gen0, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(max(gen0_threshold, gen0), gen1, gen2)

@@ -8,6 +8,7 @@ A callback that raises is logged with the record id and skipped.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from typing import Any
@@ -20,13 +21,11 @@ from dispatch.hub.waiting import wait_event_until
 from dispatch.log import get_logger
 from dispatch.records import Record
 from dispatch.strategy import Callback, Outcome, RecordFailed, Strategy, call_maybe_async
+from dispatch.streams import bursts
 
 __all__ = ["Hooks", "Notifier"]
 
 log = get_logger("dispatch.hub")
-
-#: events delivered without yielding to the event loop, at most
-_DRAIN_MAX = 256
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -108,17 +107,10 @@ class Notifier:
             self._finished.set()
 
     async def _deliver_all(self) -> None:
-        async with self._receive:
-            async for event in self._receive:
+        # a turn of the loop per event would cost more than most callbacks
+        async with self._receive, contextlib.aclosing(bursts(self._receive)) as events:
+            async for event in events:
                 await self._deliver(event)
-                # what queued meanwhile goes out in this turn of the loop (a turn per
-                # event costs more than most callbacks), a checkpoint every so often
-                for _ in range(_DRAIN_MAX):
-                    try:
-                        event = self._receive.receive_nowait()
-                    except (anyio.WouldBlock, anyio.EndOfStream):
-                        break
-                    await self._deliver(event)
 
     async def _deliver(self, event: _Event) -> None:
         try:

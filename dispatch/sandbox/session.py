@@ -15,6 +15,7 @@ sandbox's own task group, like a platform call that survives its app's socket
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Callable, Coroutine
@@ -29,6 +30,7 @@ from dispatch.sandbox.commands import dispatch_frame
 from dispatch.sandbox.registration import release_session
 from dispatch.sandbox.state import SandboxState
 from dispatch.sdk.transport import Connection, TransportClosed
+from dispatch.streams import bursts
 
 if TYPE_CHECKING:
     from dispatch.sandbox.calls import SimCall
@@ -51,10 +53,6 @@ _GARBAGE = "this is not json {"
 class _Close:
     code: int
     reason: str
-
-
-#: frames written without yielding to the event loop, at most
-_DRAIN_MAX = 256
 
 
 def dumps(frame: dict[str, Any]) -> str:
@@ -175,14 +173,8 @@ class Session:
                 self.drop_fault()
 
     async def _writer(self) -> None:
-        async for item in self._out_receive:
-            if not await self._write(item):
-                return
-            for _ in range(_DRAIN_MAX):  # what queued meanwhile, in this turn of the loop
-                try:
-                    item = self._out_receive.receive_nowait()
-                except (anyio.WouldBlock, anyio.EndOfStream):
-                    break
+        async with contextlib.aclosing(bursts(self._out_receive)) as items:
+            async for item in items:  # what is queued goes out in one turn of the loop
                 if not await self._write(item):
                     return
 

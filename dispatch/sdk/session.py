@@ -11,6 +11,7 @@ connection ends, its queue is dropped: nothing is replayed on the next connectio
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -30,13 +31,11 @@ from dispatch.sdk.errors import (
 )
 from dispatch.sdk.transport import Connection, Transport, TransportClosed
 from dispatch.sdk.wire import decode, encode
+from dispatch.streams import bursts
 
 __all__ = ["Closed", "Session", "open_connection"]
 
 _log = get_logger("dispatch.sdk.session")
-
-#: frames written without yielding to the event loop, at most
-_DRAIN_MAX = 256
 
 TRANSIENT_CLOSE_CODES = frozenset({1001, 1006, 1011, 1012, 1013, 1014})
 Router = Callable[[dict[str, Any]], None]
@@ -195,17 +194,11 @@ class Session:
                 _log.exception("frame handler failed", frame_event=frame.get("event"))
 
     async def _writer(self) -> None:
-        async for item in self._out_recv:
-            if not await self._write(*item):
-                return
-            # frames queued meanwhile leave in this turn of the loop (one turn per
-            # frame would cost more than the frame), with a checkpoint every so often
-            for _ in range(_DRAIN_MAX):
-                try:
-                    item = self._out_recv.receive_nowait()
-                except (anyio.WouldBlock, anyio.EndOfStream):
-                    break
-                if not await self._write(*item):
+        # frames already queued leave in one turn of the loop (a turn per frame would
+        # cost more than the frame); one not taken stays queued for the book
+        async with contextlib.aclosing(bursts(self._out_recv)) as items:
+            async for text, dial in items:
+                if not await self._write(text, dial):
                     return
 
     async def _write(self, text: str, dial: PendingDial | None) -> bool:
