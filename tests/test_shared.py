@@ -181,6 +181,35 @@ async def test_memory_pair_carries_frames_and_close_codes() -> None:
         await server.send("late")
 
 
+@pytest.mark.anyio
+async def test_memory_pair_send_waits_for_a_slow_reader_and_the_close_follows_the_data(
+        ) -> None:
+    client, server = memory_pair(buffer_frames=2)
+    await client.send("1")
+    await client.send("2")
+    sent = anyio.Event()
+
+    async def third() -> None:
+        await client.send("3")  # the buffer is full: waits like a socket would
+        sent.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(third)
+        with anyio.move_on_after(0.05):
+            await sent.wait()
+        assert not sent.is_set(), "a full buffer must hold the writer back"
+        assert await server.recv() == "1"  # one read makes room
+        with anyio.fail_after(1):
+            await sent.wait()
+    await client.close(4001, "bye")  # queued frames are still read before the close
+    assert [await server.recv(), await server.recv()] == ["2", "3"]
+    with pytest.raises(TransportClosed) as info:
+        await server.recv()
+    assert (info.value.code, info.value.reason) == (4001, "bye")
+    with pytest.raises(ValueError, match="buffer_frames"):
+        memory_pair(buffer_frames=0)
+
+
 def test_library_loggers_get_frames_masked() -> None:
     import logging
 

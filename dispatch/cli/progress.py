@@ -115,6 +115,7 @@ _WAITING_TEXT = {
     "phone": "when that number's call ends",
     "stopped": "none (stopping)",
     "paused": "paused (dispatch campaign resume NAME)",
+    "callbacks": "when the callbacks catch up",
 }
 
 

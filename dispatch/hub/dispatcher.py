@@ -49,6 +49,7 @@ def next_wake_at(core: HubCore, now: float) -> float | None:
 async def dispatch_loop(core: HubCore) -> None:
     """Run until cancelled (the hub's control scope)."""
     while True:
+        await core.notifier.room()  # slow callbacks: no new claim until they catch up
         admitting = await admission_open(core)  # paused/cancelled: no claim from here on
         now = core.clock.now()
         if core.coordinator.shared:  # cluster: the database grants the claims

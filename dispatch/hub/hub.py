@@ -29,7 +29,7 @@ from dispatch.hub.admission import Compliance, HubCompliance, preview_stored
 from dispatch.hub.core import HubCore, HubOptions
 from dispatch.hub.dialer import Dialer
 from dispatch.hub.dispatcher import dispatch_loop
-from dispatch.hub.notify import Hooks, Notifier
+from dispatch.hub.notify import MAX_PENDING_CALLBACKS, Hooks, Notifier
 from dispatch.hub.polling import poll_loop
 from dispatch.hub.refusals import OptOutSink
 from dispatch.hub.resume import resume
@@ -68,7 +68,10 @@ class DispatchHub:
     ``skipped`` with a reason.
     Callbacks that raise are logged and ignored; callbacks still running
     ``callback_drain_s`` (clock seconds) after the last call ended are cancelled so
-    that :meth:`run` returns. Raises ``ValueError`` for bad settings
+    that :meth:`run` returns. Callbacks run in order on one task; while more than
+    ``max_pending_callbacks`` events wait for them, the hub claims and polls nothing
+    new (statistics say ``waiting_on="callbacks"``), so slow callbacks slow the
+    campaign down instead of queueing without end. Raises ``ValueError`` for bad settings
     and :class:`~dispatch.store.StoreError` when the database fails.
 
     Each strategy's :attr:`~dispatch.strategy.Strategy.key` must be unique
@@ -117,11 +120,14 @@ class DispatchHub:
         result_webhooks: ResultWebhooks | None = None,
         compliance: Compliance | ComplianceSettings | None = None,
         cluster: ClusterOptions | None = None,
+        max_pending_callbacks: int = MAX_PENDING_CALLBACKS,
     ) -> None:
         if poll_interval_s <= 0 or dial_timeout_s <= 0 or claim_batch_size < 1:
             raise ValueError("poll_interval_s, dial_timeout_s and claim_batch_size must be > 0")
         if not 0.0 <= pace_margin_s < 60.0:
             raise ValueError(f"pace_margin_s must be >= 0 and < 60 s, got {pace_margin_s}")
+        if max_pending_callbacks < 1:
+            raise ValueError(f"max_pending_callbacks must be >= 1, got {max_pending_callbacks}")
         if max_record_bytes is not None and max_record_bytes < 1:
             raise ValueError(f"max_record_bytes must be >= 1 or None, got {max_record_bytes}")
         if from_ is not None and not is_dialable(from_):
@@ -151,6 +157,7 @@ class DispatchHub:
             max_calls_per_second=max_calls_per_second, pace_margin_s=pace_margin_s,
         )
         self.hooks = Hooks(on_dispatched, on_completed, on_failed, on_skipped)
+        self.max_pending_callbacks = max_pending_callbacks
         #: signed result webhooks (outbox rows + a delivery worker)
         self.result_webhooks = result_webhooks
         # None keeps the library's old behaviour (no admission step)
@@ -339,7 +346,8 @@ class DispatchHub:
         await compliance.before_resume(store, self.clock.now())
         core = HubCore(agent=self.agent, store=store, clock=self.clock,
                        strategies=self.strategies, options=self.options,
-                       notifier=Notifier(self.hooks), until_idle=until_idle,
+                       notifier=Notifier(self.hooks, max_pending=self.max_pending_callbacks),
+                       until_idle=until_idle,
                        watch=watch, compliance=compliance,
                        opt_out_sink=self.opt_out_sink or compliance.opt_out_sink)
         core.coordinator = make_coordinator(store, self.campaign, self.cluster)  # cluster

@@ -4,6 +4,12 @@ Events are delivered in the order they happened (``on_dispatched`` of a record
 always before its terminal callback). For a terminal outcome the order is:
 ``strategy.record_outcome(outcome)``, then the strategy's hook, then the hub's.
 A callback that raises is logged with the record id and skipped.
+
+The queue has a bound: once ``max_pending`` events wait (slow callbacks), the
+hub's loops wait in :meth:`Notifier.room` before they claim or poll again, so no
+new dial starts and no new page is read until the callbacks catch up. What is
+already in flight still queues its events (at most two per live call, plus one
+step of a loop), so the queue never holds more than the bound plus that.
 """
 
 from __future__ import annotations
@@ -23,9 +29,12 @@ from dispatch.records import Record
 from dispatch.strategy import Callback, Outcome, RecordFailed, Strategy, call_maybe_async
 from dispatch.streams import bursts
 
-__all__ = ["Hooks", "Notifier"]
+__all__ = ["MAX_PENDING_CALLBACKS", "Hooks", "Notifier"]
 
 log = get_logger("dispatch.hub")
+
+#: events waiting for delivery past which the hub stops claiming and polling
+MAX_PENDING_CALLBACKS = 10_000
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -58,11 +67,18 @@ _Event = _Dispatched | _Terminal
 class Notifier:
     """Queue of lifecycle events and the task that delivers them."""
 
-    def __init__(self, hooks: Hooks) -> None:
+    def __init__(self, hooks: Hooks, *, max_pending: int = MAX_PENDING_CALLBACKS) -> None:
+        if max_pending < 1:
+            raise ValueError(f"max_pending must be >= 1, got {max_pending}")
         self._hooks = hooks
+        self.max_pending = max_pending
+        # the buffer itself need not refuse: its producers wait in room() (module doc)
         self._send, self._receive = anyio.create_memory_object_stream[_Event](math.inf)
         self.pending = 0
         self.errors = 0
+        #: times a loop had to wait for the callbacks (statistics)
+        self.full_waits = 0
+        self._room: anyio.Event | None = None
         self._scope = anyio.CancelScope()
         self._finished = anyio.Event()
 
@@ -81,6 +97,24 @@ class Notifier:
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             self.pending -= 1
             log.warning("callback dropped after shutdown", kind=type(event).__name__)
+
+    @property
+    def full(self) -> bool:
+        """``max_pending`` events or more wait for delivery."""
+        return self.pending >= self.max_pending
+
+    async def room(self) -> None:
+        """Return at once while the queue is under its bound; else wait until the
+        delivery task has brought it under (or the notifier has finished)."""
+        if self.pending < self.max_pending or self._finished.is_set():
+            return
+        self.full_waits += 1
+        log.warning("callbacks are behind: no new dial or poll until they catch up",
+                    pending=self.pending, max_pending=self.max_pending)
+        while self.pending >= self.max_pending and not self._finished.is_set():
+            if self._room is None:
+                self._room = anyio.Event()
+            await self._room.wait()
 
     def close(self) -> None:
         """No more events; :meth:`run` returns once the queue is delivered."""
@@ -105,6 +139,7 @@ class Notifier:
                 await self._deliver_all()
         finally:
             self._finished.set()
+            self._wake_room()
 
     async def _deliver_all(self) -> None:
         # a turn of the loop per event would cost more than most callbacks
@@ -120,6 +155,13 @@ class Notifier:
                 await self._deliver_terminal(event)
         finally:
             self.pending -= 1
+            if self._room is not None and self.pending < self.max_pending:
+                self._wake_room()
+
+    def _wake_room(self) -> None:
+        room, self._room = self._room, None
+        if room is not None:
+            room.set()
 
     async def _safe(self, name: str, record_id: str, fn: Callback | None, *args: Any) -> None:
         if fn is None:

@@ -56,6 +56,7 @@ async def poll_round(core: HubCore) -> int:
             continue
         before = changed
         for _ in range(_MAX_BATCHES_PER_ROUND):
+            await core.notifier.room()  # slow callbacks: no new page until they catch up
             items = await _poll_once(core, strategy, health)
             if items is None:
                 break

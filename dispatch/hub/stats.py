@@ -122,6 +122,8 @@ def snapshot(core: HubCore | None, *, running: bool, options: HubOptions,
     if core.watch.state == "paused" and (eta, waiting_on) != (None, None) and (
             waiting_on != "stopped"):
         eta, waiting_on = None, "paused"
+    if core.notifier.full and (eta, waiting_on) != (None, None) and waiting_on != "stopped":
+        eta, waiting_on = None, "callbacks"  # slow callbacks hold admission back
     return HubStatistics(
         running=running,
         pending=counts["pending"],

@@ -98,6 +98,8 @@ class DialLog:
         self._send: MemoryObjectSendStream[str] | None = None
         self._receive: MemoryObjectReceiveStream[str] | None = None
         if self.path is not None:
+            # lines of dials kept in ``records`` anyway (the log is the oracle of tests
+            # and benchmarks); the file only lags behind them while the disk does
             self._send, self._receive = anyio.create_memory_object_stream[str](math.inf)
 
     def opened(self, record: DialRecord) -> None:

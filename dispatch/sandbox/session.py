@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -55,6 +54,10 @@ class _Close:
     reason: str
 
 
+#: how long closing an overflowed connection may take (its peer does not read)
+_OVERFLOW_CLOSE_S = 1.0
+
+
 def dumps(frame: dict[str, Any]) -> str:
     return json.dumps(frame, separators=(",", ":"))
 
@@ -73,18 +76,34 @@ class Session:
         self.reply_streams: dict[str, list[str]] = {}  # bot.reply.stream text, bounded
         self.frames_sent = self.frames_received = self.dials_received = 0
         self._out_send, self._out_receive = anyio.create_memory_object_stream[str | _Close](
-            math.inf
+            state.max_outbox_frames
         )
         self._tg: TaskGroup | None = None
+        #: the client stopped reading and the outbox filled: closed with 1013
+        self.overflowed = False
 
     # -- used by commands and calls -----------------------------------------------
 
     def emit(self, frame: dict[str, Any]) -> None:
-        """Queue ``frame`` for the writer (never blocks; dropped once closed)."""
+        """Queue ``frame`` for the writer (never blocks; dropped once closed; a full
+        outbox closes the connection, see :meth:`_overflow`)."""
         try:
             self._out_send.send_nowait(dumps(frame))
+        except anyio.WouldBlock:
+            self._overflow()
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             pass
+
+    def _overflow(self) -> None:
+        """The client reads slower than the sandbox writes: stop serving it (its calls
+        end as on any disconnect) rather than queue without end."""
+        if self.overflowed:
+            return
+        self.overflowed = self.closing = True
+        log().warning("sandbox.client_too_slow", connection=self.id,
+                      queued=self.state.max_outbox_frames)
+        if self._tg is not None:
+            self._tg.cancel_scope.cancel()
 
     def close_soon(self, code: int, reason: str) -> None:
         """Close the socket after the frames queued so far; ignore later client frames."""
@@ -92,6 +111,8 @@ class Session:
             self.closing = True
             try:
                 self._out_send.send_nowait(_Close(code, reason))
+            except anyio.WouldBlock:
+                self._overflow()
             except (anyio.ClosedResourceError, anyio.BrokenResourceError):
                 pass
 
@@ -133,6 +154,9 @@ class Session:
                 tg.start_soon(self._handshake_deadline)
                 await self._reader()
                 tg.cancel_scope.cancel()
+            if self.overflowed:
+                with anyio.CancelScope(shield=True), anyio.move_on_after(_OVERFLOW_CLOSE_S):
+                    await self.conn.close(1013, "client too slow")
         finally:
             self._out_send.close()
             self._out_receive.close()

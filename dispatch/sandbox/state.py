@@ -66,6 +66,9 @@ class SandboxState:
     compound_agent_ids: bool = False
     conflict_retry_after_s: float = 5.0
     handshake_timeout_s: float = 10.0
+    #: frames one connection may have queued for its socket; a client that reads
+    #: slower than that is closed (1013) instead of growing the sandbox's memory
+    max_outbox_frames: int = 10_000
     ping_interval_s: float | None = None
     sessions: set[Session] = field(default_factory=set)
     agents: dict[str, Session] = field(default_factory=dict)

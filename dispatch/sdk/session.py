@@ -116,6 +116,9 @@ class Session:
         self._book = book
         self._ping_interval_s = ping_interval_s
         self._pong_timeout_s = pong_timeout_s
+        # bounded by its producers, not by the buffer: a dial frame is queued by a
+        # caller that waits for its answer, and the other frames (pongs, call commands)
+        # by live calls and pings; a socket that stops draining fails the pong deadline
         self._out_send, self._out_recv = anyio.create_memory_object_stream[
             tuple[str, PendingDial | None]](math.inf)
         self._tg: TaskGroup | None = None

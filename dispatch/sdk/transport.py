@@ -13,7 +13,6 @@ reason) once the connection is closed from either side; ``connect`` raises
 
 from __future__ import annotations
 
-import math
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -55,42 +54,60 @@ class Transport(Protocol):
     async def connect(self, url: str, timeout_s: float) -> Connection: ...
 
 
+#: frames one direction of an in-memory connection buffers before ``send`` waits,
+#: as a socket's buffers make a writer wait for a reader that falls behind
+MEMORY_BUFFER_FRAMES = 1024
+
+
+class _Closing:
+    """How one direction of an in-memory pair was closed (read by the far side)."""
+
+    __slots__ = ("closed",)
+
+    def __init__(self) -> None:
+        self.closed: TransportClosed | None = None
+
+
 class MemoryConnection:
     """One side of an in-memory connection (see :func:`memory_pair`)."""
 
     def __init__(
         self,
-        send_stream: MemoryObjectSendStream[str | TransportClosed],
-        receive_stream: MemoryObjectReceiveStream[str | TransportClosed],
+        send_stream: MemoryObjectSendStream[str],
+        receive_stream: MemoryObjectReceiveStream[str],
+        outgoing: _Closing | None = None,
+        incoming: _Closing | None = None,
     ) -> None:
         self._send = send_stream
         self._recv = receive_stream
         self._closed: TransportClosed | None = None
+        self._outgoing = outgoing or _Closing()  # our close, for the peer
+        self._incoming = incoming or _Closing()  # the peer's close, for us
 
     async def send(self, text: str) -> None:
         if self._closed is not None:
             raise self._closed
         try:
-            await self._send.send(text)
+            await self._send.send(text)  # waits while the peer's buffer is full
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-            self._closed = self._closed or TransportClosed(1006, "")
-            self._release()
-            raise self._closed from None
+            # the peer is gone; what it sent before is still there for recv
+            self._send.close()
+            raise self._peer_close() from None
 
     async def recv(self) -> str:
         if self._closed is not None:
             raise self._closed
         try:
-            item = await self._recv.receive()
+            return await self._recv.receive()
         except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
-            self._closed = self._closed or TransportClosed(1006, "")
+            # what was sent before the close has been read: now the close itself
+            self._closed = self._closed or self._peer_close()
             self._release()
             raise self._closed from None
-        if isinstance(item, TransportClosed):
-            self._closed = item
-            self._release()
-            raise item
-        return item
+
+    def _peer_close(self) -> TransportClosed:
+        closed = self._incoming.closed
+        return TransportClosed(closed.code, closed.reason) if closed else TransportClosed(1006)
 
     def _release(self) -> None:
         # close both stream ends so none is left for the GC to warn about
@@ -101,18 +118,21 @@ class MemoryConnection:
         if self._closed is not None:
             return
         self._closed = TransportClosed(code, reason)
-        try:
-            self._send.send_nowait(TransportClosed(code, reason))
-        except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
-            pass
+        self._outgoing.closed = TransportClosed(code, reason)
         self._release()
 
 
-def memory_pair() -> tuple[MemoryConnection, MemoryConnection]:
-    """Two connected in-memory connections (client side, server side)."""
-    a_send, b_recv = anyio.create_memory_object_stream[str | TransportClosed](math.inf)
-    b_send, a_recv = anyio.create_memory_object_stream[str | TransportClosed](math.inf)
-    return MemoryConnection(a_send, a_recv), MemoryConnection(b_send, b_recv)
+def memory_pair(buffer_frames: int = MEMORY_BUFFER_FRAMES,
+                ) -> tuple[MemoryConnection, MemoryConnection]:
+    """Two connected in-memory connections (client side, server side); each direction
+    buffers ``buffer_frames`` frames, then its ``send`` waits for the reader."""
+    if buffer_frames < 1:
+        raise ValueError(f"buffer_frames must be >= 1, got {buffer_frames}")
+    a_send, b_recv = anyio.create_memory_object_stream[str](buffer_frames)
+    b_send, a_recv = anyio.create_memory_object_stream[str](buffer_frames)
+    a_to_b, b_to_a = _Closing(), _Closing()
+    return (MemoryConnection(a_send, a_recv, outgoing=a_to_b, incoming=b_to_a),
+            MemoryConnection(b_send, b_recv, outgoing=b_to_a, incoming=a_to_b))
 
 
 ServerHandler = Callable[[Connection], Awaitable[None]]

@@ -5,7 +5,9 @@
   ``*`` for every campaign or a campaign id; each row keeps reason, source, record
   and time (the audit trail).
 - Recent attempts for the caps (:func:`attempt_window`): one indexed range read per
-  claim batch (``ix_attempts_phone_claimed``, ``ix_attempts_campaign_claimed``),
+  claim batch (``ix_attempts_phone_start``, ``ix_attempts_campaign_start``, migration
+  0009); an attempt counts from its start, ``coalesce(dialed_at, claimed_at)``: the
+  instant its frame left, or its claim if it never did,
   answered synchronously afterwards by :class:`PrefetchedAttempts`, which satisfies
   :class:`dispatch.compliance.AttemptLog`.
 - The record's last decision (:func:`decision_op`, a group-writer op).
@@ -27,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dispatch.compliance.decision import Decision
 from dispatch.store.errors import StoreError
-from dispatch.store.models import AttemptRow, DncEntryRow
+from dispatch.store.models import ATTEMPT_START, AttemptRow, DncEntryRow
 from dispatch.store.ops import OpKind, WriteOp
 
 __all__ = ["GLOBAL_SCOPE", "DncEntry", "PrefetchedAttempts", "attempt_count_since",
@@ -190,13 +192,13 @@ class _CountedTail(Sequence[float]):
 
 async def _campaign_tail(engine: Reader, campaign: str, since_s: float, shift_s: float,
                          tail: int) -> Sequence[float]:
-    where = (_attempts.c.campaign_id == campaign, _attempts.c.claimed_at > since_s)
+    where = (_attempts.c.campaign_id == campaign, since_s < ATTEMPT_START)
     rows = await _read(engine, select(func.count()).where(*where))
     count = int(rows[0][0]) if rows else 0
     if count == 0:
         return ()
-    newest = await _read(engine, select(_attempts.c.claimed_at).where(*where)
-                         .order_by(_attempts.c.claimed_at.desc()).limit(tail))
+    newest = await _read(engine, select(ATTEMPT_START).where(*where)
+                         .order_by(ATTEMPT_START.desc()).limit(tail))
     times = sorted(float(row[0]) + shift_s for row in newest)
     return times if count == len(times) else _CountedTail(count, times)
 
@@ -246,7 +248,7 @@ class PrefetchedAttempts:
 async def attempt_window(engine: Reader, phones: Collection[str], campaign: str | None,
                          since_s: float, *, shift_s: float = 0.0, tail: int = 64,
                          campaign_since_s: float | None = None) -> PrefetchedAttempts:
-    """Claim times (ascending, ``> since_s`` on the hub clock) of every attempt to
+    """Start times (ascending, ``> since_s`` on the hub clock) of every attempt to
     ``phones`` (all records, all campaigns) and of ``campaign``'s attempts; the times
     come back shifted by ``shift_s``. Index range scans only. For the campaign only the
     count and the newest ``tail`` times are read (a cap needs no more; keep ``tail``
@@ -255,11 +257,11 @@ async def attempt_window(engine: Reader, phones: Collection[str], campaign: str 
     wanted = sorted(set(phones))
     for start in range(0, len(wanted), _CHUNK):
         chunk = wanted[start:start + _CHUNK]
-        query = (select(_attempts.c.phone, _attempts.c.claimed_at)
-                 .where(_attempts.c.phone.in_(chunk), _attempts.c.claimed_at > since_s)
-                 .order_by(_attempts.c.claimed_at))
-        for phone, claimed_at in await _read(engine, query):
-            by_phone[str(phone)].append(float(claimed_at) + shift_s)
+        query = (select(_attempts.c.phone, ATTEMPT_START)
+                 .where(_attempts.c.phone.in_(chunk), since_s < ATTEMPT_START)
+                 .order_by(ATTEMPT_START))
+        for phone, started_at in await _read(engine, query):
+            by_phone[str(phone)].append(float(started_at) + shift_s)
     for phone in wanted:
         by_phone.setdefault(phone, [])
     by_campaign: Sequence[float] = ()
@@ -274,7 +276,7 @@ async def attempt_window(engine: Reader, phones: Collection[str], campaign: str 
 async def attempt_count_since(engine: AsyncEngine, phone: str, since_s: float) -> int:
     """How many attempts ``phone`` had after ``since_s`` (one index range count)."""
     query = select(func.count()).where(_attempts.c.phone == phone,
-                                       _attempts.c.claimed_at > since_s)
+                                       since_s < ATTEMPT_START)
     rows = await _read(engine, query)
     return int(rows[0][0]) if rows else 0
 

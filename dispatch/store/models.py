@@ -174,9 +174,6 @@ class AttemptRow(Base):
         UniqueConstraint(
             "record_pk", "requeue_round", "attempt_no", name="uq_attempts_record_round_no"
         ),
-        # rolling per-phone / per-campaign caps are index range scans
-        Index("ix_attempts_phone_claimed", "phone", "claimed_at"),
-        Index("ix_attempts_campaign_claimed", "campaign_id", "claimed_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -206,6 +203,9 @@ class AttemptRow(Base):
 #: start-up does not scan every finished attempt
 ATTEMPT_START = func.coalesce(AttemptRow.dialed_at, AttemptRow.claimed_at)
 Index("ix_attempts_start", ATTEMPT_START)
+# rolling per-phone / per-campaign caps count from the same start: index range scans
+Index("ix_attempts_phone_start", AttemptRow.phone, ATTEMPT_START)
+Index("ix_attempts_campaign_start", AttemptRow.campaign_id, ATTEMPT_START)
 
 
 class DncEntryRow(Base):

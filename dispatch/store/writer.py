@@ -148,6 +148,9 @@ class GroupWriter:
         """Drain the queue until :meth:`close`; one transaction per batch."""
         if self._send is not None:
             raise StoreError("the store writer is already running")
+        # bounded by its producers, not by the buffer (submit never blocks): claims,
+        # polls and settles wait for their commit, so only the dialing / in-call
+        # states of live calls and one step of each loop can be queued at once
         send, receive = anyio.create_memory_object_stream[_Item](math.inf)
         self._send = send
         task_status.started()

@@ -30,7 +30,7 @@ def test_upgrade_refuses_to_turn_a_csv_into_a_database(
     empty = tmp_path / "new.db"
     empty.touch()
     assert cli_main(["db", "upgrade", "--db", str(empty)]) == 0  # empty: may be created
-    assert "at revision 0008" in capsys.readouterr().out
+    assert "at revision 0009" in capsys.readouterr().out
 
 
 def test_upgrade_refuses_while_a_campaign_runs(

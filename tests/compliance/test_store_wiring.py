@@ -11,6 +11,7 @@ import pytest
 
 from dispatch.compliance import Decision
 from dispatch.compliance.caps import cap_release_s
+from dispatch.hub.state import AttemptState
 from dispatch.store import Store, insert_attempt, insert_record
 from dispatch.store import compliance as sc
 
@@ -63,13 +64,42 @@ async def test_attempt_window_reads_indexes_and_feeds_the_caps(tmp_path: Path) -
     assert cap_release_s(campaign, 2, 86_400) == 1103.0 + 86_400
     with sqlite3.connect(db) as conn:
         plans = [" ".join(str(r) for r in conn.execute(
-            f"EXPLAIN QUERY PLAN SELECT claimed_at FROM attempts WHERE {where}"))
-            for where in ("phone IN ('+1', '+2') AND claimed_at > 5",
-                          "campaign_id = 'c1' AND claimed_at > 5")]
+            f"EXPLAIN QUERY PLAN SELECT count(*) FROM attempts WHERE {where}"))
+            for where in ("phone IN ('+1', '+2') AND coalesce(dialed_at, claimed_at) > 5",
+                          "campaign_id = 'c1' AND coalesce(dialed_at, claimed_at) > 5")]
         (campaign_ids,) = set(conn.execute("SELECT campaign_id FROM attempts"))
-    assert "ix_attempts_phone_claimed" in plans[0]
-    assert "ix_attempts_campaign_claimed" in plans[1]
+    assert "ix_attempts_phone_start" in plans[0]
+    assert "ix_attempts_campaign_start" in plans[1]
     assert campaign_ids == ("c1",)  # filled at claim from the record
+
+
+async def test_a_dial_counts_from_the_instant_it_left_not_from_its_claim(
+        tmp_path: Path) -> None:
+    async with await Store.open(tmp_path / "late.db") as store:
+        async with anyio.create_task_group() as tg:
+            await tg.start(store.run_writer)
+            ops = [insert_record(id=f"r{i}", phone="+14155550101", strategy="s",
+                                 status="completed", payload={}, now=1.0, campaign_id="c1")
+                   for i in range(3)]
+            ops += [insert_attempt(source="s", record_id=f"r{i}", attempt_no=1, run_id=None,
+                                   phone="+14155550101", claimed_at=100.0 + i)
+                    for i in range(3)]
+            await store.write(ops)
+            # r0 left 900 s after its claim (a reconnect); r2 never left at all
+            await store.write([
+                AttemptState(record_id=rid, attempt_no=1, phone="+14155550101",
+                             claimed_at=claimed, source="s", dialed_at=sent).update_op()
+                for rid, claimed, sent in (("r0", 100.0, 1000.0), ("r1", 101.0, 101.0))])
+            store.close_writer()
+        window = await sc.attempt_window(store.engine, ["+14155550101"], "c1", 100.5)
+        count = await sc.attempt_count_since(store.engine, "+14155550101", 101.5)
+    # by claim, r0 (claimed at 100) would have left a window starting at 100.5
+    assert list(window.phone_attempts_since("+14155550101", 100.5)) == [101.0, 102.0,
+                                                                        1000.0]
+    assert list(window.campaign_attempts_since("c1", 100.5)) == [101.0, 102.0, 1000.0]
+    assert count == 2  # r2 by its claim (never sent: still counted), r0 by its send
+    assert cap_release_s(window.phone_attempts_since("+14155550101", 100.5), 3,
+                         86_400) == 101.0 + 86_400
 
 
 async def test_decision_op_is_stored_with_the_record(tmp_path: Path) -> None:

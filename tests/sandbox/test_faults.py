@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -165,3 +166,32 @@ async def test_drop_after_seconds() -> None:
         assert await closed_with(c) == (1001, "bye")
         assert sb.faults.drop_after_s is None
         await sb.wait_until(lambda s: s.connections == 0)
+
+
+async def test_a_client_that_stops_reading_is_closed_when_its_outbox_fills() -> None:
+    from dispatch.sdk.transport import TransportClosed, memory_pair
+
+    sb = Sandbox(speed=500)
+    sb.state.max_outbox_frames = 5
+    client, server = memory_pair(buffer_frames=1)  # the socket's buffers are full at once
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sb.handle_connection, server)
+        await client.send(json.dumps({"event": "connect", "api_key": "k"}))
+        for _ in range(4):  # within the bound: the session keeps them queued
+            await client.send(json.dumps({"event": "ping"}))
+        with anyio.fail_after(5):
+            while sb.statistics().frames_received < 5:  # noqa: ASYNC110 - no event for it
+                await anyio.sleep(0.002)
+        assert sb.statistics().connections == 1, "a client within the bound is served"
+        with contextlib.suppress(TransportClosed):  # the server may close mid-way
+            for _ in range(20):  # replies the client never reads
+                await client.send(json.dumps({"event": "ping"}))
+        with anyio.fail_after(5):
+            frames: list[str] = []
+            with pytest.raises(TransportClosed) as info:
+                while True:
+                    frames.append(await client.recv())
+    assert (info.value.code, info.value.reason) == (1013, "client too slow")
+    assert json.loads(frames[0])["event"] == "connected"
+    assert len(frames) <= 1 + 5 + 1  # the socket's buffer, the outbox, one being written
+    assert sb.statistics().connections == 0

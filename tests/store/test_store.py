@@ -48,7 +48,7 @@ async def test_migration_matches_models(tmp_path: Path):
     assert start_index is not None and "coalesce(dialed_at, claimed_at)" in start_index
     assert diff == []
     assert mode == "wal"
-    assert head_revision() == "0008"
+    assert head_revision() == "0009"
 
 
 async def test_group_commit_batches_and_orders(tmp_path: Path):
@@ -115,6 +115,6 @@ async def test_runs_are_recorded_and_crashed_ones_marked(tmp_path: Path):
 def test_db_upgrade_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     path = tmp_path / "cli.db"
     assert cli_main(["db", "upgrade", "--db", str(path)]) == 0
-    assert "0008" in capsys.readouterr().out
+    assert "0009" in capsys.readouterr().out
     assert cli_main(["db", "current", "--db", str(path)]) == 0
-    assert capsys.readouterr().out.strip() == "0008"
+    assert capsys.readouterr().out.strip() == "0009"
