@@ -83,6 +83,9 @@ class Notifier:
         self._finished = anyio.Event()
 
     def dispatched(self, record: Record, strategy: Strategy | None, call: Any) -> None:
+        if self._hooks.on_dispatched is None and (
+                strategy is None or strategy.on_dispatched is None):
+            return  # nobody listens: not queued (one wake-up of the delivery task less)
         self._put(_Dispatched(record, strategy, call))
 
     def terminal(

@@ -87,11 +87,18 @@ class DialRecord:
 class DialLog:
     """Keeps :class:`DialRecord` s and, given a path, appends them as JSON lines.
 
-    ``run()`` is the file writer task; ``close()`` lets it drain and return.
+    ``run()`` is the file writer task; ``close()`` lets it drain and return. In
+    memory it keeps the latest ``max_records`` dials (a sandbox left running for
+    weeks must not grow without end; once over, the oldest half is dropped at once,
+    so appending stays cheap); ``total`` counts them all, and the file has them all.
     """
 
-    def __init__(self, path: str | Path | None = None) -> None:
+    def __init__(self, path: str | Path | None = None, *, max_records: int = 100_000) -> None:
+        if max_records < 2:
+            raise ValueError(f"max_records must be >= 2, got {max_records}")
         self.path = Path(path) if path is not None else None
+        self.max_records = max_records
+        self.total = 0
         self.records: list[DialRecord] = []
         self.by_outcome: Counter[str] = Counter()
         self.live = 0
@@ -104,14 +111,14 @@ class DialLog:
 
     def opened(self, record: DialRecord) -> None:
         """Record an accepted dial (its call is now live)."""
-        self.records.append(record)
+        self._keep(record)
         self.live += 1
         self._write(record.start_line())
 
     def rejected(self, record: DialRecord, code: str) -> None:
         """Record a dial answered with ``call.error {code}``."""
         record.outcome, record.error_code = "rejected", code
-        self.records.append(record)
+        self._keep(record)
         self.by_outcome["rejected"] += 1
         self._write(record.start_line())
 
@@ -124,6 +131,12 @@ class DialLog:
         self.live -= 1
         self.by_outcome[outcome] += 1
         self._write(record.end_line())
+
+    def _keep(self, record: DialRecord) -> None:
+        self.total += 1
+        self.records.append(record)
+        if len(self.records) > self.max_records:
+            del self.records[:len(self.records) - self.max_records // 2]
 
     def _write(self, line: dict[str, Any]) -> None:
         if self._send is None:

@@ -180,7 +180,9 @@ class Sandbox:
 
     @property
     def dials(self) -> list[DialRecord]:
-        """Every ``call.dial`` received, in order (live list; do not mutate)."""
+        """The ``call.dial`` s received, in order: the latest 100,000 (live list; do not
+        mutate); ``statistics().total_dials`` counts them all, the dial log file has
+        them all."""
         return self.state.dial_log.records
 
     def statistics(self) -> SandboxStatistics:

@@ -120,7 +120,7 @@ class SandboxState:
             agents=len(self.agents),
             phones=len(self.phones),
             live_calls=self.dial_log.live,
-            total_dials=len(self.dial_log.records),
+            total_dials=self.dial_log.total,
             by_outcome=dict(self.dial_log.by_outcome),
             frames_received=self.frames_received,
             frames_sent=self.frames_sent,

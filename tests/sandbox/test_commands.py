@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from dispatch.sandbox import Sandbox, Scenario
@@ -132,3 +134,26 @@ async def test_limit_and_duration_are_in_simulated_seconds() -> None:
         assert 19.9 <= end["duration_seconds"] < 22.0, end  # was 4.0 (real seconds)
         assert sb.dials[-1].duration_seconds == end["duration_seconds"]
         await c.ws.close()
+
+
+async def test_the_dial_log_keeps_the_latest_dials_in_memory_and_every_dial_in_its_file(
+        tmp_path: Path) -> None:
+    from dispatch.sandbox.dial_log import DialLog, DialRecord
+
+    log = DialLog(tmp_path / "dials.jsonl", max_records=10)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(log.run)
+        for i in range(25):
+            record = DialRecord(f"c{i}", "a", f"+1555000{i:04d}", None, None, float(i), 1)
+            log.opened(record)
+            log.ended(record, "hangup", float(i) + 1)
+        log.close()
+    assert log.total == 25
+    assert 5 <= len(log.records) <= 10  # bounded, and the newest are the ones kept
+    assert log.records[-1].call_id == "c24"
+    assert [r.call_id for r in log.records] == [f"c{i}" for i in range(25 - len(log.records),
+                                                                       25)]
+    lines = (tmp_path / "dials.jsonl").read_text().splitlines()
+    assert sum('"event":"dial"' in line for line in lines) == 25  # the file has them all
+    with pytest.raises(ValueError, match="max_records"):
+        DialLog(max_records=1)
