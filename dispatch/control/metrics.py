@@ -128,6 +128,9 @@ class DispatchCollector:
         concurrency = gauge("dispatch_concurrency_limit", "Calls allowed live at once")
         pending = gauge("dispatch_records_pending", "Records waiting to be dialled")
         paused = gauge("dispatch_campaign_paused", "1 while the campaign is paused")
+        behind = gauge("dispatch_callbacks_pending",
+                       "Lifecycle events waiting for their callbacks (admission waits past "
+                       "max_pending_callbacks)")
         for row in s.rows:
             stats = s.live.get(row.id)
             live.add_metric([row.id], stats.live_calls if stats else 0)
@@ -138,10 +141,11 @@ class DispatchCollector:
                 concurrency.add_metric([row.id], row.max_concurrent)
             pending.add_metric([row.id], s.pending.get(row.id, 0))
             paused.add_metric([row.id], 1 if row.state == "paused" else 0)
+            behind.add_metric([row.id], stats.callbacks_pending if stats else 0)
         voice = GaugeMetricFamily("dispatch_voice_connected",
                                   "1 while the voice server is connected and the agent registered")
         voice.add_metric([], 1 if s.voice_connected else 0)
-        yield from (live, window, per_minute, concurrency, pending, paused, voice)
+        yield from (live, window, per_minute, concurrency, pending, paused, behind, voice)
 
     def _histograms(self, s: Scrape) -> Iterator[Metric]:
         latency = HistogramMetricFamily("dispatch_dial_latency_seconds",

@@ -22,6 +22,7 @@ FAMILIES = {
     "dispatch_rate_window_starts": "gauge", "dispatch_rate_limit_per_minute": "gauge",
     "dispatch_concurrency_limit": "gauge", "dispatch_records_pending": "gauge",
     "dispatch_campaign_paused": "gauge", "dispatch_voice_connected": "gauge",
+    "dispatch_callbacks_pending": "gauge",
     "dispatch_dial_latency_seconds": "histogram", "dispatch_call_duration_seconds": "histogram",
     "dispatch_build_info": "gauge",  # an info metric, as the text format renders it
 }
@@ -81,6 +82,7 @@ async def test_metrics_families_and_counters_match_the_database(tmp_path: Path) 
         assert values[("dispatch_records_pending", c)] == 0
         assert values[("dispatch_campaign_paused", c)] == 0
         assert values[("dispatch_calls_live", c)] == 0
+        assert values[("dispatch_callbacks_pending", c)] == 0  # delivered by the end
         assert values[("dispatch_voice_connected", ())] == 1
         assert values[("dispatch_build_info", (("version", "0.1.0"),))] == 1
 
