@@ -12,7 +12,7 @@ import pytest
 from dispatch.compliance import Decision
 from dispatch.compliance.caps import cap_release_s
 from dispatch.hub.state import AttemptState
-from dispatch.store import Store, insert_attempt, insert_record
+from dispatch.store import Store, WriteOp, insert_attempt, insert_record
 from dispatch.store import compliance as sc
 
 pytestmark = pytest.mark.anyio
@@ -38,17 +38,20 @@ async def test_internal_list_scopes_duplicates_and_audit(tmp_path: Path) -> None
         assert await sc.dnc_fingerprint(engine) != before
 
 
+def _claimed(n: int, phone: str = "+14155550101") -> list[WriteOp]:
+    """``n`` finished records of campaign c1 on one phone, attempt i claimed at 100 + i."""
+    ops = [insert_record(id=f"r{i}", phone=phone, strategy="s", status="completed",
+                         payload={}, now=1.0, campaign_id="c1") for i in range(n)]
+    return ops + [insert_attempt(source="s", record_id=f"r{i}", attempt_no=1, run_id=None,
+                                 phone=phone, claimed_at=100.0 + i) for i in range(n)]
+
+
 async def test_attempt_window_reads_indexes_and_feeds_the_caps(tmp_path: Path) -> None:
     db = tmp_path / "a.db"
     async with await Store.open(db) as store:
         async with anyio.create_task_group() as tg:
             await tg.start(store.run_writer)
-            ops = [insert_record(id=f"r{i}", phone="+14155550101", strategy="s",
-                                 status="completed", payload={}, now=1.0, campaign_id="c1")
-                   for i in range(5)]
-            ops += [insert_attempt(source="s", record_id=f"r{i}", attempt_no=1, run_id=None,
-                                   phone="+14155550101", claimed_at=100.0 + i) for i in range(5)]
-            await store.write(ops)
+            await store.write(_claimed(5))
             store.close_writer()
         window = await sc.attempt_window(store.engine, ["+14155550101", "+14155550199"], "c1",
                                          101.5, shift_s=1000.0, tail=2)
@@ -78,13 +81,7 @@ async def test_a_dial_counts_from_the_instant_it_left_not_from_its_claim(
     async with await Store.open(tmp_path / "late.db") as store:
         async with anyio.create_task_group() as tg:
             await tg.start(store.run_writer)
-            ops = [insert_record(id=f"r{i}", phone="+14155550101", strategy="s",
-                                 status="completed", payload={}, now=1.0, campaign_id="c1")
-                   for i in range(3)]
-            ops += [insert_attempt(source="s", record_id=f"r{i}", attempt_no=1, run_id=None,
-                                   phone="+14155550101", claimed_at=100.0 + i)
-                    for i in range(3)]
-            await store.write(ops)
+            await store.write(_claimed(3))
             # r0 left 900 s after its claim (a reconnect); r2 never left at all
             await store.write([
                 AttemptState(record_id=rid, attempt_no=1, phone="+14155550101",
