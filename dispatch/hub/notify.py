@@ -7,7 +7,9 @@ A callback that raises is logged with the record id and skipped.
 
 The queue has a bound: once ``max_pending`` events wait (slow callbacks), the
 hub's loops wait in :meth:`Notifier.room` before they claim or poll again, so no
-new dial starts and no new page is read until the callbacks catch up. What is
+new dial starts and no new page is read until the callbacks have caught up to three
+quarters of it (so that a steady slow callback makes episodes, each logged once, not
+a wait and a warning per event). What is
 already in flight still queues its events (at most two per live call, plus one
 step of a loop), so the queue never holds more than the bound plus that.
 """
@@ -72,6 +74,8 @@ class Notifier:
             raise ValueError(f"max_pending must be >= 1, got {max_pending}")
         self._hooks = hooks
         self.max_pending = max_pending
+        #: once full, the loops go on when fewer than this wait
+        self.resume_below = max(1, max_pending * 3 // 4)
         # the buffer itself need not refuse: its producers wait in room() (module doc)
         self._send, self._receive = anyio.create_memory_object_stream[_Event](math.inf)
         self.pending = 0
@@ -79,6 +83,7 @@ class Notifier:
         #: times a loop had to wait for the callbacks (statistics)
         self.full_waits = 0
         self._room: anyio.Event | None = None
+        self._behind = False
         self._scope = anyio.CancelScope()
         self._finished = anyio.Event()
 
@@ -103,18 +108,21 @@ class Notifier:
 
     @property
     def full(self) -> bool:
-        """``max_pending`` events or more wait for delivery."""
-        return self.pending >= self.max_pending
+        """``max_pending`` events or more wait for delivery, or the loops wait for the
+        queue to fall under :attr:`resume_below`."""
+        return self._behind or self.pending >= self.max_pending
 
     async def room(self) -> None:
         """Return at once while the queue is under its bound; else wait until the
-        delivery task has brought it under (or the notifier has finished)."""
+        delivery task has brought it under :attr:`resume_below` (or has finished)."""
         if self.pending < self.max_pending or self._finished.is_set():
             return
         self.full_waits += 1
-        log.warning("callbacks are behind: no new dial or poll until they catch up",
-                    pending=self.pending, max_pending=self.max_pending)
-        while self.pending >= self.max_pending and not self._finished.is_set():
+        if not self._behind:  # once per episode, however many loops wait
+            self._behind = True
+            log.warning("callbacks are behind: no new dial or poll until they catch up",
+                        pending=self.pending, max_pending=self.max_pending)
+        while self.pending >= self.resume_below and not self._finished.is_set():
             if self._room is None:
                 self._room = anyio.Event()
             await self._room.wait()
@@ -158,7 +166,8 @@ class Notifier:
                 await self._deliver_terminal(event)
         finally:
             self.pending -= 1
-            if self._room is not None and self.pending < self.max_pending:
+            if self.pending < self.resume_below:
+                self._behind = False
                 self._wake_room()
 
     def _wake_room(self) -> None:

@@ -126,3 +126,42 @@ async def test_a_dispatched_event_nobody_listens_to_is_not_queued() -> None:
         assert quiet.pending == 1
         quiet.close()
     assert seen == ["d1"] and quiet.pending == 0
+
+
+async def test_waiters_resume_below_three_quarters_and_an_episode_is_logged_once(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from dispatch.reasons import Reason
+    from dispatch.strategy import Outcome
+
+    gate = anyio.Event()
+
+    async def on_skipped(_record: Record, _reason: Any) -> None:
+        await gate.wait()
+
+    def skipped(i: int) -> Outcome:
+        return Outcome(record=Record(id=f"s{i}", phone="+15550000001"), status="skipped",
+                       reason=Reason.INVALID_RECORD, attempts=0)
+
+    notifier = Notifier(Hooks(on_skipped=on_skipped), max_pending=4)
+    assert notifier.resume_below == 3
+    resumed: list[int] = []
+    async with anyio.create_task_group() as tg:
+        await tg.start(notifier.run)
+        for i in range(4):
+            notifier.terminal(skipped(i), None)
+
+        async def loop(n: int) -> None:
+            await notifier.room()
+            resumed.append(notifier.pending)
+
+        tg.start_soon(loop, 1)
+        tg.start_soon(loop, 2)
+        await eventually(lambda: notifier.full_waits == 2)
+        assert notifier.full and resumed == []
+        gate.set()
+        await eventually(lambda: len(resumed) == 2)
+        notifier.close()
+    assert all(p < 3 for p in resumed), "waiters go on only under three quarters"
+    assert not notifier.full
+    warnings = [r for r in caplog.records if "callbacks are behind" in r.getMessage()]
+    assert len(warnings) == 1, "one warning per episode, not one per waiting loop"
