@@ -128,8 +128,9 @@ async def test_a_dispatched_event_nobody_listens_to_is_not_queued() -> None:
     assert seen == ["d1"] and quiet.pending == 0
 
 
-async def test_waiters_resume_below_three_quarters_and_an_episode_is_logged_once(
-        caplog: pytest.LogCaptureFixture) -> None:
+async def test_waiters_resume_below_three_quarters_and_an_episode_is_logged_once() -> None:
+    from structlog.testing import capture_logs
+
     from dispatch.reasons import Reason
     from dispatch.strategy import Outcome
 
@@ -145,6 +146,16 @@ async def test_waiters_resume_below_three_quarters_and_an_episode_is_logged_once
     notifier = Notifier(Hooks(on_skipped=on_skipped), max_pending=4)
     assert notifier.resume_below == 3
     resumed: list[int] = []
+    with capture_logs() as logs:
+        await _fill_then_release(notifier, skipped, gate, resumed)
+    assert all(p < 3 for p in resumed), "waiters go on only under three quarters"
+    assert not notifier.full
+    warnings = [e for e in logs if e["event"].startswith("callbacks are behind")]
+    assert len(warnings) == 1, "one warning per episode, not one per waiting loop"
+
+
+async def _fill_then_release(notifier: Notifier, skipped: Any, gate: anyio.Event,
+                             resumed: list[int]) -> None:
     async with anyio.create_task_group() as tg:
         await tg.start(notifier.run)
         for i in range(4):
@@ -161,7 +172,3 @@ async def test_waiters_resume_below_three_quarters_and_an_episode_is_logged_once
         gate.set()
         await eventually(lambda: len(resumed) == 2)
         notifier.close()
-    assert all(p < 3 for p in resumed), "waiters go on only under three quarters"
-    assert not notifier.full
-    warnings = [r for r in caplog.records if "callbacks are behind" in r.getMessage()]
-    assert len(warnings) == 1, "one warning per episode, not one per waiting loop"
