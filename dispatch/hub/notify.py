@@ -113,9 +113,10 @@ class Notifier:
         return self._behind or self.pending >= self.max_pending
 
     async def room(self) -> None:
-        """Return at once while the queue is under its bound; else wait until the
-        delivery task has brought it under :attr:`resume_below` (or has finished)."""
-        if self.pending < self.max_pending or self._finished.is_set():
+        """Return at once unless :attr:`full`; else wait until the delivery task has
+        brought the queue under :attr:`resume_below` (or has finished). Every loop
+        waits out the same episode: none goes on while another still waits."""
+        if not self.full or self._finished.is_set():
             return
         self.full_waits += 1
         if not self._behind:  # once per episode, however many loops wait

@@ -75,14 +75,14 @@ class MemoryConnection:
         self,
         send_stream: MemoryObjectSendStream[str],
         receive_stream: MemoryObjectReceiveStream[str],
-        outgoing: _Closing | None = None,
-        incoming: _Closing | None = None,
+        outgoing: _Closing,
+        incoming: _Closing,
     ) -> None:
         self._send = send_stream
         self._recv = receive_stream
         self._closed: TransportClosed | None = None
-        self._outgoing = outgoing or _Closing()  # our close, for the peer
-        self._incoming = incoming or _Closing()  # the peer's close, for us
+        self._outgoing = outgoing  # our close, for the peer
+        self._incoming = incoming  # the peer's close, for us
 
     async def send(self, text: str) -> None:
         if self._closed is not None:

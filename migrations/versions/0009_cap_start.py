@@ -8,8 +8,10 @@ it stayed in ours: the next dial could be let through before the window had real
 freed. The caps now count from ``coalesce(dialed_at, claimed_at)`` -- the send
 instant, or the claim for a dial that never left (still counted, to be safe) -- the
 same start the per-minute window is rebuilt from (``ix_attempts_start``). These two
-indexes replace 0006's, so the counts stay index range reads and the hot path
-keeps the same number of indexes to write.
+indexes replace 0006's, so the counts stay index range reads and there are no more
+indexes than before. They hold ``dialed_at``, so an attempt update now rewrites their
+entries too (0006's were untouched by updates); on the paced benchmark (2.5 attempt
+updates per dial) hub CPU per dial did not measurably change.
 
 Revision ID: 0009
 Revises: 0008
