@@ -1,0 +1,336 @@
+"""The floor under ``paced_cpu.py``: the least CPU per dial of any Python dialer on
+this stack, doing the same campaign with nothing but the irreducible work.
+
+Same sandbox process, same speed, same records and outcomes, same limits (120 dials
+in any 60 s, 30 at once, one retry of a busy or unanswered call), and the same facts
+written into the same SQLite schema (``Store.open`` makes it: every index and the
+count triggers). What it leaves out is everything a dispatcher adds: no tasks (plain
+``asyncio.Protocol`` callbacks and ``call_at`` timers), no anyio, no writer thread
+(``sqlite3`` on the loop thread), no leases,
+no campaign state, no compliance, no callbacks, no reconnects, no logging; the
+WebSocket is ``websockets``' sans-I/O protocol fed straight from ``data_received``.
+It commits as the hub does: a claim before its dial frame leaves, a settle at
+once (riding with the claim it frees a slot for), the dialing and answered states
+within 0.5 s with whatever commits next. It is a measurement, not a product: it
+blocks the loop on SQLite and trusts the server.
+
+Prints CPU per dial (``os.times`` over the campaign, user and system) and, with
+``--split``, how much of it is SQLite's (thread CPU inside ``execute``/``commit``)
+and how much the wait in ``epoll``.
+
+    python benchmarks/paced_floor.py [--n 1500] [--speed 60] [--split]
+
+Run it beside ``paced_cpu.py`` in the same minute: the machine's speed varies by
+the hour, the ratio between the two does not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import json
+import os
+import selectors
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Response
+from websockets.uri import parse_uri
+
+from dispatch.sandbox import SANDBOX_NUMBER
+from dispatch.store import Store
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _bench_common import sandbox_process
+
+RATE = 120
+CONCURRENT = 30
+RETRYABLE = {"busy", "no-answer", "failed"}  # as the hub's default retry policy
+STATE_WRITE_DEFER_S = 0.5  # as the hub's dialing/answered writes
+
+
+class _Split:
+    """Thread CPU spent in SQLite calls and in the loop's ``epoll`` wait."""
+
+    def __init__(self) -> None:
+        self.sqlite_ns = 0
+        self.epoll_ns = 0
+
+    def timed_sqlite(self, fn: Any) -> Any:
+        def timed(*args: Any) -> Any:
+            start = time.thread_time_ns()
+            try:
+                return fn(*args)
+            finally:
+                self.sqlite_ns += time.thread_time_ns() - start
+        return timed
+
+
+class Floor(asyncio.Protocol):
+    """The whole dialer: one socket, a sliding window, a concurrency count, SQLite."""
+
+    def __init__(self, url: str, db: sqlite3.Connection, phones: list[str], window_s: float,
+                 speed: float, split: _Split | None) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.ws = ClientProtocol(parse_uri(url + "/client"), max_size=2**24)
+        self.db = db
+        self.execute = split.timed_sqlite(db.execute) if split else db.execute
+        self.commit = split.timed_sqlite(db.commit) if split else db.commit
+        self.window_s = window_s
+        self.speed = speed
+        self.t0 = time.time()
+        self.queue: collections.deque[tuple[int, str]] = collections.deque(
+            (pk, phone) for pk, phone in enumerate(phones, start=1))
+        self.tries: dict[int, int] = {}
+        self.live: dict[str, tuple[int, int]] = {}  # phone -> (record pk, attempt id)
+        self.by_call: dict[str, tuple[int, int, str]] = {}  # call id -> (pk, attempt, phone)
+        self.starts: collections.deque[float] = collections.deque()
+        self.wake: asyncio.TimerHandle | None = None
+        self.dirty = False
+        self.deferred: asyncio.TimerHandle | None = None
+        self.transactions = 0
+        self.open = 0
+        self.ready = self.loop.create_future()
+        self.done = self.loop.create_future()
+        self.dials = 0
+        self.transport: asyncio.Transport | None = None
+
+    # -- time: the campaign's clock, as the hub's ScaledClock keeps it --------------
+
+    def now(self) -> float:
+        return self.t0 + (time.time() - self.t0) * self.speed
+
+    # -- the socket -----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.ws.send_request(self.ws.connect())
+        self.flush()
+
+    def data_received(self, data: bytes) -> None:
+        self.ws.receive_data(data)
+        for event in self.ws.events_received():
+            if isinstance(event, Frame):
+                if event.opcode is Opcode.TEXT:
+                    self.on_frame(json.loads(event.data))
+            elif isinstance(event, Response):
+                self.send({"event": "connect", "api_key": ""})
+        self.flush()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_exception(ConnectionError("sandbox closed the socket"))
+
+    def send(self, frame: dict[str, Any]) -> None:
+        self.ws.send_text(json.dumps(frame).encode())
+        self.flush()
+
+    def flush(self) -> None:
+        assert self.transport is not None
+        for data in self.ws.data_to_send():
+            if data:
+                self.transport.write(data)
+
+    # -- the protocol ---------------------------------------------------------------
+
+    def on_frame(self, frame: dict[str, Any]) -> None:
+        event = frame.get("event")
+        if event == "call.dialing":
+            self.on_dialing(frame)
+        elif event == "call.started":
+            self.on_started(frame)
+        elif event == "call.ended":
+            self.on_ended(frame)
+        elif event == "connected":
+            self.send({"event": "agent.create", "agent_id": "floor"})
+        elif event == "agent.created":
+            self.send({"event": "channel.add", "agent_id": "floor", "type": "phone",
+                       "ref": SANDBOX_NUMBER})
+        elif event == "channel.added" and not self.ready.done():
+            self.ready.set_result(None)
+
+    def on_dialing(self, frame: dict[str, Any]) -> None:
+        ids = self.live.get(frame["to"])
+        if ids is None:
+            return
+        self.by_call[frame["call_id"]] = (*ids, frame["to"])
+        self.write("UPDATE attempts SET call_id = ?, dialing_at = ? WHERE id = ?",
+                   (frame["call_id"], self.now(), ids[1]))
+        self.write("UPDATE records SET last_call_id = ?, updated_at = ? WHERE pk = ?",
+                   (frame["call_id"], self.now(), ids[0]))
+        self.commit_within(STATE_WRITE_DEFER_S)
+
+    def on_started(self, frame: dict[str, Any]) -> None:
+        ids = self.by_call.get(frame["call_id"])
+        if ids is not None:
+            self.write("UPDATE attempts SET answered_at = ? WHERE id = ?", (self.now(), ids[1]))
+            self.commit_within(STATE_WRITE_DEFER_S)
+
+    def on_ended(self, frame: dict[str, Any]) -> None:
+        ids = self.by_call.pop(frame["call_id"], None)
+        if ids is None:
+            return
+        pk, attempt, phone = ids
+        del self.live[phone]
+        self.open -= 1
+        reason, now = frame.get("reason", "unknown"), self.now()
+        self.write("UPDATE attempts SET ended_at = ?, reason = ?, raw_reason = ?, "
+                   "duration_s = ? WHERE id = ?",
+                   (now, reason, reason, frame.get("duration_seconds"), attempt))
+        if reason in RETRYABLE and self.tries[pk] < 2:
+            status = "pending"
+            self.queue.append((pk, phone))
+        else:
+            status = "completed" if reason not in RETRYABLE else "failed"
+        self.write("UPDATE records SET status = ?, last_reason = ?, updated_at = ? "
+                   "WHERE pk = ?", (status, reason, now, pk))
+        if status != "pending" and not self.queue and not self.live:
+            self.loop.call_soon(self._finish)
+        self.pump()  # commits with the claims it makes
+        self.commit_now()  # a settle does not wait
+
+    def _finish(self) -> None:
+        if not self.done.done() and not self.queue and not self.live:
+            self.done.set_result(None)
+
+    # -- admission: the sliding window and the concurrency cap ----------------------
+
+    def pump(self) -> None:
+        real = time.monotonic()
+        frames: list[dict[str, Any]] = []
+        while self.queue and self.open < CONCURRENT:
+            while self.starts and real - self.starts[0] >= self.window_s:
+                self.starts.popleft()
+            if len(self.starts) >= RATE:
+                if self.wake is None:
+                    self.wake = self.loop.call_at(self.starts[0] + self.window_s, self._woken)
+                break
+            pk, phone = self.queue.popleft()
+            frames.append(self.claim(pk, phone, real))
+        if frames:
+            self.commit_now()  # the claims are durable before their frames leave
+            for frame in frames:
+                self.send(frame)
+
+    def _woken(self) -> None:
+        self.wake = None
+        self.pump()
+
+    def claim(self, pk: int, phone: str, real: float) -> dict[str, Any]:
+        tries = self.tries[pk] = self.tries.get(pk, 0) + 1
+        now = self.now()
+        cursor = self.write(
+            "INSERT INTO attempts (record_pk, attempt_no, requeue_round, phone, claimed_at, "
+            "dialed_at, campaign_id) VALUES (?, ?, 0, ?, ?, ?, 'default')",
+            (pk, tries, phone, now, now))
+        self.write("UPDATE records SET status = 'dialing', attempts = ?, updated_at = ? "
+                   "WHERE pk = ?", (tries, now, pk))
+        self.live[phone] = (pk, cursor.lastrowid)
+        self.open += 1
+        self.starts.append(real)
+        self.dials += 1
+        return {"event": "call.dial", "agent_id": "floor", "to": phone,
+                "from": SANDBOX_NUMBER, "metadata": {"record_id": f"r{pk - 1}"}}
+
+    # -- the store --------------------------------------------------------------------
+
+    def write(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Cursor:
+        self.dirty = True
+        cursor: sqlite3.Cursor = self.execute(sql, params)
+        return cursor
+
+    def commit_within(self, delay_s: float) -> None:
+        if self.deferred is None:
+            self.deferred = self.loop.call_later(delay_s, self.commit_now)
+
+    def commit_now(self) -> None:
+        if self.deferred is not None:
+            self.deferred.cancel()
+            self.deferred = None
+        if self.dirty:
+            self.dirty = False
+            self.commit()
+            self.transactions += 1
+
+
+def _seed(db_path: Path, phones: list[str]) -> sqlite3.Connection:
+    db = sqlite3.connect(db_path, isolation_level="DEFERRED")
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    now = time.time()
+    db.executemany(
+        "INSERT INTO records (source, id, phone, strategy, status, attempts, payload, "
+        "created_at, updated_at, seq, campaign_id) "
+        "VALUES ('memory', ?, ?, 'memory', 'pending', 0, '{}', ?, ?, ?, 'default')",
+        [(f"r{i}", phone, now, now, i + 1) for i, phone in enumerate(phones)])
+    db.commit()
+    return db
+
+
+async def main(args: argparse.Namespace) -> None:
+    phones = [f"+1555{i:05d}{i % 100:02d}" for i in range(args.n)]
+    split = _Split() if args.split else None
+    select = selectors.EpollSelector.select
+    with tempfile.TemporaryDirectory() as tmp, sandbox_process(speed=str(args.speed)) as url:
+        path = Path(tmp) / "floor.db"
+        store = await Store.open(path)  # the real schema: indexes, triggers
+        await store.close()
+        db = _seed(path, phones)
+        loop = asyncio.get_running_loop()
+        host, port = url.removeprefix("ws://").split(":")
+        _, floor = await loop.create_connection(
+            lambda: Floor(url, db, phones, 60.0 / args.speed, args.speed, split),
+            host, int(port))
+        await asyncio.wait_for(floor.ready, 20)
+        if split is not None:
+            def timed_select(self: selectors.EpollSelector, timeout: float | None = None) -> Any:
+                start = time.thread_time_ns()
+                try:
+                    return select(self, timeout)
+                finally:
+                    split.epoll_ns += time.thread_time_ns() - start
+            selectors.EpollSelector.select = timed_select  # type: ignore[method-assign]
+        try:
+            times0, t0 = os.times(), time.perf_counter()
+            floor.pump()
+            await floor.done
+            elapsed_s, times1 = time.perf_counter() - t0, os.times()
+        finally:
+            selectors.EpollSelector.select = select  # type: ignore[method-assign]
+        user_s, sys_s = times1.user - times0.user, times1.system - times0.system
+        statuses = dict(db.execute("SELECT status, count(*) FROM records GROUP BY status"))
+        rows = db.total_changes
+        db.close()
+        assert floor.transport is not None
+        floor.transport.close()
+    dials = max(1, floor.dials)
+    print(f"records            {args.n} ({floor.dials} dial lifecycles, retries included)")
+    print(f"limits             {RATE}/min, {CONCURRENT} concurrent; time x{args.speed:g}")
+    print(f"statuses           {statuses}")
+    print(f"elapsed            {elapsed_s:.1f} s real = {elapsed_s * args.speed / 60:.1f} "
+          "campaign min")
+    print(f"floor CPU per dial {1000 * (user_s + sys_s) / dials:.3f} ms  "
+          f"({1000 * user_s / dials:.3f} user + {1000 * sys_s / dials:.3f} system)")
+    print(f"per dial           {floor.transactions / dials:.2f} transactions, "
+          f"{(rows - args.n) / dials:.2f} rows written (triggers included)")
+    if split is not None:
+        print(f"  of which SQLite  {split.sqlite_ns / dials / 1e6:.3f} ms "
+              "(thread CPU in execute/commit)")
+        print(f"  of which epoll   {split.epoll_ns / dials / 1e6:.3f} ms")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1500)
+    parser.add_argument("--speed", type=float, default=60.0)
+    parser.add_argument("--split", action="store_true",
+                        help="also print SQLite's and epoll's share (see the module doc)")
+    asyncio.run(main(parser.parse_args()))
