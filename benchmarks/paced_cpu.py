@@ -14,6 +14,11 @@ per dial, the event-loop turns per dial, and the pace seen in the store (worst 6
 window, peak concurrency) as a check that the campaign was paced as asked.
 
     python benchmarks/paced_cpu.py [--n 1500] [--speed 60] [--default-gc] [--breakdown]
+                                   [--floor]
+
+``--floor`` also runs ``paced_floor.py``'s campaign (the same one with nothing but
+the irreducible work) right after, and prints the hub's CPU as a multiple of it:
+the machine's speed varies by the hour, that ratio much less.
 
 ``--default-gc`` keeps CPython's collector settings (a library whose application does
 not call :func:`dispatch.runtime.tune_gc`; ``python -m dispatch run`` does).
@@ -50,6 +55,7 @@ from dispatch.store.sqlite_batch import SqliteBatchWriter
 from dispatch.testing import MemoryStrategy
 
 sys.path.insert(0, str(Path(__file__).parent))
+import paced_floor
 from _bench_common import (
     duplicate_dials,
     max_dials_in_window,
@@ -186,6 +192,11 @@ async def main(args: argparse.Namespace) -> None:
     print(f"duplicate dials    {duplicate_dials(attempts)}")
     if args.breakdown:
         loop.report(dials)
+    if args.floor:
+        floor = await paced_floor.measure(args.n, args.speed)
+        hub_ms = 1000 * cpu_s / dials
+        print(f"floor CPU per dial {floor.cpu_ms_per_dial:.3f} ms  (paced_floor.py, run "
+              f"right after); hub / floor {hub_ms / floor.cpu_ms_per_dial:.2f}")
 
 
 if __name__ == "__main__":
@@ -195,4 +206,6 @@ if __name__ == "__main__":
     parser.add_argument("--default-gc", action="store_true")
     parser.add_argument("--breakdown", action="store_true",
                         help="also print where the CPU goes (see the module doc)")
+    parser.add_argument("--floor", action="store_true",
+                        help="also run paced_floor.py's campaign and print the ratio")
     anyio.run(main, parser.parse_args())

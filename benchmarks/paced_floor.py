@@ -14,7 +14,8 @@ once (riding with the claim it frees a slot for), the dialing and answered state
 within 0.5 s with whatever commits next. It is a measurement, not a product: it
 blocks the loop on SQLite and trusts the server.
 
-Prints CPU per dial (``os.times`` over the campaign, user and system) and, with
+Prints CPU per dial (``os.times`` over the campaign, user and system; the collector
+tuned as ``paced_cpu.py`` runs the hub) and, with
 ``--split``, how much of it is SQLite's (thread CPU inside ``execute``/``commit``)
 and how much the wait in ``epoll``.
 
@@ -36,6 +37,7 @@ import sqlite3
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,7 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
+from dispatch.runtime import tune_gc
 from dispatch.sandbox import SANDBOX_NUMBER
 from dispatch.store import Store
 
@@ -275,11 +278,31 @@ def _seed(db_path: Path, phones: list[str]) -> sqlite3.Connection:
     return db
 
 
-async def main(args: argparse.Namespace) -> None:
-    phones = [f"+1555{i:05d}{i % 100:02d}" for i in range(args.n)]
-    split = _Split() if args.split else None
+@dataclass
+class FloorRun:
+    """What one floor campaign measured."""
+
+    dials: int
+    user_s: float
+    sys_s: float
+    elapsed_s: float
+    statuses: dict[str, int]
+    transactions: int
+    rows: int
+    sqlite_ns: int | None
+    epoll_ns: int | None
+
+    @property
+    def cpu_ms_per_dial(self) -> float:
+        return 1000 * (self.user_s + self.sys_s) / max(1, self.dials)
+
+
+async def measure(n: int, speed: float, *, split: bool = False) -> FloorRun:
+    """Run the floor campaign of ``n`` records at ``speed`` against its own sandbox."""
+    phones = [f"+1555{i:05d}{i % 100:02d}" for i in range(n)]
+    timing = _Split() if split else None
     select = selectors.EpollSelector.select
-    with tempfile.TemporaryDirectory() as tmp, sandbox_process(speed=str(args.speed)) as url:
+    with tempfile.TemporaryDirectory() as tmp, sandbox_process(speed=str(speed)) as url:
         path = Path(tmp) / "floor.db"
         store = await Store.open(path)  # the real schema: indexes, triggers
         await store.close()
@@ -287,16 +310,15 @@ async def main(args: argparse.Namespace) -> None:
         loop = asyncio.get_running_loop()
         host, port = url.removeprefix("ws://").split(":")
         _, floor = await loop.create_connection(
-            lambda: Floor(url, db, phones, 60.0 / args.speed, args.speed, split),
-            host, int(port))
+            lambda: Floor(url, db, phones, 60.0 / speed, speed, timing), host, int(port))
         await asyncio.wait_for(floor.ready, 20)
-        if split is not None:
+        if timing is not None:
             def timed_select(self: selectors.EpollSelector, timeout: float | None = None) -> Any:
                 start = time.thread_time_ns()
                 try:
                     return select(self, timeout)
                 finally:
-                    split.epoll_ns += time.thread_time_ns() - start
+                    timing.epoll_ns += time.thread_time_ns() - start
             selectors.EpollSelector.select = timed_select  # type: ignore[method-assign]
         try:
             times0, t0 = os.times(), time.perf_counter()
@@ -305,26 +327,36 @@ async def main(args: argparse.Namespace) -> None:
             elapsed_s, times1 = time.perf_counter() - t0, os.times()
         finally:
             selectors.EpollSelector.select = select  # type: ignore[method-assign]
-        user_s, sys_s = times1.user - times0.user, times1.system - times0.system
         statuses = dict(db.execute("SELECT status, count(*) FROM records GROUP BY status"))
-        rows = db.total_changes
+        rows = db.total_changes - n
         db.close()
         assert floor.transport is not None
         floor.transport.close()
-    dials = max(1, floor.dials)
-    print(f"records            {args.n} ({floor.dials} dial lifecycles, retries included)")
+    return FloorRun(
+        dials=floor.dials, user_s=times1.user - times0.user,
+        sys_s=times1.system - times0.system, elapsed_s=elapsed_s, statuses=statuses,
+        transactions=floor.transactions, rows=rows,
+        sqlite_ns=timing.sqlite_ns if timing else None,
+        epoll_ns=timing.epoll_ns if timing else None)
+
+
+async def main(args: argparse.Namespace) -> None:
+    tune_gc()  # the collector as paced_cpu.py runs the hub
+    run = await measure(args.n, args.speed, split=args.split)
+    dials = max(1, run.dials)
+    print(f"records            {args.n} ({run.dials} dial lifecycles, retries included)")
     print(f"limits             {RATE}/min, {CONCURRENT} concurrent; time x{args.speed:g}")
-    print(f"statuses           {statuses}")
-    print(f"elapsed            {elapsed_s:.1f} s real = {elapsed_s * args.speed / 60:.1f} "
-          "campaign min")
-    print(f"floor CPU per dial {1000 * (user_s + sys_s) / dials:.3f} ms  "
-          f"({1000 * user_s / dials:.3f} user + {1000 * sys_s / dials:.3f} system)")
-    print(f"per dial           {floor.transactions / dials:.2f} transactions, "
-          f"{(rows - args.n) / dials:.2f} rows written (triggers included)")
-    if split is not None:
-        print(f"  of which SQLite  {split.sqlite_ns / dials / 1e6:.3f} ms "
+    print(f"statuses           {run.statuses}")
+    print(f"elapsed            {run.elapsed_s:.1f} s real = "
+          f"{run.elapsed_s * args.speed / 60:.1f} campaign min")
+    print(f"floor CPU per dial {run.cpu_ms_per_dial:.3f} ms  "
+          f"({1000 * run.user_s / dials:.3f} user + {1000 * run.sys_s / dials:.3f} system)")
+    print(f"per dial           {run.transactions / dials:.2f} transactions, "
+          f"{run.rows / dials:.2f} rows written (triggers included)")
+    if run.sqlite_ns is not None and run.epoll_ns is not None:
+        print(f"  of which SQLite  {run.sqlite_ns / dials / 1e6:.3f} ms "
               "(thread CPU in execute/commit)")
-        print(f"  of which epoll   {split.epoll_ns / dials / 1e6:.3f} ms")
+        print(f"  of which epoll   {run.epoll_ns / dials / 1e6:.3f} ms")
 
 
 if __name__ == "__main__":
