@@ -18,7 +18,8 @@ window, peak concurrency) as a check that the campaign was paced as asked.
 
 ``--floor`` also runs ``paced_floor.py``'s campaign (the same one with nothing but
 the irreducible work) right after, and prints the hub's CPU as a multiple of it:
-the machine's speed varies by the hour, that ratio much less.
+both runs share the hour's machine speed (which varies about 2x here), so the ratio
+is the figure to compare across hours; within an hour it is as noisy as the other.
 
 ``--default-gc`` keeps CPython's collector settings (a library whose application does
 not call :func:`dispatch.runtime.tune_gc`; ``python -m dispatch run`` does).

@@ -21,8 +21,8 @@ and how much the wait in ``epoll``.
 
     python benchmarks/paced_floor.py [--n 1500] [--speed 60] [--split]
 
-Run it beside ``paced_cpu.py`` in the same minute: the machine's speed varies by
-the hour, the ratio between the two does not.
+Compare it with ``paced_cpu.py`` run in the same minute (``paced_cpu.py --floor``):
+the machine's speed varies about 2x by the hour.
 """
 
 from __future__ import annotations
