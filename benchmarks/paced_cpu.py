@@ -64,8 +64,7 @@ from _bench_common import (
     sandbox_process,
 )
 
-RATE = 120
-CONCURRENT = 30
+RATE, CONCURRENT = paced_floor.RATE, paced_floor.CONCURRENT  # one campaign, two runners
 
 
 class _TurnCounter:
@@ -152,8 +151,7 @@ def _group(handle: asyncio.events.Handle) -> str:
 
 async def main(args: argparse.Namespace) -> None:
     clock = ScaledClock(args.speed)
-    # last two digits pick the sandbox outcome: mostly answered, some busy / no answer
-    recs = [Record(id=f"r{i}", phone=f"+1555{i:05d}{i % 100:02d}") for i in range(args.n)]
+    recs = [Record(id=f"r{i}", phone=phone) for i, phone in enumerate(paced_floor.phones(args.n))]
     with tempfile.TemporaryDirectory() as tmp, sandbox_process(speed=str(args.speed)) as url:
         db = Path(tmp) / "paced.db"
         async with Pinecall(url=url) as pc, await Store.open(db) as store:

@@ -2,22 +2,23 @@
 this stack, doing the same campaign with nothing but the irreducible work.
 
 Same sandbox process, same speed, same records and outcomes, same limits (120 dials
-in any 60 s, 30 at once, one retry of a busy or unanswered call), and the same facts
-written into the same SQLite schema (``Store.open`` makes it: every index and the
-count triggers). What it leaves out is everything a dispatcher adds: no tasks (plain
-``asyncio.Protocol`` callbacks and ``call_at`` timers), no anyio, no writer thread
-(``sqlite3`` on the loop thread), no leases,
-no campaign state, no compliance, no callbacks, no reconnects, no logging; the
-WebSocket is ``websockets``' sans-I/O protocol fed straight from ``data_received``.
+in any 60 s, 30 at once, one retry of every unanswered outcome the hub's default policy
+retries, without its delays), and the same facts written into the same SQLite schema
+(``Store.open`` makes it: every index and the count triggers). What it leaves out is
+everything a dispatcher adds: no tasks (plain ``asyncio.Protocol`` callbacks and
+``call_at`` timers), no anyio, no writer thread (``sqlite3`` on the loop thread), no
+leases, no campaign state, no compliance, no callbacks, no reconnects, no logging;
+the WebSocket is ``websockets``' sans-I/O protocol fed straight from
+``data_received``. A frame it does not expect (``call.error``, an ``error``, an end
+for a call it never saw dialling) stops the run with an error rather than a hang.
 It commits as the hub does: a claim before its dial frame leaves, a settle at
 once (riding with the claim it frees a slot for), the dialing and answered states
 within 0.5 s with whatever commits next. It is a measurement, not a product: it
 blocks the loop on SQLite and trusts the server.
 
 Prints CPU per dial (``os.times`` over the campaign, user and system; the collector
-tuned as ``paced_cpu.py`` runs the hub) and, with
-``--split``, how much of it is SQLite's (thread CPU inside ``execute``/``commit``)
-and how much the wait in ``epoll``.
+tuned as ``paced_cpu.py`` runs the hub) and, with ``--split``, how much of it is
+SQLite's (thread CPU inside ``execute``/``commit``) and how much the wait in ``epoll``.
 
     python benchmarks/paced_floor.py [--n 1500] [--speed 60] [--split]
 
@@ -46,17 +47,25 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
+from dispatch.hub.attempt import STATE_WRITE_DEFER_S
+from dispatch.hub.retry import DEFAULT_DELAYS_S
 from dispatch.runtime import tune_gc
 from dispatch.sandbox import SANDBOX_NUMBER
+from dispatch.sdk.reasons import normalize_reason
 from dispatch.store import Store
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _bench_common import sandbox_process
 
+#: the campaign both paced benchmarks run (``paced_cpu.py`` takes these from here)
 RATE = 120
 CONCURRENT = 30
-RETRYABLE = {"busy", "no-answer", "failed"}  # as the hub's default retry policy
-STATE_WRITE_DEFER_S = 0.5  # as the hub's dialing/answered writes
+
+
+def phones(n: int) -> list[str]:
+    """The campaign's numbers: the last two digits pick the sandbox's outcome (mostly
+    answered, some busy, unanswered or failed)."""
+    return [f"+1555{i:05d}{i % 100:02d}" for i in range(n)]
 
 
 class _Split:
@@ -79,7 +88,7 @@ class _Split:
 class Floor(asyncio.Protocol):
     """The whole dialer: one socket, a sliding window, a concurrency count, SQLite."""
 
-    def __init__(self, url: str, db: sqlite3.Connection, phones: list[str], window_s: float,
+    def __init__(self, url: str, db: sqlite3.Connection, numbers: list[str], window_s: float,
                  speed: float, split: _Split | None) -> None:
         self.loop = asyncio.get_running_loop()
         self.ws = ClientProtocol(parse_uri(url + "/client"), max_size=2**24)
@@ -90,10 +99,11 @@ class Floor(asyncio.Protocol):
         self.speed = speed
         self.t0 = time.time()
         self.queue: collections.deque[tuple[int, str]] = collections.deque(
-            (pk, phone) for pk, phone in enumerate(phones, start=1))
+            (pk, phone) for pk, phone in enumerate(numbers, start=1))
         self.tries: dict[int, int] = {}
         self.live: dict[str, tuple[int, int]] = {}  # phone -> (record pk, attempt id)
         self.by_call: dict[str, tuple[int, int, str]] = {}  # call id -> (pk, attempt, phone)
+        self.answered: set[str] = set()  # call ids that reached call.started
         self.starts: collections.deque[float] = collections.deque()
         self.wake: asyncio.TimerHandle | None = None
         self.dirty = False
@@ -129,8 +139,7 @@ class Floor(asyncio.Protocol):
         self.flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if not self.done.done():
-            self.done.set_exception(ConnectionError("sandbox closed the socket"))
+        self.fail("the sandbox closed the socket")
 
     def send(self, frame: dict[str, Any]) -> None:
         self.ws.send_text(json.dumps(frame).encode())
@@ -159,27 +168,39 @@ class Floor(asyncio.Protocol):
                        "ref": SANDBOX_NUMBER})
         elif event == "channel.added" and not self.ready.done():
             self.ready.set_result(None)
+        elif event in ("call.error", "error"):
+            self.fail(f"the sandbox sent {event}: {frame}")
+
+    def fail(self, why: str) -> None:
+        """Stop the run: something the floor does not model happened."""
+        for future in (self.ready, self.done):
+            if not future.done():
+                future.set_exception(RuntimeError(why))
 
     def on_dialing(self, frame: dict[str, Any]) -> None:
         ids = self.live.get(frame["to"])
         if ids is None:
+            self.fail(f"call.dialing to {frame['to']!r}, which was not dialled")
             return
-        self.by_call[frame["call_id"]] = (*ids, frame["to"])
+        call_id, now = frame["call_id"], self.now()
+        self.by_call[call_id] = (*ids, frame["to"])
         self.write("UPDATE attempts SET call_id = ?, dialing_at = ? WHERE id = ?",
-                   (frame["call_id"], self.now(), ids[1]))
+                   (call_id, now, ids[1]))
         self.write("UPDATE records SET last_call_id = ?, updated_at = ? WHERE pk = ?",
-                   (frame["call_id"], self.now(), ids[0]))
+                   (call_id, now, ids[0]))
         self.commit_within(STATE_WRITE_DEFER_S)
 
     def on_started(self, frame: dict[str, Any]) -> None:
         ids = self.by_call.get(frame["call_id"])
         if ids is not None:
+            self.answered.add(frame["call_id"])
             self.write("UPDATE attempts SET answered_at = ? WHERE id = ?", (self.now(), ids[1]))
             self.commit_within(STATE_WRITE_DEFER_S)
 
     def on_ended(self, frame: dict[str, Any]) -> None:
         ids = self.by_call.pop(frame["call_id"], None)
         if ids is None:
+            self.fail(f"call.ended for call {frame['call_id']!r}, never seen dialling")
             return
         pk, attempt, phone = ids
         del self.live[phone]
@@ -188,11 +209,16 @@ class Floor(asyncio.Protocol):
         self.write("UPDATE attempts SET ended_at = ?, reason = ?, raw_reason = ?, "
                    "duration_s = ? WHERE id = ?",
                    (now, reason, reason, frame.get("duration_seconds"), attempt))
-        if reason in RETRYABLE and self.tries[pk] < 2:
+        # the hub's rule: an answered call is never retried, an unanswered one is when
+        # its reason has a delay in the default policy
+        answered = frame["call_id"] in self.answered
+        self.answered.discard(frame["call_id"])
+        retryable = not answered and normalize_reason(reason) in DEFAULT_DELAYS_S
+        if retryable and self.tries[pk] < 2:
             status = "pending"
             self.queue.append((pk, phone))
         else:
-            status = "completed" if reason not in RETRYABLE else "failed"
+            status = "failed" if retryable else "completed"
         self.write("UPDATE records SET status = ?, last_reason = ?, updated_at = ? "
                    "WHERE pk = ?", (status, reason, now, pk))
         if status != "pending" and not self.queue and not self.live:
@@ -264,7 +290,7 @@ class Floor(asyncio.Protocol):
             self.transactions += 1
 
 
-def _seed(db_path: Path, phones: list[str]) -> sqlite3.Connection:
+def _seed(db_path: Path, numbers: list[str]) -> sqlite3.Connection:
     db = sqlite3.connect(db_path, isolation_level="DEFERRED")
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
@@ -273,7 +299,7 @@ def _seed(db_path: Path, phones: list[str]) -> sqlite3.Connection:
         "INSERT INTO records (source, id, phone, strategy, status, attempts, payload, "
         "created_at, updated_at, seq, campaign_id) "
         "VALUES ('memory', ?, ?, 'memory', 'pending', 0, '{}', ?, ?, ?, 'default')",
-        [(f"r{i}", phone, now, now, i + 1) for i, phone in enumerate(phones)])
+        [(f"r{i}", phone, now, now, i + 1) for i, phone in enumerate(numbers)])
     db.commit()
     return db
 
@@ -299,18 +325,18 @@ class FloorRun:
 
 async def measure(n: int, speed: float, *, split: bool = False) -> FloorRun:
     """Run the floor campaign of ``n`` records at ``speed`` against its own sandbox."""
-    phones = [f"+1555{i:05d}{i % 100:02d}" for i in range(n)]
+    numbers = phones(n)
     timing = _Split() if split else None
     select = selectors.EpollSelector.select
     with tempfile.TemporaryDirectory() as tmp, sandbox_process(speed=str(speed)) as url:
         path = Path(tmp) / "floor.db"
         store = await Store.open(path)  # the real schema: indexes, triggers
         await store.close()
-        db = _seed(path, phones)
+        db = _seed(path, numbers)
         loop = asyncio.get_running_loop()
         host, port = url.removeprefix("ws://").split(":")
         _, floor = await loop.create_connection(
-            lambda: Floor(url, db, phones, 60.0 / speed, speed, timing), host, int(port))
+            lambda: Floor(url, db, numbers, 60.0 / speed, speed, timing), host, int(port))
         await asyncio.wait_for(floor.ready, 20)
         if timing is not None:
             def timed_select(self: selectors.EpollSelector, timeout: float | None = None) -> Any:
