@@ -4,7 +4,9 @@ An embedded sandbox at ``--speed X`` and a hub whose clock runs X times faster t
 real time, a rate-bound campaign of short calls through the real SDK and WebSocket.
 Prints, from the sandbox's ``received_at`` of every ``call.dial`` (scaled to the hub's
 time), the most dial starts in any 60 s window against ``--rate`` and, with ``--cps``,
-in any 1 s window against it; the hub's CPU per dial.
+in any 1 s window against it; the same window over the hub's own send stamps (the
+attempts' ``dialed_at``); the trip from the hub writing a frame to the sandbox reading
+it, in real milliseconds (matched by call id); the hub's CPU per dial.
 
     python benchmarks/pace_exact.py [--n 400] [--rate 120] [--cps N] [--speed 60]
                                     [--margin-ms M]
@@ -12,7 +14,9 @@ in any 1 s window against it; the hub's CPU per dial.
 ``--margin-ms`` sets the hub's ``pace_margin_s`` to M ms of real time (scaled onto the
 hub clock): the allowance for the varying delay between the hub writing a frame and the
 sandbox, in the same event loop, reading it. With 0 the hub is exact where the frame
-is written; the sandbox may still see a window over the cap by that jitter.
+is written; the sandbox may still see a window over the cap by that jitter (the
+trip's spread, times the speed: a dial written late in one burst is read later than
+the one written a window after it).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from dispatch.hub import DispatchHub
 from dispatch.records import Record
 from dispatch.sandbox import SANDBOX_NUMBER, Sandbox
 from dispatch.sdk import Pinecall
+from dispatch.store import Store
 from dispatch.testing import MemoryStrategy, worst_window
 
 
@@ -58,10 +63,22 @@ async def main(args: argparse.Namespace) -> None:
             await hub.run(until_idle=True)
             cpu_s = time.process_time() - cpu0
             starts = [clock.scale(d.received_at) for d in sandbox.dials]
+            read_at = {d.call_id: clock.scale(d.received_at) for d in sandbox.dials}
+            async with await Store.open(Path(tmp) / "pace.db", read_only=True) as store:
+                attempts = await store.attempts()
+    sent = [a.dialed_at for a in attempts if a.dialed_at is not None]
+    trips_ms = sorted((read_at[a.call_id] - a.dialed_at) / args.speed * 1000
+                      for a in attempts if a.dialed_at is not None and a.call_id in read_at)
     print(f"speed x{args.speed:g}, {args.n} records, {len(starts)} dials received, "
           f"margin {args.margin_ms:g} ms real")
     print(f"worst 60 s window (sandbox log)  {worst_window(starts, 60.0)} / cap {args.rate}")
     print(f"tightest span, cap+1 dials  {tightest_gap(starts, args.rate):.3f} s (>= 60: exact)")
+    print(f"worst 60 s window (hub send stamps) {worst_window(sent, 60.0)} / cap {args.rate}; "
+          f"tightest span {tightest_gap(sent, args.rate):.3f} s")
+    if trips_ms:
+        print(f"write -> sandbox read, real ms  min {trips_ms[0]:.2f}, median "
+              f"{trips_ms[len(trips_ms) // 2]:.2f}, p99 {trips_ms[int(0.99 * len(trips_ms))]:.2f}, "
+              f"max {trips_ms[-1]:.2f} ({len(trips_ms)} dials)")
     if args.cps:
         print(f"worst 1 s window (sandbox log)   {worst_window(starts, 1.0)} / cap {args.cps}")
         print(f"tightest span of cps+1 dials     {tightest_gap(starts, args.cps):.3f} s")
